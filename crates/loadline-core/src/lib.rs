@@ -1,0 +1,17 @@
+//! loadline's engine. It owns the validated [`plan::Plan`], the templates compiled
+//! into it, the scheduler that turns phases into iterations on virtual users (VUs),
+//! the per-thread metric shards and the aggregator that merges them, and the SLA
+//! thresholds judged on the merged figures. It knows no concrete protocol, file
+//! format or output: protocols plug in through [`protocol::Protocol`] and
+//! [`protocol::StepExec`], scenario formats build a [`plan::Plan`], and outputs
+//! read the [`summary::Summary`] and the live [`metrics::Snapshot`]s.
+
+pub mod duration;
+pub mod metrics;
+pub mod plan;
+pub mod protocol;
+pub mod runner;
+pub mod summary;
+pub mod template;
+pub mod threshold;
+pub mod vu;

@@ -1,0 +1,426 @@
+//! Metrics: HDR histograms and counters per metric group, recorded into per-thread
+//! shards and merged once a second.
+//!
+//! A recording takes the calling thread's own shard. The shard sits behind a mutex
+//! that only the aggregator's once-a-second [`MetricsHub::collect`] ever contends
+//! for, so recording costs an uncontended lock, a histogram increment and a few
+//! counter additions — no allocation, no shared cache line between threads.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Index of a metric group in [`crate::plan::Plan::groups`].
+pub type GroupId = usize;
+
+/// Highest recordable latency, in microseconds (one hour); longer values saturate.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// Why a request got no usable response. A small fixed set: counts are keyed on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// Connection refused or unreachable.
+    Connect,
+    /// Name resolution failed.
+    Dns,
+    /// No complete response within the step's timeout.
+    Timeout,
+    /// The peer reset or closed the connection mid-exchange.
+    Reset,
+    /// The TLS handshake or session failed.
+    Tls,
+    /// The response was not valid for the protocol.
+    Protocol,
+    /// A capture found nothing to capture.
+    Capture,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Connect,
+        ErrorKind::Dns,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Tls,
+        ErrorKind::Protocol,
+        ErrorKind::Capture,
+        ErrorKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Capture => "capture",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// One finished request (or query, or publish), as a protocol reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSample {
+    pub group: GroupId,
+    /// From sending the request to the end of the response.
+    pub latency: Duration,
+    /// The response status, when a response came.
+    pub status: Option<u16>,
+    /// Whether it counts as failed (no response, or a failure status).
+    pub failed: bool,
+    pub error: Option<ErrorKind>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts; a failure here would be a
+    // programming error caught by every test.
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_MICROS)
+}
+
+/// The figures of one metric group.
+#[derive(Debug, Clone)]
+pub struct GroupStats {
+    /// Latency in microseconds.
+    pub latency: Histogram<u64>,
+    pub requests: u64,
+    pub failed: u64,
+    /// Response status counts, in first-seen order.
+    pub status: Vec<(u16, u64)>,
+    /// Error counts, indexed like [`ErrorKind::ALL`].
+    pub errors: [u64; ErrorKind::ALL.len()],
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+}
+
+impl GroupStats {
+    fn new() -> Self {
+        Self {
+            latency: new_histogram(),
+            requests: 0,
+            failed: 0,
+            status: Vec::new(),
+            errors: [0; ErrorKind::ALL.len()],
+            bytes_sent: 0,
+            bytes_received: 0,
+            checks_passed: 0,
+            checks_failed: 0,
+        }
+    }
+
+    fn record(&mut self, s: &RequestSample) {
+        self.requests += 1;
+        if s.failed {
+            self.failed += 1;
+        }
+        self.latency.saturating_record(micros(s.latency));
+        if let Some(code) = s.status {
+            self.add_status(code, 1);
+        }
+        if let Some(e) = s.error {
+            self.errors[e as usize] += 1;
+        }
+        self.bytes_sent += s.bytes_sent;
+        self.bytes_received += s.bytes_received;
+    }
+
+    fn add_status(&mut self, code: u16, n: u64) {
+        match self.status.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, count)) => *count += n,
+            None => self.status.push((code, n)),
+        }
+    }
+
+    /// Adds another group's figures to these.
+    pub fn merge(&mut self, o: &GroupStats) {
+        // Both histograms share the same bounds, so adding cannot fail.
+        let _ = self.latency.add(&o.latency);
+        self.requests += o.requests;
+        self.failed += o.failed;
+        for &(code, n) in &o.status {
+            self.add_status(code, n);
+        }
+        for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
+            *a += b;
+        }
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.checks_passed += o.checks_passed;
+        self.checks_failed += o.checks_failed;
+    }
+
+    /// Error counts by kind, leaving out zeros.
+    pub fn error_counts(&self) -> impl Iterator<Item = (ErrorKind, u64)> + '_ {
+        ErrorKind::ALL
+            .iter()
+            .zip(self.errors.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (*k, *n))
+    }
+}
+
+/// The iteration counts of one phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseStats {
+    /// Iterations that ran to their end (or gave up on an error).
+    pub iterations: u64,
+    /// Open-model arrivals not started because `max_vus` iterations were running.
+    pub dropped: u64,
+    /// Iterations cut off at the end of the graceful stop.
+    pub interrupted: u64,
+}
+
+/// Everything recorded over some span of time: a shard, a second, or the run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub groups: Vec<GroupStats>,
+    pub phases: Vec<PhaseStats>,
+    /// Open-model schedule lag (actual minus intended start), microseconds.
+    pub schedule_lag: Histogram<u64>,
+    /// Whole-iteration duration, microseconds.
+    pub iteration_duration: Histogram<u64>,
+}
+
+impl Stats {
+    pub fn new(groups: usize, phases: usize) -> Self {
+        Self {
+            groups: (0..groups).map(|_| GroupStats::new()).collect(),
+            phases: vec![PhaseStats::default(); phases],
+            schedule_lag: new_histogram(),
+            iteration_duration: new_histogram(),
+        }
+    }
+
+    pub fn merge(&mut self, o: &Stats) {
+        for (a, b) in self.groups.iter_mut().zip(o.groups.iter()) {
+            a.merge(b);
+        }
+        for (a, b) in self.phases.iter_mut().zip(o.phases.iter()) {
+            a.iterations += b.iterations;
+            a.dropped += b.dropped;
+            a.interrupted += b.interrupted;
+        }
+        let _ = self.schedule_lag.add(&o.schedule_lag);
+        let _ = self.iteration_duration.add(&o.iteration_duration);
+    }
+
+    /// All groups merged into one.
+    pub fn all_groups(&self) -> GroupStats {
+        let mut all = GroupStats::new();
+        for g in &self.groups {
+            all.merge(g);
+        }
+        all
+    }
+
+    pub fn iterations(&self) -> u64 {
+        self.phases.iter().map(|p| p.iterations).sum()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.phases.iter().map(|p| p.dropped).sum()
+    }
+
+    pub fn interrupted(&self) -> u64 {
+        self.phases.iter().map(|p| p.interrupted).sum()
+    }
+}
+
+/// How an iteration ended, for the per-phase counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IterationEnd {
+    Completed,
+    Interrupted,
+}
+
+type ShardCell = Arc<Mutex<Stats>>;
+
+thread_local! {
+    static SHARD: RefCell<Option<(u64, ShardCell)>> = const { RefCell::new(None) };
+}
+
+static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The run's metric registry: the shards of every thread that recorded, and the
+/// live gauges.
+#[derive(Debug)]
+pub struct MetricsHub {
+    id: u64,
+    groups: usize,
+    phases: usize,
+    shards: Mutex<Vec<ShardCell>>,
+    /// VUs alive now (closed model) or iterations running now (open model).
+    pub active_vus: AtomicI64,
+}
+
+fn lock(m: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
+    // A panic while holding a shard cannot leave counters half-written in a way
+    // that matters more than losing them; keep going with what is there.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MetricsHub {
+    pub fn new(groups: usize, phases: usize) -> Arc<Self> {
+        Arc::new(Self {
+            id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
+            groups,
+            phases,
+            shards: Mutex::new(Vec::new()),
+            active_vus: AtomicI64::new(0),
+        })
+    }
+
+    fn with_shard<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
+        SHARD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let shard = match slot.as_ref() {
+                Some((id, shard)) if *id == self.id => shard.clone(),
+                _ => {
+                    let shard = Arc::new(Mutex::new(Stats::new(self.groups, self.phases)));
+                    self.shards
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(shard.clone());
+                    *slot = Some((self.id, shard.clone()));
+                    shard
+                }
+            };
+            drop(slot);
+            let mut guard = lock(&shard);
+            f(&mut guard)
+        })
+    }
+
+    pub fn record_request(&self, s: &RequestSample) {
+        self.with_shard(|st| {
+            if let Some(g) = st.groups.get_mut(s.group) {
+                g.record(s);
+            }
+        });
+    }
+
+    pub fn record_check(&self, group: GroupId, passed: bool) {
+        self.with_shard(|st| {
+            if let Some(g) = st.groups.get_mut(group) {
+                if passed {
+                    g.checks_passed += 1;
+                } else {
+                    g.checks_failed += 1;
+                }
+            }
+        });
+    }
+
+    /// Counts an error that is not tied to one request's response (a failed capture).
+    pub fn record_error(&self, group: GroupId, kind: ErrorKind) {
+        self.with_shard(|st| {
+            if let Some(g) = st.groups.get_mut(group) {
+                g.errors[kind as usize] += 1;
+            }
+        });
+    }
+
+    pub fn record_iteration(&self, phase: usize, end: IterationEnd, took: Duration) {
+        self.with_shard(|st| {
+            if let Some(p) = st.phases.get_mut(phase) {
+                match end {
+                    IterationEnd::Completed => p.iterations += 1,
+                    IterationEnd::Interrupted => p.interrupted += 1,
+                }
+            }
+            if end == IterationEnd::Completed {
+                st.iteration_duration.saturating_record(micros(took));
+            }
+        });
+    }
+
+    pub fn record_dropped(&self, phase: usize) {
+        self.with_shard(|st| {
+            if let Some(p) = st.phases.get_mut(phase) {
+                p.dropped += 1;
+            }
+        });
+    }
+
+    pub fn record_schedule_lag(&self, lag: Duration) {
+        self.with_shard(|st| st.schedule_lag.saturating_record(micros(lag)));
+    }
+
+    /// Takes everything recorded since the last call, merged across threads.
+    pub fn collect(&self) -> Stats {
+        let shards: Vec<ShardCell> = self
+            .shards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut out = Stats::new(self.groups, self.phases);
+        for shard in shards {
+            let fresh = Stats::new(self.groups, self.phases);
+            let taken = std::mem::replace(&mut *lock(&shard), fresh);
+            out.merge(&taken);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(group: GroupId, ms: u64, status: u16) -> RequestSample {
+        RequestSample {
+            group,
+            latency: Duration::from_millis(ms),
+            status: Some(status),
+            failed: status >= 400,
+            error: None,
+            bytes_sent: 10,
+            bytes_received: 100,
+        }
+    }
+
+    #[test]
+    fn shards_from_many_threads_merge_exactly() {
+        let hub = MetricsHub::new(2, 1);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let hub = &hub;
+                s.spawn(move || {
+                    for i in 1..=1000u64 {
+                        hub.record_request(&sample((i % 2) as usize, i, if i % 10 == 0 { 500 } else { 200 }));
+                    }
+                    hub.record_iteration(0, IterationEnd::Completed, Duration::from_millis(t + 1));
+                });
+            }
+        });
+        let st = hub.collect();
+        let all = st.all_groups();
+        assert_eq!(all.requests, 4000);
+        assert_eq!(all.failed, 400);
+        assert_eq!(all.status.iter().find(|(c, _)| *c == 500).map(|x| x.1), Some(400));
+        assert_eq!(st.groups[0].requests, 2000);
+        assert_eq!(all.latency.len(), 4000);
+        // p50 of 1..=1000 ms, four times over, at 3 significant digits.
+        let p50 = all.latency.value_at_quantile(0.5) as f64 / 1000.0;
+        assert!((499.0..=501.0).contains(&p50), "{p50}");
+        assert_eq!(all.bytes_received, 400_000);
+        assert_eq!(st.iterations(), 4);
+        // Collecting again starts from zero.
+        assert_eq!(hub.collect().all_groups().requests, 0);
+    }
+}

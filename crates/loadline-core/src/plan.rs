@@ -1,0 +1,198 @@
+//! The Plan: a validated, typed scenario, ready to run. Scenario formats build it
+//! (every template compiled, every name resolved); the scheduler only reads it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::duration::DurationRange;
+use crate::metrics::GroupId;
+use crate::protocol::{Protocol, StepExec};
+use crate::threshold::Threshold;
+
+/// Default bound on how long in-flight iterations may run on after the load ends.
+pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
+/// Default cap on concurrent open-model iterations when a phase sets no `max_vus`.
+pub const DEFAULT_MAX_VUS: u64 = 10_000;
+
+/// A runnable scenario.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: Option<String>,
+    /// Where the plan came from (a file path), for messages.
+    pub source: String,
+    pub phases: Vec<Phase>,
+    pub flows: Vec<Flow>,
+    pub feeders: Arc<Vec<Feeder>>,
+    pub thresholds: Vec<Threshold>,
+    /// The metric groups, indexed by [`GroupId`].
+    pub groups: Vec<GroupInfo>,
+    /// The protocols the steps use, indexed by the number each step's executor
+    /// was built with; each VU keeps one state per protocol.
+    pub protocols: Vec<Arc<dyn Protocol>>,
+    /// How many capture slots a VU needs.
+    pub capture_slots: usize,
+    pub graceful_stop: Duration,
+}
+
+impl Plan {
+    /// The planned duration, when every phase has one.
+    pub fn planned_duration(&self) -> Option<Duration> {
+        self.phases.iter().map(|p| p.planned_duration()).sum()
+    }
+}
+
+/// A metric group: the steps whose samples are counted together.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupInfo {
+    pub name: String,
+    /// The protocol family, e.g. `http`.
+    pub kind: String,
+}
+
+/// One phase of load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub pacing: Pacing,
+    pub stop: Stop,
+}
+
+impl Phase {
+    pub fn planned_duration(&self) -> Option<Duration> {
+        match self.stop {
+            Stop::Duration(d) => Some(d),
+            Stop::Iterations { .. } => None,
+        }
+    }
+}
+
+/// How iterations are started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pacing {
+    /// Open model: iterations started at planned times, `rate` per second rising
+    /// linearly to `ramp_to` by the end of the phase; at most `max_vus` at once.
+    Open {
+        rate: f64,
+        ramp_to: Option<f64>,
+        max_vus: u64,
+    },
+    /// Closed model: `vus` virtual users, each looping over iterations.
+    Closed { vus: u64 },
+}
+
+/// When a phase ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// After this long.
+    Duration(Duration),
+    /// When the VUs have shared out `total` iterations (or `max_duration` passed).
+    Iterations {
+        total: u64,
+        max_duration: Option<Duration>,
+    },
+}
+
+/// A weighted sequence of steps; an iteration runs one flow.
+#[derive(Debug)]
+pub struct Flow {
+    pub name: String,
+    pub weight: u32,
+    pub steps: Vec<Step>,
+}
+
+/// One step of a flow.
+#[derive(Debug)]
+pub enum Step {
+    /// A protocol action (an HTTP request, a query, …).
+    Exec(Arc<dyn StepExec>),
+    /// A pause.
+    Think(DurationRange),
+    /// Repeats the inner steps.
+    Loop { count: u64, steps: Vec<Step> },
+}
+
+/// How a data file's rows are handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeederOrder {
+    /// Row after row, wrapping around at the end.
+    Sequential,
+    /// A random row each time.
+    Random,
+    /// Each row once; when all are used, no further iteration starts.
+    Unique,
+}
+
+/// Rows of a data file (CSV or JSON lines), drawn one per iteration.
+#[derive(Debug)]
+pub struct Feeder {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    pub order: FeederOrder,
+    cursor: AtomicU64,
+}
+
+impl Feeder {
+    pub fn new(name: &str, columns: Vec<String>, rows: Vec<Vec<Value>>, order: FeederOrder) -> Self {
+        Self {
+            name: name.to_string(),
+            columns,
+            rows,
+            order,
+            cursor: AtomicU64::new(0),
+        }
+    }
+
+    /// Draws the next row index, or `None` when a `unique` feeder is used up.
+    pub fn draw(&self, rng: &mut fastrand::Rng) -> Option<usize> {
+        let n = self.rows.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        match self.order {
+            FeederOrder::Random => Some(rng.u64(0..n) as usize),
+            FeederOrder::Sequential => {
+                Some((self.cursor.fetch_add(1, Ordering::Relaxed) % n) as usize)
+            }
+            FeederOrder::Unique => {
+                let i = self.cursor.fetch_add(1, Ordering::Relaxed);
+                (i < n).then_some(i as usize)
+            }
+        }
+    }
+}
+
+/// Identifies a metric group by the step that feeds it.
+pub fn default_group_name(method: &str, url_template: &str) -> String {
+    format!("{method} {url_template}")
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Plan>();
+    let _ = GroupId::default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feeders_draw_in_order() {
+        let rows = vec![vec![Value::from(1)], vec![Value::from(2)]];
+        let mut rng = fastrand::Rng::with_seed(1);
+        let f = Feeder::new("a", vec!["x".into()], rows.clone(), FeederOrder::Sequential);
+        let drawn: Vec<_> = (0..5).map(|_| f.draw(&mut rng)).collect();
+        assert_eq!(drawn, vec![Some(0), Some(1), Some(0), Some(1), Some(0)]);
+        let u = Feeder::new("a", vec!["x".into()], rows.clone(), FeederOrder::Unique);
+        let drawn: Vec<_> = (0..3).map(|_| u.draw(&mut rng)).collect();
+        assert_eq!(drawn, vec![Some(0), Some(1), None]);
+        let r = Feeder::new("a", vec!["x".into()], rows, FeederOrder::Random);
+        assert!((0..50).all(|_| r.draw(&mut rng).is_some_and(|i| i < 2)));
+    }
+}

@@ -1,0 +1,435 @@
+//! SLA thresholds: `p95 < 300ms` on `latency`, `rate < 1%` on `errors`,
+//! `rate > 10/s` on `iterations`. Parsed at load time, judged on merged figures
+//! (live each second for abort-on-fail ones, and at the end for all).
+
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::metrics::{GroupId, GroupStats, Stats};
+
+/// The metrics thresholds can judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricName {
+    /// Request latency (a trend, in ms).
+    Latency,
+    /// Failed requests (a rate: failed / requests).
+    Errors,
+    /// Checks (a rate: passed / checks).
+    Checks,
+    /// Requests (a counter).
+    Requests,
+    /// Completed iterations (a counter).
+    Iterations,
+    /// Open-model arrivals dropped at `max_vus` (a counter).
+    DroppedIterations,
+    /// Open-model schedule lag (a trend, in ms).
+    ScheduleLag,
+    /// Whole-iteration duration (a trend, in ms).
+    IterationDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetricType {
+    Trend,
+    Rate,
+    Counter,
+}
+
+impl MetricName {
+    pub const NAMES: [&'static str; 8] = [
+        "latency",
+        "errors",
+        "checks",
+        "requests",
+        "iterations",
+        "dropped_iterations",
+        "schedule_lag",
+        "iteration_duration",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "latency" => Self::Latency,
+            "errors" => Self::Errors,
+            "checks" => Self::Checks,
+            "requests" => Self::Requests,
+            "iterations" => Self::Iterations,
+            "dropped_iterations" => Self::DroppedIterations,
+            "schedule_lag" => Self::ScheduleLag,
+            "iteration_duration" => Self::IterationDuration,
+            _ => return None,
+        })
+    }
+
+    fn kind(self) -> MetricType {
+        match self {
+            Self::Latency | Self::ScheduleLag | Self::IterationDuration => MetricType::Trend,
+            Self::Errors | Self::Checks => MetricType::Rate,
+            Self::Requests | Self::Iterations | Self::DroppedIterations => MetricType::Counter,
+        }
+    }
+
+    /// Whether `{step:NAME}` may narrow this metric to one group.
+    pub fn per_group(self) -> bool {
+        matches!(self, Self::Latency | Self::Errors | Self::Checks | Self::Requests)
+    }
+}
+
+/// Splits `latency{step:product detail}` into `latency` and `product detail`.
+pub fn parse_selector(key: &str) -> Result<(MetricName, Option<String>), String> {
+    let (name, tag) = match key.find('{') {
+        Some(open) => {
+            let inner = key[open + 1..]
+                .strip_suffix('}')
+                .ok_or_else(|| format!("`{key}`: expected `}}` at the end"))?;
+            let (k, v) = inner
+                .split_once(':')
+                .ok_or_else(|| format!("`{key}`: expected `{{step:NAME}}`"))?;
+            if k.trim() != "step" {
+                return Err(format!("`{key}`: the only tag is `step`, found `{}`", k.trim()));
+            }
+            (key[..open].trim(), Some(v.trim().to_string()))
+        }
+        None => (key.trim(), None),
+    };
+    let metric = MetricName::parse(name).ok_or_else(|| {
+        format!(
+            "unknown metric `{name}`: expected one of {}",
+            MetricName::NAMES.join(", ")
+        )
+    })?;
+    if tag.is_some() && !metric.per_group() {
+        return Err(format!("`{name}` has no per-step figures; drop the `{{step:…}}`"));
+    }
+    Ok((metric, tag))
+}
+
+/// The statistic a threshold compares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    Percentile(f64),
+    Mean,
+    Min,
+    Max,
+    Count,
+    Rate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+        }
+    }
+}
+
+/// The unit a threshold's value is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Millis,
+    Fraction,
+    PerSecond,
+    Count,
+}
+
+/// A parsed condition such as `p95 < 300ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub stat: Stat,
+    pub op: Op,
+    /// The bound, in `unit`.
+    pub bound: f64,
+    pub unit: Unit,
+}
+
+/// Parses `expr` for `metric`, checking that the statistic and unit fit it.
+pub fn parse_condition(metric: MetricName, expr: &str) -> Result<Condition, String> {
+    let e = expr.trim();
+    let op_pos = e
+        .find(['<', '>', '=', '!'])
+        .ok_or_else(|| format!("`{e}`: expected a comparison such as `p95 < 300ms`"))?;
+    let stat_s = e[..op_pos].trim();
+    let rest = &e[op_pos..];
+    let (op, value_s) = [
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ]
+    .iter()
+    .find_map(|(s, op)| rest.strip_prefix(s).map(|v| (*op, v.trim())))
+    .ok_or_else(|| format!("`{e}`: expected one of <, <=, >, >=, ==, !="))?;
+    if value_s.is_empty() {
+        return Err(format!("`{e}`: expected a value after the comparison"));
+    }
+    let stat = parse_stat(stat_s).ok_or_else(|| {
+        format!("`{e}`: unknown statistic `{stat_s}`: expected p50..p99.99, avg, min, max, med, rate or count")
+    })?;
+    let kind = metric.kind();
+    let (bound, unit) = match (kind, stat) {
+        (MetricType::Trend, Stat::Count | Stat::Rate) => {
+            return Err(format!("`{e}`: a latency takes p95, avg, min, max or med"))
+        }
+        (MetricType::Trend, _) => (parse_millis(value_s).map_err(|m| format!("`{e}`: {m}"))?, Unit::Millis),
+        (MetricType::Rate, Stat::Rate) => {
+            (parse_fraction(value_s).map_err(|m| format!("`{e}`: {m}"))?, Unit::Fraction)
+        }
+        (MetricType::Counter, Stat::Rate) => {
+            let v = value_s.strip_suffix("/s").unwrap_or(value_s).trim();
+            (parse_number(v).map_err(|m| format!("`{e}`: {m}"))?, Unit::PerSecond)
+        }
+        (MetricType::Rate | MetricType::Counter, Stat::Count) => {
+            (parse_number(value_s).map_err(|m| format!("`{e}`: {m}"))?, Unit::Count)
+        }
+        (_, _) => return Err(format!("`{e}`: this metric takes `rate` or `count`")),
+    };
+    Ok(Condition { stat, op, bound, unit })
+}
+
+fn parse_stat(s: &str) -> Option<Stat> {
+    Some(match s {
+        "avg" | "mean" => Stat::Mean,
+        "min" => Stat::Min,
+        "max" => Stat::Max,
+        "med" | "median" => Stat::Percentile(50.0),
+        "count" => Stat::Count,
+        "rate" => Stat::Rate,
+        _ => {
+            let p = s
+                .strip_prefix("p(")
+                .and_then(|r| r.strip_suffix(')'))
+                .or_else(|| s.strip_prefix('p'))?;
+            let p: f64 = p.parse().ok()?;
+            if !(0.0..=100.0).contains(&p) {
+                return None;
+            }
+            Stat::Percentile(p)
+        }
+    })
+}
+
+fn parse_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a non-negative number")),
+    }
+}
+
+fn parse_millis(s: &str) -> Result<f64, String> {
+    if s.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        parse_duration(s).map(|d| d.as_secs_f64() * 1000.0)
+    } else {
+        parse_number(s)
+    }
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => parse_number(p.trim())? / 100.0,
+        None => parse_number(s)?,
+    };
+    if v > 1.0 {
+        return Err(format!("`{s}` is more than 100%"));
+    }
+    Ok(v)
+}
+
+/// A threshold as the plan holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The key as written, e.g. `latency{step:product detail}`.
+    pub metric_key: String,
+    pub metric: MetricName,
+    pub group: Option<GroupId>,
+    /// The expression as written.
+    pub expr: String,
+    pub condition: Condition,
+    pub abort_on_fail: bool,
+    /// How long after the start an abort-on-fail threshold begins to be judged.
+    pub delay: Duration,
+}
+
+/// A threshold's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The measured value in the condition's unit; `None` when there were no samples.
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+impl Threshold {
+    /// Judges the threshold on `stats`, gathered over `elapsed`.
+    pub fn evaluate(&self, stats: &Stats, elapsed: Duration) -> Verdict {
+        let value = self.measure(stats, elapsed);
+        Verdict {
+            value,
+            passed: value.is_some_and(|v| self.condition.op.holds(v, self.condition.bound)),
+        }
+    }
+
+    fn measure(&self, stats: &Stats, elapsed: Duration) -> Option<f64> {
+        let merged;
+        let group: &GroupStats = match self.group {
+            Some(g) => stats.groups.get(g)?,
+            None if matches!(
+                self.metric,
+                MetricName::Latency | MetricName::Errors | MetricName::Checks | MetricName::Requests
+            ) =>
+            {
+                merged = stats.all_groups();
+                &merged
+            }
+            None => {
+                // Not a group metric; unused below.
+                merged = stats.all_groups();
+                &merged
+            }
+        };
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let trend = |h: &hdrhistogram::Histogram<u64>| -> Option<f64> {
+            if h.is_empty() {
+                return None;
+            }
+            let micros = match self.condition.stat {
+                Stat::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+                Stat::Mean => h.mean(),
+                Stat::Min => h.min() as f64,
+                Stat::Max => h.max() as f64,
+                Stat::Count | Stat::Rate => return None,
+            };
+            Some(micros / 1000.0)
+        };
+        let counter = |n: u64| -> Option<f64> {
+            Some(match self.condition.stat {
+                Stat::Rate => n as f64 / secs,
+                _ => n as f64,
+            })
+        };
+        match self.metric {
+            MetricName::Latency => trend(&group.latency),
+            MetricName::ScheduleLag => trend(&stats.schedule_lag),
+            MetricName::IterationDuration => trend(&stats.iteration_duration),
+            MetricName::Errors => match self.condition.stat {
+                Stat::Count => Some(group.failed as f64),
+                _ => (group.requests > 0).then(|| group.failed as f64 / group.requests as f64),
+            },
+            MetricName::Checks => {
+                let total = group.checks_passed + group.checks_failed;
+                match self.condition.stat {
+                    Stat::Count => Some(group.checks_passed as f64),
+                    _ => (total > 0).then(|| group.checks_passed as f64 / total as f64),
+                }
+            }
+            MetricName::Requests => counter(group.requests),
+            MetricName::Iterations => counter(stats.iterations()),
+            MetricName::DroppedIterations => counter(stats.dropped()),
+        }
+    }
+}
+
+/// Formats a value in a condition's unit for people: `312ms`, `0.42%`, `12.5/s`.
+pub fn format_value(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Millis => {
+            if v >= 1000.0 {
+                format!("{:.2}s", v / 1000.0)
+            } else {
+                format!("{v:.2}ms")
+            }
+        }
+        Unit::Fraction => format!("{:.2}%", v * 100.0),
+        Unit::PerSecond => format!("{v:.2}/s"),
+        Unit::Count => format!("{v}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{MetricsHub, RequestSample};
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let c = parse_condition(MetricName::Latency, "p95 < 300ms").unwrap();
+        assert_eq!((c.stat, c.op, c.bound), (Stat::Percentile(95.0), Op::Lt, 300.0));
+        let c = parse_condition(MetricName::Latency, "p(99.9) <= 1s").unwrap();
+        assert_eq!((c.stat, c.bound), (Stat::Percentile(99.9), 1000.0));
+        let c = parse_condition(MetricName::Errors, "rate < 1%").unwrap();
+        assert!((c.bound - 0.01).abs() < 1e-12);
+        let c = parse_condition(MetricName::Checks, "rate > 99%").unwrap();
+        assert_eq!(c.op, Op::Gt);
+        let c = parse_condition(MetricName::Iterations, "rate > 10/s").unwrap();
+        assert_eq!((c.bound, c.unit), (10.0, Unit::PerSecond));
+        assert!(parse_condition(MetricName::Latency, "rate < 1%").is_err());
+        assert!(parse_condition(MetricName::Errors, "p95 < 1s").is_err());
+        assert!(parse_condition(MetricName::Latency, "p95 300ms").is_err());
+        assert!(parse_condition(MetricName::Latency, "p95 < 10x").is_err());
+        assert!(parse_condition(MetricName::Errors, "rate < 120%").is_err());
+        assert!(parse_condition(MetricName::Errors, "rate < -1").is_err());
+        assert!(parse_condition(MetricName::Latency, "p101 < 1s").is_err());
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!(
+            parse_selector("latency{step:product detail}").unwrap(),
+            (MetricName::Latency, Some("product detail".into()))
+        );
+        assert!(parse_selector("latncy").is_err());
+        assert!(parse_selector("iterations{step:x}").is_err());
+        assert!(parse_selector("latency{method:x}").is_err());
+    }
+
+    #[test]
+    fn evaluates_on_merged_stats() {
+        let hub = MetricsHub::new(1, 1);
+        for i in 1..=100u64 {
+            hub.record_request(&RequestSample {
+                group: 0,
+                latency: Duration::from_millis(i),
+                status: Some(if i <= 2 { 500 } else { 200 }),
+                failed: i <= 2,
+                error: None,
+                bytes_sent: 0,
+                bytes_received: 0,
+            });
+        }
+        let st = hub.collect();
+        let mk = |metric, expr: &str| Threshold {
+            metric_key: String::new(),
+            metric,
+            group: None,
+            expr: expr.into(),
+            condition: parse_condition(metric, expr).unwrap(),
+            abort_on_fail: false,
+            delay: Duration::ZERO,
+        };
+        let el = Duration::from_secs(10);
+        let v = mk(MetricName::Latency, "p95 < 96ms").evaluate(&st, el);
+        assert!(v.passed, "{v:?}");
+        assert!(!mk(MetricName::Latency, "p95 < 94ms").evaluate(&st, el).passed);
+        let v = mk(MetricName::Errors, "rate < 1%").evaluate(&st, el);
+        assert_eq!(v.value, Some(0.02));
+        assert!(!v.passed);
+        assert!(mk(MetricName::Requests, "rate >= 10/s").evaluate(&st, el).passed);
+        let none = mk(MetricName::Checks, "rate > 99%").evaluate(&st, el);
+        assert_eq!(none, Verdict { value: None, passed: false });
+    }
+}

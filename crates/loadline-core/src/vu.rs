@@ -1,0 +1,42 @@
+//! A virtual user: its template variables, its per-protocol states and a handle on
+//! the run's metrics. A VU is a plain struct driven by one task at a time.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::metrics::MetricsHub;
+use crate::plan::Plan;
+use crate::template::Vars;
+
+/// One virtual user.
+pub struct Vu {
+    pub id: u64,
+    pub vars: Vars,
+    pub states: Vec<Box<dyn Any + Send>>,
+    pub metrics: Arc<MetricsHub>,
+}
+
+impl std::fmt::Debug for Vu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vu").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Vu {
+    pub fn new(plan: &Plan, id: u64, metrics: Arc<MetricsHub>, seed: u64) -> Self {
+        Self {
+            id,
+            vars: Vars::new(plan.capture_slots, plan.feeders.clone(), id, seed),
+            states: plan.protocols.iter().map(|p| p.new_vu_state()).collect(),
+            metrics,
+        }
+    }
+
+    /// Splits the VU into its variables, the state of protocol `index` (downcast to
+    /// `T`) and its metrics, so a step can render templates while holding its
+    /// connection. `None` if the state is not a `T` (a plan built wrongly).
+    pub fn parts<T: 'static>(&mut self, index: usize) -> Option<(&mut Vars, &mut T, &MetricsHub)> {
+        let state = self.states.get_mut(index)?.downcast_mut::<T>()?;
+        Some((&mut self.vars, state, &self.metrics))
+    }
+}
