@@ -8,7 +8,9 @@ use std::time::Duration;
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("expected a duration such as 500ms, 10s or 1m30s, found an empty string".into());
+        return Err(
+            "expected a duration such as 500ms, 10s or 1m30s, found an empty string".into(),
+        );
     }
     let mut total = 0f64;
     let mut rest = s;
@@ -121,7 +123,9 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
-        assert!(parse_duration("10x").unwrap_err().contains("unknown unit `x`"));
+        assert!(parse_duration("10x")
+            .unwrap_err()
+            .contains("unknown unit `x`"));
         assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("").is_err());

@@ -402,7 +402,11 @@ mod tests {
                 let hub = &hub;
                 s.spawn(move || {
                     for i in 1..=1000u64 {
-                        hub.record_request(&sample((i % 2) as usize, i, if i % 10 == 0 { 500 } else { 200 }));
+                        hub.record_request(&sample(
+                            (i % 2) as usize,
+                            i,
+                            if i % 10 == 0 { 500 } else { 200 },
+                        ));
                     }
                     hub.record_iteration(0, IterationEnd::Completed, Duration::from_millis(t + 1));
                 });
@@ -412,7 +416,10 @@ mod tests {
         let all = st.all_groups();
         assert_eq!(all.requests, 4000);
         assert_eq!(all.failed, 400);
-        assert_eq!(all.status.iter().find(|(c, _)| *c == 500).map(|x| x.1), Some(400));
+        assert_eq!(
+            all.status.iter().find(|(c, _)| *c == 500).map(|x| x.1),
+            Some(400)
+        );
         assert_eq!(st.groups[0].requests, 2000);
         assert_eq!(all.latency.len(), 4000);
         // p50 of 1..=1000 ms, four times over, at 3 significant digits.

@@ -137,7 +137,12 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    pub fn new(name: &str, columns: Vec<String>, rows: Vec<Vec<Value>>, order: FeederOrder) -> Self {
+    pub fn new(
+        name: &str,
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+        order: FeederOrder,
+    ) -> Self {
         Self {
             name: name.to_string(),
             columns,

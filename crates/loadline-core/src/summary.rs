@@ -1,1 +1,314 @@
-//! The end-of-run summary.
+//! The end-of-run summary: the figures every output renders (terminal table, JSON
+//! file, later the HTML report), computed once from the merged histograms.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::metrics::GroupStats;
+use crate::plan::{Pacing, Plan};
+use crate::runner::{EndReason, RunResult};
+use crate::threshold::format_value;
+
+/// Schedule lag (p99) past which a run is flagged as limited by the generator.
+pub const GENERATOR_BOUND_LAG_MS: f64 = 10.0;
+
+/// The run's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Aborted,
+    Interrupted,
+}
+
+impl Status {
+    /// The process exit code for this status (see the README).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Passed => 0,
+            Status::Failed => 3,
+            Status::Aborted => 4,
+            Status::Interrupted => 130,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Aborted => "aborted",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Latency figures in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencyMs {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl LatencyMs {
+    /// From a histogram of microseconds; all zero when empty.
+    pub fn from_micros(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |v: f64| (v / 1000.0 * 1000.0).round() / 1000.0;
+        let q = |p: f64| ms(h.value_at_quantile(p) as f64);
+        Self {
+            min: ms(h.min() as f64),
+            mean: ms(h.mean()),
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            max: ms(h.max() as f64),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestTotals {
+    pub total: u64,
+    pub failed: u64,
+    /// Requests per second over the run.
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IterationTotals {
+    pub total: u64,
+    pub dropped: u64,
+    pub interrupted: u64,
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CheckTotals {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepSummary {
+    pub name: String,
+    pub requests: u64,
+    pub failed: u64,
+    pub latency_ms: LatencyMs,
+    /// Response status code → count.
+    pub status: BTreeMap<String, u64>,
+    /// Error kind → count.
+    pub errors: BTreeMap<String, u64>,
+    pub checks: CheckTotals,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl StepSummary {
+    fn new(name: &str, g: &GroupStats) -> Self {
+        Self {
+            name: name.to_string(),
+            requests: g.requests,
+            failed: g.failed,
+            latency_ms: LatencyMs::from_micros(&g.latency),
+            status: g.status.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            errors: g
+                .error_counts()
+                .map(|(k, n)| (k.as_str().to_string(), n))
+                .collect(),
+            checks: CheckTotals {
+                passed: g.checks_passed,
+                failed: g.checks_failed,
+            },
+            bytes_sent: g.bytes_sent,
+            bytes_received: g.bytes_received,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdResult {
+    pub metric: String,
+    pub expr: String,
+    /// The measured value in the expression's unit (ms, a 0..1 fraction, per
+    /// second, or a count); null when there was nothing to measure.
+    pub value: Option<f64>,
+    /// The value for people, e.g. `312.00ms` or `0.42%`.
+    pub display: String,
+    pub passed: bool,
+    pub abort_on_fail: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSummary {
+    pub name: String,
+    /// `open` (arrival rate) or `closed` (looping VUs).
+    pub model: &'static str,
+    pub iterations: u64,
+    pub dropped: u64,
+    pub interrupted: u64,
+}
+
+/// Everything a run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub name: Option<String>,
+    pub scenario: String,
+    pub status: Status,
+    pub duration_s: f64,
+    pub requests: RequestTotals,
+    pub latency_ms: LatencyMs,
+    pub iterations: IterationTotals,
+    pub checks: CheckTotals,
+    /// Open-model schedule lag (actual minus planned start), when any phase is open.
+    pub schedule_lag_ms: Option<LatencyMs>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub steps: Vec<StepSummary>,
+    pub thresholds: Vec<ThresholdResult>,
+    pub phases: Vec<PhaseSummary>,
+    /// Things the reader must know to trust the numbers.
+    pub notes: Vec<String>,
+}
+
+impl Summary {
+    /// Builds the summary of `result`, a run of `plan`.
+    pub fn new(plan: &Plan, result: &RunResult) -> Self {
+        let total = &result.total;
+        let all = total.all_groups();
+        let secs = result.elapsed.as_secs_f64().max(1e-9);
+        let any_open = plan
+            .phases
+            .iter()
+            .any(|p| matches!(p.pacing, Pacing::Open { .. }));
+        let any_closed = plan
+            .phases
+            .iter()
+            .any(|p| matches!(p.pacing, Pacing::Closed { .. }));
+        let thresholds: Vec<ThresholdResult> = plan
+            .thresholds
+            .iter()
+            .zip(&result.verdicts)
+            .map(|(t, v)| ThresholdResult {
+                metric: t.metric_key.clone(),
+                expr: t.expr.clone(),
+                value: v.value.map(|x| (x * 1e6).round() / 1e6),
+                display: v
+                    .value
+                    .map(|x| format_value(x, t.condition.unit))
+                    .unwrap_or_else(|| "no data".into()),
+                passed: v.passed,
+                abort_on_fail: t.abort_on_fail,
+            })
+            .collect();
+        let status = match result.end {
+            EndReason::Interrupted => Status::Interrupted,
+            EndReason::Aborted { .. } => Status::Aborted,
+            _ if thresholds.iter().any(|t| !t.passed) => Status::Failed,
+            _ => Status::Passed,
+        };
+        let schedule_lag_ms = any_open.then(|| LatencyMs::from_micros(&total.schedule_lag));
+        let mut notes = Vec::new();
+        if let EndReason::DataExhausted { feeder } = &result.end {
+            notes.push(format!(
+                "data `{feeder}` (order: unique) ran out of rows: no further iterations were started"
+            ));
+        }
+        if let EndReason::Aborted { threshold } = result.end {
+            if let Some(t) = plan.thresholds.get(threshold) {
+                notes.push(format!(
+                    "aborted early: threshold `{}: {}` failed",
+                    t.metric_key, t.expr
+                ));
+            }
+        }
+        if any_closed {
+            notes.push(
+                "closed-model phases: latency was measured under self-throttled load (each VU waits for its response before sending more)"
+                    .into(),
+            );
+        }
+        if let Some(lag) = schedule_lag_ms {
+            if lag.p99 > GENERATOR_BOUND_LAG_MS {
+                notes.push(format!(
+                    "generator-bound: schedule lag p99 {:.1}ms exceeds {GENERATOR_BOUND_LAG_MS}ms; loadline could not start iterations on time",
+                    lag.p99
+                ));
+            }
+        }
+        if total.dropped() > 0 {
+            notes.push(format!(
+                "{} open-model arrivals were dropped because max_vus iterations were already running",
+                total.dropped()
+            ));
+        }
+        if total.interrupted() > 0 {
+            notes.push(format!(
+                "{} iterations were cut off at the end of the graceful stop",
+                total.interrupted()
+            ));
+        }
+        Summary {
+            name: plan.name.clone(),
+            scenario: plan.source.clone(),
+            status,
+            duration_s: (secs * 1000.0).round() / 1000.0,
+            requests: RequestTotals {
+                total: all.requests,
+                failed: all.failed,
+                rate: round2(all.requests as f64 / secs),
+            },
+            latency_ms: LatencyMs::from_micros(&all.latency),
+            iterations: IterationTotals {
+                total: total.iterations(),
+                dropped: total.dropped(),
+                interrupted: total.interrupted(),
+                rate: round2(total.iterations() as f64 / secs),
+            },
+            checks: CheckTotals {
+                passed: all.checks_passed,
+                failed: all.checks_failed,
+            },
+            schedule_lag_ms,
+            bytes_sent: all.bytes_sent,
+            bytes_received: all.bytes_received,
+            steps: plan
+                .groups
+                .iter()
+                .zip(&total.groups)
+                .map(|(info, g)| StepSummary::new(&info.name, g))
+                .collect(),
+            thresholds,
+            phases: plan
+                .phases
+                .iter()
+                .zip(&total.phases)
+                .map(|(p, s)| PhaseSummary {
+                    name: p.name.clone(),
+                    model: match p.pacing {
+                        Pacing::Open { .. } => "open",
+                        Pacing::Closed { .. } => "closed",
+                    },
+                    iterations: s.iterations,
+                    dropped: s.dropped,
+                    interrupted: s.interrupted,
+                })
+                .collect(),
+            notes,
+        }
+    }
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}

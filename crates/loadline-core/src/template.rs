@@ -147,7 +147,11 @@ impl Vars {
         match b {
             Builtin::Uuid => {
                 let bytes = self.rng.u128(..).to_le_bytes();
-                Value::String(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string())
+                Value::String(
+                    uuid::Builder::from_random_bytes(bytes)
+                        .into_uuid()
+                        .to_string(),
+                )
             }
             Builtin::RandInt(a, b) => Value::from(self.rng.i64(a..=b)),
             Builtin::RandomString(n) => {
@@ -392,7 +396,9 @@ fn parse_builtin(rest: &str, scope: &dyn Scope) -> Result<VarRef, String> {
             let a = arity(2)?;
             let (lo, hi) = (int_arg(a[0])?, int_arg(a[1])?);
             if hi < lo {
-                return Err(format!("`$randint({lo}, {hi})`: the bounds are the wrong way round"));
+                return Err(format!(
+                    "`$randint({lo}, {hi})`: the bounds are the wrong way round"
+                ));
             }
             Builtin::RandInt(lo, hi)
         }
@@ -536,7 +542,10 @@ mod tests {
                     path: path.to_vec(),
                 }),
                 "users" => match path {
-                    [PathSeg::Key(k)] if k == "name" => Ok(VarRef::Feeder { feeder: 0, column: 0 }),
+                    [PathSeg::Key(k)] if k == "name" => Ok(VarRef::Feeder {
+                        feeder: 0,
+                        column: 0,
+                    }),
                     _ => Err("users has columns: name".into()),
                 },
                 other => Err(format!("unknown name `{other}`")),

@@ -71,7 +71,10 @@ impl MetricName {
 
     /// Whether `{step:NAME}` may narrow this metric to one group.
     pub fn per_group(self) -> bool {
-        matches!(self, Self::Latency | Self::Errors | Self::Checks | Self::Requests)
+        matches!(
+            self,
+            Self::Latency | Self::Errors | Self::Checks | Self::Requests
+        )
     }
 }
 
@@ -86,7 +89,10 @@ pub fn parse_selector(key: &str) -> Result<(MetricName, Option<String>), String>
                 .split_once(':')
                 .ok_or_else(|| format!("`{key}`: expected `{{step:NAME}}`"))?;
             if k.trim() != "step" {
-                return Err(format!("`{key}`: the only tag is `step`, found `{}`", k.trim()));
+                return Err(format!(
+                    "`{key}`: the only tag is `step`, found `{}`",
+                    k.trim()
+                ));
             }
             (key[..open].trim(), Some(v.trim().to_string()))
         }
@@ -99,7 +105,9 @@ pub fn parse_selector(key: &str) -> Result<(MetricName, Option<String>), String>
         )
     })?;
     if tag.is_some() && !metric.per_group() {
-        return Err(format!("`{name}` has no per-step figures; drop the `{{step:…}}`"));
+        return Err(format!(
+            "`{name}` has no per-step figures; drop the `{{step:…}}`"
+        ));
     }
     Ok((metric, tag))
 }
@@ -187,20 +195,33 @@ pub fn parse_condition(metric: MetricName, expr: &str) -> Result<Condition, Stri
         (MetricType::Trend, Stat::Count | Stat::Rate) => {
             return Err(format!("`{e}`: a latency takes p95, avg, min, max or med"))
         }
-        (MetricType::Trend, _) => (parse_millis(value_s).map_err(|m| format!("`{e}`: {m}"))?, Unit::Millis),
-        (MetricType::Rate, Stat::Rate) => {
-            (parse_fraction(value_s).map_err(|m| format!("`{e}`: {m}"))?, Unit::Fraction)
-        }
+        (MetricType::Trend, _) => (
+            parse_millis(value_s).map_err(|m| format!("`{e}`: {m}"))?,
+            Unit::Millis,
+        ),
+        (MetricType::Rate, Stat::Rate) => (
+            parse_fraction(value_s).map_err(|m| format!("`{e}`: {m}"))?,
+            Unit::Fraction,
+        ),
         (MetricType::Counter, Stat::Rate) => {
             let v = value_s.strip_suffix("/s").unwrap_or(value_s).trim();
-            (parse_number(v).map_err(|m| format!("`{e}`: {m}"))?, Unit::PerSecond)
+            (
+                parse_number(v).map_err(|m| format!("`{e}`: {m}"))?,
+                Unit::PerSecond,
+            )
         }
-        (MetricType::Rate | MetricType::Counter, Stat::Count) => {
-            (parse_number(value_s).map_err(|m| format!("`{e}`: {m}"))?, Unit::Count)
-        }
+        (MetricType::Rate | MetricType::Counter, Stat::Count) => (
+            parse_number(value_s).map_err(|m| format!("`{e}`: {m}"))?,
+            Unit::Count,
+        ),
         (_, _) => return Err(format!("`{e}`: this metric takes `rate` or `count`")),
     };
-    Ok(Condition { stat, op, bound, unit })
+    Ok(Condition {
+        stat,
+        op,
+        bound,
+        unit,
+    })
 }
 
 fn parse_stat(s: &str) -> Option<Stat> {
@@ -290,7 +311,10 @@ impl Threshold {
             Some(g) => stats.groups.get(g)?,
             None if matches!(
                 self.metric,
-                MetricName::Latency | MetricName::Errors | MetricName::Checks | MetricName::Requests
+                MetricName::Latency
+                    | MetricName::Errors
+                    | MetricName::Checks
+                    | MetricName::Requests
             ) =>
             {
                 merged = stats.all_groups();
@@ -368,7 +392,10 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         let c = parse_condition(MetricName::Latency, "p95 < 300ms").unwrap();
-        assert_eq!((c.stat, c.op, c.bound), (Stat::Percentile(95.0), Op::Lt, 300.0));
+        assert_eq!(
+            (c.stat, c.op, c.bound),
+            (Stat::Percentile(95.0), Op::Lt, 300.0)
+        );
         let c = parse_condition(MetricName::Latency, "p(99.9) <= 1s").unwrap();
         assert_eq!((c.stat, c.bound), (Stat::Percentile(99.9), 1000.0));
         let c = parse_condition(MetricName::Errors, "rate < 1%").unwrap();
@@ -424,12 +451,26 @@ mod tests {
         let el = Duration::from_secs(10);
         let v = mk(MetricName::Latency, "p95 < 96ms").evaluate(&st, el);
         assert!(v.passed, "{v:?}");
-        assert!(!mk(MetricName::Latency, "p95 < 94ms").evaluate(&st, el).passed);
+        assert!(
+            !mk(MetricName::Latency, "p95 < 94ms")
+                .evaluate(&st, el)
+                .passed
+        );
         let v = mk(MetricName::Errors, "rate < 1%").evaluate(&st, el);
         assert_eq!(v.value, Some(0.02));
         assert!(!v.passed);
-        assert!(mk(MetricName::Requests, "rate >= 10/s").evaluate(&st, el).passed);
+        assert!(
+            mk(MetricName::Requests, "rate >= 10/s")
+                .evaluate(&st, el)
+                .passed
+        );
         let none = mk(MetricName::Checks, "rate > 99%").evaluate(&st, el);
-        assert_eq!(none, Verdict { value: None, passed: false });
+        assert_eq!(
+            none,
+            Verdict {
+                value: None,
+                passed: false
+            }
+        );
     }
 }

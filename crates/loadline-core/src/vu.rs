@@ -18,7 +18,9 @@ pub struct Vu {
 
 impl std::fmt::Debug for Vu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vu").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Vu")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
