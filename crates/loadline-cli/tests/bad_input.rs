@@ -1,0 +1,138 @@
+//! Bad input never runs: exit code 2, and a message naming file:line, what was found
+//! and what was expected.
+
+use crate::util::*;
+
+const HEAD: &str = "target: http://127.0.0.1:9\nphases:\n  - vus: 1\n    iterations: 1\n";
+
+/// (scenario, line of the first error, words the message must contain)
+fn cases() -> Vec<(String, usize, Vec<&'static str>)> {
+    let flow = "flows:\n  - steps:\n      - get: /x\n";
+    vec![
+        // 1. YAML syntax error.
+        (format!("{HEAD}flows: [\n  - steps: {{ get: /x\n"), 0, vec![]),
+        // 2. Misspelt key with a did-you-mean.
+        (
+            format!("target: http://127.0.0.1:9\nphases:\n  - duration: 1s\n    arival_rate: 5\n{flow}"),
+            4,
+            vec!["arival_rate", "arrival_rate"],
+        ),
+        // 3. Bad duration.
+        (
+            format!("target: http://127.0.0.1:9\nphases:\n  - duration: 10x\n    vus: 1\n{flow}"),
+            3,
+            vec!["10x"],
+        ),
+        // 4. Negative rate.
+        (
+            format!("target: http://127.0.0.1:9\nphases:\n  - duration: 1s\n    arrival_rate: -5\n{flow}"),
+            4,
+            vec!["arrival_rate"],
+        ),
+        // 5. Unknown template name.
+        (format!("{HEAD}flows:\n  - steps:\n      - get: /x/{{{{ nope }}}}\n"), 7, vec!["nope"]),
+        // 6. Capture used before assignment.
+        (
+            format!("{HEAD}flows:\n  - steps:\n      - get: /x/{{{{ token }}}}\n      - get: /login\n        capture:\n          token: {{ json: \"$.token\" }}\n"),
+            7,
+            vec!["token"],
+        ),
+        // 7. Missing data file.
+        (
+            format!("target: http://127.0.0.1:9\ndata:\n  users: {{ file: nowhere.csv }}\nphases:\n  - vus: 1\n    iterations: 1\n{flow}"),
+            3,
+            vec!["nowhere.csv"],
+        ),
+        // 8. Invalid JSONPath.
+        (
+            format!("{HEAD}flows:\n  - steps:\n      - get: /x\n        capture:\n          a: {{ json: \"$.[\" }}\n"),
+            9,
+            vec![],
+        ),
+        // 9. Invalid regex.
+        (
+            format!("{HEAD}flows:\n  - steps:\n      - get: /x\n        capture:\n          a: {{ regex: \"(unclosed\" }}\n"),
+            9,
+            vec![],
+        ),
+        // 10. Unknown step kind.
+        (format!("{HEAD}flows:\n  - steps:\n      - gett: /x\n"), 7, vec!["gett"]),
+        // 11. Zero weight.
+        (format!("{HEAD}flows:\n  - weight: 0\n    steps:\n      - get: /x\n"), 6, vec!["weight"]),
+        // 12. Bad threshold expression.
+        (format!("{HEAD}thresholds:\n  latency: [\"p95 < 10x\"]\n{flow}"), 6, vec!["10x"]),
+        // 13. Unclosed template.
+        (format!("{HEAD}flows:\n  - steps:\n      - get: /x/{{{{ token\n"), 7, vec!["}}"]),
+        // 14. Wrong type.
+        (
+            format!("target: http://127.0.0.1:9\nphases:\n  - vus: lots\n    iterations: 1\n{flow}"),
+            3,
+            vec!["vus"],
+        ),
+    ]
+}
+
+#[test]
+fn each_bad_file_exits_2_with_its_line_before_any_request() {
+    for (i, (yaml, line, words)) in cases().into_iter().enumerate() {
+        let sc = Scenario::new(&yaml);
+        for cmd in ["validate", "run"] {
+            let out = loadline().arg(cmd).arg(&sc.path).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "case {}: {cmd}\n{}", i + 1, text(&out));
+            if line > 0 {
+                assert!(
+                    err.contains(&format!("scenario.yaml:{line}:")),
+                    "case {}: expected line {line}\n{err}",
+                    i + 1
+                );
+            } else {
+                assert!(err.contains("scenario.yaml:"), "case {}: {err}", i + 1);
+            }
+            for w in &words {
+                assert!(err.contains(w), "case {}: expected `{w}` in\n{err}", i + 1);
+            }
+            assert!(!err.contains("panicked"), "case {}: {err}", i + 1);
+        }
+    }
+}
+
+#[test]
+fn an_unwritable_summary_path_is_refused_before_the_load() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        "target: {}\nphases:\n  - vus: 1\n    iterations: 3\nflows:\n  - steps:\n      - get: /hello\n",
+        srv.url()
+    ));
+    let out = loadline()
+        .arg("run")
+        .arg(&sc.path)
+        .arg("--summary-json")
+        .arg(sc.out("no/such/folder/s.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(srv.seen().total(), 0);
+}
+
+#[test]
+fn a_missing_scenario_file_exits_2() {
+    let out = loadline().args(["validate", "/nonexistent/x.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = loadline().args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn the_published_schema_is_current() {
+    let out = loadline().arg("schema").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/loadline.schema.json");
+    let published: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("docs/loadline.schema.json exists")).unwrap();
+    assert_eq!(
+        generated, published,
+        "docs/loadline.schema.json is stale: run `cargo run -p loadline-cli -- schema > docs/loadline.schema.json`"
+    );
+}

@@ -1,0 +1,188 @@
+//! What loadline counts equals what the server served; captures, feeders, cookies
+//! and open-model arrival rates work as documented.
+
+use crate::util::*;
+
+#[test]
+fn counts_equal_the_server_counts_exactly() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases:
+  - vus: 4
+    iterations: 60
+flows:
+  - name: mixed
+    steps:
+      - get: /hello
+      - get: /status/500
+        name: failing
+      - loop: 2
+        steps:
+          - get: /products/{{{{ $randint(1, 9) }}}}
+            check: {{ status: 200, body_contains: '"id"' }}
+"#,
+        srv.url()
+    ));
+    let (out, summary) = run_scenario(&sc, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.expect("summary written");
+    let seen = srv.seen();
+    assert_eq!(seen.count("GET /hello"), 60);
+    assert_eq!(seen.count("GET /status/500"), 60);
+    assert_eq!(seen.count("GET /products/{id}"), 120);
+    assert_eq!(s["requests"]["total"], seen.total());
+    assert_eq!(s["requests"]["failed"], 60);
+    assert_eq!(s["iterations"]["total"], 60);
+    assert_eq!(s["status"], "passed");
+    let hello = step(&s, "GET /hello");
+    assert_eq!(hello["requests"], 60);
+    assert_eq!(hello["status"]["200"], 60);
+    let failing = step(&s, "failing");
+    assert_eq!(failing["failed"], 60);
+    assert_eq!(failing["status"]["500"], 60);
+    let detail = step(&s, "GET /products/{{ $randint(1, 9) }}");
+    assert_eq!(detail["requests"], 120);
+    assert_eq!(detail["checks"]["passed"], 240);
+    assert_eq!(s["checks"]["passed"], 240);
+    assert_eq!(s["checks"]["failed"], 0);
+    assert!(seen.details.iter().all(|id| (1..=9).contains(id)));
+    assert_eq!(s["phases"][0]["iterations"], 60);
+}
+
+#[test]
+fn captures_feeders_and_cookies_deliver_the_right_values() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+data:
+  users: {{ file: users.csv, order: sequential }}
+vars: {{ start_page: 3 }}
+phases:
+  - vus: 1
+    iterations: 6
+flows:
+  - name: shop
+    steps:
+      - get: /products?page={{{{ start_page }}}}{{{{ $iteration }}}}
+        name: list
+        capture:
+          first_id: {{ json: "$.items[0].id" }}
+          page: {{ regex: '"page":(\d+)' }}
+      - get: /products/{{{{ first_id }}}}
+        name: detail
+      - get: /products/{{{{ page }}}}
+        name: by page
+      - post: /login
+        json: {{ user: "{{{{ users.name }}}}", password: "{{{{ users.password }}}}" }}
+        capture:
+          token: {{ json: "$.token" }}
+      - post: /orders
+        headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+        json: {{ product: "{{{{ first_id }}}}", qty: 1 }}
+        check: {{ status: 201 }}
+      - get: /cookie/set
+      - get: /cookie/check
+        check: {{ status: 200 }}
+"#,
+        srv.url()
+    ));
+    sc.file("users.csv", "name,password\nann,pw-a\nbob,pw-b\ncid,pw-c\n");
+    let (out, summary) = run_scenario(&sc, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.unwrap();
+    let seen = srv.seen();
+    // Pages 30..35 in order (one VU); each detail asked for the first id listed
+    // (a JSON capture), then for the page number (a regex capture).
+    assert_eq!(seen.pages, vec![30, 31, 32, 33, 34, 35]);
+    let expected: Vec<u64> = seen.pages.iter().flat_map(|p| [p * 100 + 1, *p]).collect();
+    assert_eq!(seen.details, expected);
+    let users: Vec<(&str, &str)> = seen.logins.iter().map(|(u, p)| (u.as_str(), p.as_str())).collect();
+    assert_eq!(
+        users,
+        vec![("ann", "pw-a"), ("bob", "pw-b"), ("cid", "pw-c"), ("ann", "pw-a"), ("bob", "pw-b"), ("cid", "pw-c")]
+    );
+    let tokens: Vec<&str> = seen.order_tokens.iter().map(String::as_str).collect();
+    assert_eq!(tokens, vec!["tok-ann", "tok-bob", "tok-cid", "tok-ann", "tok-bob", "tok-cid"]);
+    // The JSON capture kept its type: the order endpoint answers 400 to a string.
+    assert_eq!(step(&s, "POST /orders")["status"]["201"], 6);
+    assert_eq!(s["checks"]["failed"], 0);
+    assert!(seen.cookie_checks.iter().all(|ok| *ok), "{:?}", seen.cookie_checks);
+    assert_eq!(seen.cookie_checks.len(), 6);
+    assert_eq!(s["requests"]["total"], seen.total());
+}
+
+#[test]
+fn open_model_reaches_its_arrival_rate() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases:
+  - name: constant
+    duration: 3s
+    arrival_rate: 100
+flows:
+  - steps:
+      - get: /tick
+"#,
+        srv.url()
+    ));
+    let (out, summary) = run_scenario(&sc, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.unwrap();
+    let seen = srv.seen();
+    let n = seen.ticks.len();
+    assert_eq!(n as u64, seen.count("GET /tick"));
+    assert_eq!(s["iterations"]["total"], n as u64);
+    assert_eq!(s["phases"][0]["dropped"], 0);
+    // 300 arrivals planned: all of them, spread over the 3 s at 100/s (±2%).
+    assert_eq!(n, 300);
+    let span = seen.ticks[n - 1].duration_since(seen.ticks[0]).as_secs_f64();
+    let rate = (n - 1) as f64 / span;
+    assert!((rate - 100.0).abs() <= 2.0, "rate {rate:.2}/s over {span:.3}s");
+    assert!(s["schedule_lag_ms"]["p99"].as_f64().is_some());
+}
+
+/// The scenario of the format's contract (examples/shop-smoke.yaml) runs unchanged
+/// but for its target, which points at the test server.
+#[test]
+fn the_contract_example_runs_unchanged() {
+    let srv = TestServer::start();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let yaml = std::fs::read_to_string(format!("{root}/shop-smoke.yaml")).unwrap();
+    assert!(yaml.contains("target: http://127.0.0.1:8080"));
+    let yaml = yaml.replace("http://127.0.0.1:8080", &srv.url());
+    let sc = Scenario::new(&yaml);
+    sc.file("users.csv", &std::fs::read_to_string(format!("{root}/users.csv")).unwrap());
+    let (out, summary) = run_scenario(&sc, &[]);
+    let s = summary.expect("summary written");
+    let seen = srv.seen();
+    assert_eq!(s["requests"]["total"], seen.total(), "{}", text(&out));
+    assert_eq!(step(&s, "list products")["requests"], seen.count("GET /products"));
+    assert_eq!(step(&s, "product detail")["requests"], seen.count("GET /products/{id}"));
+    assert_eq!(step(&s, "POST /login")["requests"], seen.count("POST /login"));
+    assert_eq!(step(&s, "POST /orders")["requests"], seen.count("POST /orders"));
+    assert_eq!(seen.count("POST /orders"), 2 * seen.count("POST /login"));
+    assert_eq!(s["requests"]["failed"], 0);
+    assert_eq!(s["phases"][2]["iterations"], 100);
+    assert!(seen.order_tokens.iter().all(|t| t.starts_with("tok-")));
+    // Every SLA holds on loopback, except perhaps `iterations: rate > 10/s`, which
+    // this example's think times put near its bound (about 11/s); that one must
+    // agree with the counts.
+    let thresholds = s["thresholds"].as_array().unwrap();
+    assert_eq!(thresholds.len(), 6);
+    for t in thresholds {
+        if t["metric"] == "iterations" {
+            let rate = s["iterations"]["total"].as_f64().unwrap() / s["duration_s"].as_f64().unwrap();
+            assert!((t["value"].as_f64().unwrap() - rate).abs() < 0.05, "{t} vs {rate}");
+            assert_eq!(t["passed"], rate > 10.0);
+        } else {
+            assert_eq!(t["passed"], true, "{t}");
+        }
+    }
+    let expected = if s["status"] == "passed" { 0 } else { 3 };
+    assert_eq!(out.status.code(), Some(expected), "{}", text(&out));
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `loadline` binary against servers started by the
+//! tests on 127.0.0.1. Every run is bounded in iterations or seconds.
+
+mod util;
+
+mod bad_input;
+mod engine;
+mod signals;
+mod thresholds;

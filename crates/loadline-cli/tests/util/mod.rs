@@ -1,0 +1,268 @@
+//! Shared fixtures: an HTTP server on 127.0.0.1 that counts what it serves, and
+//! helpers to run the real `loadline` binary on a scenario written to a temp folder.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// What the server saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Requests per route pattern (e.g. `GET /products/{id}`).
+    pub counts: BTreeMap<String, u64>,
+    /// (page asked, id asked) in arrival order: pages from the list, ids from detail.
+    pub pages: Vec<u64>,
+    pub details: Vec<u64>,
+    pub logins: Vec<(String, String)>,
+    /// The bearer tokens orders came with.
+    pub order_tokens: Vec<String>,
+    /// Arrival times of `GET /tick`.
+    pub ticks: Vec<Instant>,
+    /// Cookie checks: true when the cookie set earlier came back.
+    pub cookie_checks: Vec<bool>,
+}
+
+impl Seen {
+    pub fn count(&self, route: &str) -> u64 {
+        self.counts.get(route).copied().unwrap_or(0)
+    }
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+fn bump(s: &Shared, route: &str) -> std::sync::MutexGuard<'_, Seen> {
+    let mut g = s.lock().unwrap();
+    *g.counts.entry(route.to_string()).or_default() += 1;
+    g
+}
+
+/// A test HTTP server on 127.0.0.1 (ephemeral port), stopped on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub seen: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        let seen: Shared = Arc::default();
+        let app = Router::new()
+            .route("/hello", get(hello))
+            .route("/products", get(list_products))
+            .route("/products/{id}", get(product))
+            .route("/login", post(login))
+            .route("/orders", post(order))
+            .route("/status/{code}", get(status))
+            .route("/slow/{ms}", get(slow))
+            .route("/tick", get(tick))
+            .route("/cookie/set", get(cookie_set))
+            .route("/cookie/check", get(cookie_check))
+            .with_state(seen.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Self {
+            addr,
+            seen,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn hello(State(s): State<Shared>) -> &'static str {
+    bump(&s, "GET /hello");
+    "hello"
+}
+
+async fn list_products(State(s): State<Shared>, Query(q): Query<BTreeMap<String, String>>) -> Json<Value> {
+    let page: u64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    bump(&s, "GET /products").pages.push(page);
+    let items: Vec<Value> = (1..=3).map(|i| json!({"id": page * 100 + i, "name": format!("p{i}")})).collect();
+    Json(json!({ "items": items, "page": page }))
+}
+
+async fn product(State(s): State<Shared>, UrlPath(id): UrlPath<u64>) -> Json<Value> {
+    bump(&s, "GET /products/{id}").details.push(id);
+    Json(json!({ "id": id, "name": "thing" }))
+}
+
+async fn login(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
+    let user = body["user"].as_str().unwrap_or("").to_string();
+    let password = body["password"].as_str().unwrap_or("").to_string();
+    bump(&s, "POST /login").logins.push((user.clone(), password));
+    Json(json!({ "token": format!("tok-{user}") })).into_response()
+}
+
+async fn order(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    bump(&s, "POST /orders").order_tokens.push(token.clone());
+    if token.is_empty() || !body["product"].is_number() {
+        return (StatusCode::BAD_REQUEST, "bad order").into_response();
+    }
+    (StatusCode::CREATED, Json(json!({ "order": 1 }))).into_response()
+}
+
+async fn status(State(s): State<Shared>, UrlPath(code): UrlPath<u16>) -> Response {
+    bump(&s, &format!("GET /status/{code}"));
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    (code, "status").into_response()
+}
+
+async fn slow(State(s): State<Shared>, UrlPath(ms): UrlPath<u64>) -> &'static str {
+    bump(&s, "GET /slow/{ms}");
+    tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+    "slow"
+}
+
+async fn tick(State(s): State<Shared>) -> &'static str {
+    bump(&s, "GET /tick").ticks.push(Instant::now());
+    "tick"
+}
+
+async fn cookie_set(State(s): State<Shared>) -> Response {
+    bump(&s, "GET /cookie/set");
+    ([("set-cookie", "sid=abc123; Path=/")], "set").into_response()
+}
+
+async fn cookie_check(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let ok = headers
+        .get("cookie")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("sid=abc123"));
+    bump(&s, "GET /cookie/check").cookie_checks.push(ok);
+    if ok {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, "no cookie").into_response()
+    }
+}
+
+/// A temporary folder holding a scenario file (and data files).
+pub struct Scenario {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Scenario {
+    pub fn new(yaml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scenario.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        Self { dir, path }
+    }
+
+    pub fn file(&self, name: &str, content: &str) -> &Self {
+        std::fs::write(self.dir.path().join(name), content).unwrap();
+        self
+    }
+
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The `loadline` binary under test.
+pub fn loadline() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loadline"));
+    c.env("NO_COLOR", "1").env_remove("LOADLINE_LOG");
+    c
+}
+
+/// Runs `loadline run FILE --summary-json OUT --quiet` and returns the output and
+/// the parsed summary (if written).
+pub fn run_scenario(sc: &Scenario, extra: &[&str]) -> (Output, Option<Value>) {
+    let out_path = sc.out("summary.json");
+    let output = loadline()
+        .arg("run")
+        .arg(&sc.path)
+        .arg("--summary-json")
+        .arg(&out_path)
+        .arg("--quiet")
+        .args(extra)
+        .output()
+        .unwrap();
+    let summary = read_json(&out_path);
+    (output, summary)
+}
+
+pub fn read_json(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+/// The step named `name` in a summary.
+pub fn step<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {summary:#}"))
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

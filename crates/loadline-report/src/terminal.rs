@@ -1,0 +1,308 @@
+//! The end-of-run summary as text: totals, a table per metric group, phases,
+//! thresholds with pass/fail, and the notes a reader needs to trust the numbers.
+
+use std::fmt::Write as _;
+
+use loadline_core::summary::{LatencyMs, StepSummary, Summary};
+
+/// Formats milliseconds for people: `850us`, `12.3ms`, `1.24s`.
+pub fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{:.0}us", v * 1000.0)
+    } else if v < 100.0 {
+        format!("{v:.2}ms")
+    } else if v < 1000.0 {
+        format!("{v:.1}ms")
+    } else {
+        format!("{:.2}s", v / 1000.0)
+    }
+}
+
+/// Formats a byte count: `512 B`, `1.5 kB`, `12.3 MB`.
+pub fn bytes(n: u64) -> String {
+    let v = n as f64;
+    if v < 1e3 {
+        format!("{n} B")
+    } else if v < 1e6 {
+        format!("{:.1} kB", v / 1e3)
+    } else if v < 1e9 {
+        format!("{:.1} MB", v / 1e6)
+    } else {
+        format!("{:.2} GB", v / 1e9)
+    }
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+fn latency_line(l: &LatencyMs) -> String {
+    format!(
+        "min {}  p50 {}  p90 {}  p95 {}  p99 {}  max {}",
+        ms(l.min),
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p95),
+        ms(l.p99),
+        ms(l.max)
+    )
+}
+
+fn joined<'a>(items: impl Iterator<Item = (&'a String, &'a u64)>) -> String {
+    let parts: Vec<String> = items.map(|(k, v)| format!("{k}:{v}")).collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Renders the summary.
+pub fn render(s: &Summary) -> String {
+    let mut o = String::new();
+    let title = s.name.as_deref().unwrap_or(&s.scenario);
+    let _ = writeln!(
+        o,
+        "\nloadline · {title} · {} after {:.1}s\n",
+        s.status.as_str().to_uppercase(),
+        s.duration_s
+    );
+    let row = |o: &mut String, label: &str, text: String| {
+        let _ = writeln!(o, "  {label:<14} {text}");
+    };
+    row(
+        &mut o,
+        "requests",
+        format!(
+            "{} ({:.1}/s), failed {} ({})",
+            s.requests.total,
+            s.requests.rate,
+            s.requests.failed,
+            pct(s.requests.failed, s.requests.total)
+        ),
+    );
+    row(
+        &mut o,
+        "iterations",
+        format!(
+            "{} ({:.1}/s), dropped {}, interrupted {}",
+            s.iterations.total, s.iterations.rate, s.iterations.dropped, s.iterations.interrupted
+        ),
+    );
+    let checks = s.checks.passed + s.checks.failed;
+    if checks > 0 {
+        row(
+            &mut o,
+            "checks",
+            format!(
+                "{} passed ({} of {})",
+                pct(s.checks.passed, checks),
+                s.checks.passed,
+                checks
+            ),
+        );
+    }
+    row(&mut o, "latency", latency_line(&s.latency_ms));
+    if let Some(lag) = &s.schedule_lag_ms {
+        row(
+            &mut o,
+            "schedule lag",
+            format!("p50 {}  p99 {}  max {}", ms(lag.p50), ms(lag.p99), ms(lag.max)),
+        );
+    }
+    row(
+        &mut o,
+        "data",
+        format!("sent {}, received {}", bytes(s.bytes_sent), bytes(s.bytes_received)),
+    );
+
+    if !s.steps.is_empty() {
+        let _ = writeln!(o);
+        o.push_str(&steps_table(&s.steps));
+    }
+
+    if !s.phases.is_empty() {
+        let _ = writeln!(o, "\n  phases");
+        for p in &s.phases {
+            let _ = writeln!(
+                o,
+                "    {:<24} {:<6} iterations {:<8} dropped {:<6} interrupted {}",
+                p.name, p.model, p.iterations, p.dropped, p.interrupted
+            );
+        }
+    }
+
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(o, "\n  thresholds");
+        for t in &s.thresholds {
+            let _ = writeln!(
+                o,
+                "    {} {:<30} {:<18} {}",
+                if t.passed { "PASS" } else { "FAIL" },
+                t.metric,
+                t.expr,
+                t.display
+            );
+        }
+    }
+    if !s.notes.is_empty() {
+        let _ = writeln!(o, "\n  notes");
+        for n in &s.notes {
+            let _ = writeln!(o, "    - {n}");
+        }
+    }
+    o
+}
+
+fn steps_table(steps: &[StepSummary]) -> String {
+    let header = [
+        "step", "requests", "failed", "p50", "p90", "p95", "p99", "max", "status", "errors",
+    ];
+    let mut rows: Vec<[String; 10]> = Vec::with_capacity(steps.len());
+    for st in steps {
+        let l = &st.latency_ms;
+        let has = st.requests > 0;
+        let lat = |v: f64| if has { ms(v) } else { "-".into() };
+        rows.push([
+            st.name.clone(),
+            st.requests.to_string(),
+            st.failed.to_string(),
+            lat(l.p50),
+            lat(l.p90),
+            lat(l.p95),
+            lat(l.p99),
+            lat(l.max),
+            joined(st.status.iter()),
+            joined(st.errors.iter()),
+        ]);
+    }
+    let mut widths = header.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut o = String::new();
+    let line = |o: &mut String, cells: &[String]| {
+        o.push_str("  ");
+        for (i, (cell, w)) in cells.iter().zip(widths.iter()).enumerate() {
+            let pad = w - cell.chars().count();
+            // Names and code lists left-aligned, numbers right-aligned.
+            if i == 0 || i >= 8 {
+                o.push_str(cell);
+                if i + 1 < cells.len() {
+                    o.push_str(&" ".repeat(pad + 2));
+                }
+            } else {
+                o.push_str(&" ".repeat(pad));
+                o.push_str(cell);
+                o.push_str("  ");
+            }
+        }
+        o.push('\n');
+    };
+    line(&mut o, &header.map(String::from));
+    for r in &rows {
+        line(&mut o, r);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadline_core::summary::*;
+    use std::collections::BTreeMap;
+
+    fn lat(base: f64) -> LatencyMs {
+        LatencyMs {
+            min: base,
+            mean: base * 2.0,
+            p50: base * 2.0,
+            p90: base * 3.0,
+            p95: base * 4.0,
+            p99: base * 5.0,
+            max: base * 10.0,
+        }
+    }
+
+    #[test]
+    fn renders_the_expected_text() {
+        let s = Summary {
+            name: Some("shop smoke".into()),
+            scenario: "shop.yaml".into(),
+            status: Status::Failed,
+            duration_s: 12.345,
+            requests: RequestTotals { total: 1000, failed: 20, rate: 81.0 },
+            latency_ms: lat(1.5),
+            iterations: IterationTotals { total: 200, dropped: 0, interrupted: 1, rate: 16.2 },
+            checks: CheckTotals { passed: 990, failed: 10 },
+            schedule_lag_ms: Some(lat(0.05)),
+            bytes_sent: 123_456,
+            bytes_received: 9_876_543,
+            steps: vec![StepSummary {
+                name: "product detail".into(),
+                requests: 1000,
+                failed: 20,
+                latency_ms: lat(1.5),
+                status: BTreeMap::from([("200".into(), 980), ("500".into(), 20)]),
+                errors: BTreeMap::new(),
+                checks: CheckTotals { passed: 990, failed: 10 },
+                bytes_sent: 123_456,
+                bytes_received: 9_876_543,
+            }],
+            thresholds: vec![ThresholdResult {
+                metric: "errors".into(),
+                expr: "rate < 1%".into(),
+                value: Some(0.02),
+                display: "2.00%".into(),
+                passed: false,
+                abort_on_fail: false,
+            }],
+            phases: vec![PhaseSummary {
+                name: "steady".into(),
+                model: "open",
+                iterations: 200,
+                dropped: 0,
+                interrupted: 1,
+            }],
+            notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
+        };
+        let expected = "
+loadline · shop smoke · FAILED after 12.3s
+
+  requests       1000 (81.0/s), failed 20 (2.00%)
+  iterations     200 (16.2/s), dropped 0, interrupted 1
+  checks         99.00% passed (990 of 1000)
+  latency        min 1.50ms  p50 3.00ms  p90 4.50ms  p95 6.00ms  p99 7.50ms  max 15.00ms
+  schedule lag   p50 100us  p99 250us  max 500us
+  data           sent 123.5 kB, received 9.9 MB
+
+  step            requests  failed     p50     p90     p95     p99      max  status          errors
+  product detail      1000      20  3.00ms  4.50ms  6.00ms  7.50ms  15.00ms  200:980 500:20  -
+
+  phases
+    steady                   open   iterations 200      dropped 0      interrupted 1
+
+  thresholds
+    FAIL errors                         rate < 1%          2.00%
+
+  notes
+    - 1 iterations were cut off at the end of the graceful stop
+";
+        assert_eq!(render(&s), expected);
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(ms(0.25), "250us");
+        assert_eq!(ms(250.0), "250.0ms");
+        assert_eq!(ms(1250.0), "1.25s");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_500_000), "1.5 MB");
+    }
+}
