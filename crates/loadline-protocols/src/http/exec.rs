@@ -1,0 +1,613 @@
+//! The executor of one HTTP step: renders the target, headers and body, sends the
+//! request (following redirects), reports one sample per request, then runs the
+//! checks and captures on the final response.
+//!
+//! Everything that does not vary per request is prepared in [`HttpStep::new`]:
+//! the origin and path of a fixed target, the static headers, a static body.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, PROXY_AUTHORIZATION,
+    SET_COOKIE, USER_AGENT,
+};
+use http::response::Parts;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::Full;
+use loadline_core::metrics::{ErrorKind, GroupId, MetricsHub, RequestSample};
+use loadline_core::protocol::{BoxFuture, StepExec, StepOutcome};
+use loadline_core::template::{JsonTemplate, Vars};
+use loadline_core::vu::Vu;
+use serde_json::Value;
+use url::{form_urlencoded, Position, Url};
+
+use super::conn::{self, Origin, Progress};
+use super::spec::{BodySpec, CaptureSource, Check, HttpStepSpec, UrlSpec};
+use super::VuState;
+
+const USER_AGENT_VALUE: &str = concat!("loadline/", env!("CARGO_PKG_VERSION"));
+
+/// A step with everything static prepared.
+#[derive(Debug)]
+pub(crate) struct HttpStep {
+    spec: HttpStepSpec,
+    /// The origin of a relative target (`None` if the base is not http(s)).
+    base: Option<Arc<Origin>>,
+    /// The base URL's path, without its trailing slash, put before the step's path.
+    base_path: String,
+    /// The whole request target, when nothing in it varies.
+    static_target: Option<PathAndQuery>,
+    /// The headers that do not vary: user agent, content type, static step headers.
+    headers: HeaderMap,
+    /// Indexes into `spec.headers` of the headers rendered per request.
+    dynamic_headers: Vec<usize>,
+    /// The step sets its own `host` header.
+    own_host: bool,
+    static_body: Option<Bytes>,
+    /// A check or capture reads the body.
+    needs_body: bool,
+    /// A literal searcher per `BodyContains` check, indexed like `spec.checks`.
+    finders: Vec<Option<regex::bytes::Regex>>,
+}
+
+impl HttpStep {
+    pub(crate) fn new(spec: HttpStepSpec) -> Self {
+        let given = |n: &HeaderName| spec.headers.iter().any(|(h, _)| h == n);
+        let mut headers = HeaderMap::new();
+        if !given(&USER_AGENT) {
+            headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        }
+        if !given(&CONTENT_TYPE) {
+            match spec.body {
+                BodySpec::Json(_) => {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                BodySpec::Form(_) => {
+                    headers.insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-www-form-urlencoded"),
+                    );
+                }
+                BodySpec::None | BodySpec::Raw(_) => {}
+            }
+        }
+        let mut dynamic_headers = Vec::new();
+        for (i, (name, t)) in spec.headers.iter().enumerate() {
+            // A static value that is not a valid header value is rendered (and
+            // rejected) per request, so the failure shows in the counts.
+            match t.static_text().and_then(|s| HeaderValue::from_str(s).ok()) {
+                Some(v) => {
+                    headers.append(name.clone(), v);
+                }
+                None => dynamic_headers.push(i),
+            }
+        }
+
+        let (base, base_path) = match &spec.url {
+            UrlSpec::Relative { base, .. } => (
+                Origin::from_url(base).map(Arc::new),
+                base.path().trim_end_matches('/').to_string(),
+            ),
+            UrlSpec::Absolute(_) => (None, String::new()),
+        };
+        let static_target = match &spec.url {
+            UrlSpec::Relative { path, .. } if base.is_some() => path.static_text().and_then(|p| {
+                let mut target = base_path.clone();
+                target.push_str(p);
+                strip_fragment(&mut target);
+                let mut sep = query_separator(&target);
+                for (k, t) in &spec.query {
+                    push_pair(&mut target, &mut sep, k, t.static_text()?);
+                }
+                path_and_query(&mut target, &mut String::new()).ok()
+            }),
+            _ => None,
+        };
+
+        let static_body = match &spec.body {
+            BodySpec::None => Some(Bytes::new()),
+            BodySpec::Raw(t) => t
+                .static_text()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes())),
+            BodySpec::Json(JsonTemplate::Static(s)) => Some(Bytes::copy_from_slice(s.as_bytes())),
+            BodySpec::Json(_) => None,
+            BodySpec::Form(pairs) => {
+                let mut ser = form_urlencoded::Serializer::new(String::new());
+                let all_static = pairs.iter().all(|(k, t)| match t.static_text() {
+                    Some(v) => {
+                        ser.append_pair(k, v);
+                        true
+                    }
+                    None => false,
+                });
+                all_static.then(|| Bytes::from(ser.finish()))
+            }
+        };
+
+        let needs_body = spec
+            .checks
+            .iter()
+            .any(|c| matches!(c, Check::BodyContains(_)))
+            || spec.captures.iter().any(|c| {
+                matches!(
+                    c.source,
+                    CaptureSource::Json(_) | CaptureSource::Regex { .. }
+                )
+            });
+        let finders = spec
+            .checks
+            .iter()
+            .map(|c| match c {
+                Check::BodyContains(text) => regex::bytes::Regex::new(&regex::escape(text)).ok(),
+                _ => None,
+            })
+            .collect();
+
+        Self {
+            own_host: given(&HOST),
+            spec,
+            base,
+            base_path,
+            static_target,
+            headers,
+            dynamic_headers,
+            static_body,
+            needs_body,
+            finders,
+        }
+    }
+
+    async fn execute(&self, vu: &mut Vu) -> StepOutcome {
+        let group = self.spec.group;
+        let Some((vars, state, hub)) = vu.parts::<VuState>(self.spec.protocol_index) else {
+            // A plan that pairs this step with another protocol's state.
+            vu.metrics.record_request(&unsent(group, ErrorKind::Other));
+            return StepOutcome::AbortIteration;
+        };
+        let outcome = self.send(vars, state, hub).await;
+        state.release_body();
+        outcome
+    }
+
+    async fn send(&self, vars: &mut Vars, state: &mut VuState, hub: &MetricsHub) -> StepOutcome {
+        let group = self.spec.group;
+        let (mut origin, mut target) = match self.first_target(vars, state) {
+            Ok(t) => t,
+            Err(kind) => {
+                hub.record_request(&unsent(group, kind));
+                return StepOutcome::AbortIteration;
+            }
+        };
+        let mut body = self.render_body(vars, state);
+        let mut method = self.spec.method.clone();
+        let mut body_headers = true;
+        let first_origin = origin.clone();
+        let mut crossed = false;
+        let keep = if self.needs_body {
+            state.shared.settings.max_body
+        } else {
+            0
+        };
+        let mut hops = 0;
+
+        let parts = loop {
+            let (req, request_len) = match self.request(
+                vars,
+                state,
+                &origin,
+                &target,
+                &method,
+                &body,
+                body_headers,
+                crossed,
+            ) {
+                Ok(r) => r,
+                Err(kind) => {
+                    hub.record_request(&unsent(group, kind));
+                    return StepOutcome::AbortIteration;
+                }
+            };
+            let mut progress = Progress::default();
+            let start = Instant::now();
+            let result = tokio::time::timeout(
+                self.spec.timeout,
+                conn::exchange(state, &origin, req, keep, &mut progress),
+            )
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout));
+            let latency = start.elapsed();
+            let mut sample = RequestSample {
+                group,
+                latency,
+                status: None,
+                failed: true,
+                error: None,
+                bytes_sent: if progress.sent { request_len } else { 0 },
+                bytes_received: progress.received,
+            };
+            let parts = match result {
+                Ok(parts) => parts,
+                Err(kind) => {
+                    sample.error = Some(kind);
+                    hub.record_request(&sample);
+                    return StepOutcome::AbortIteration;
+                }
+            };
+            let status = parts.status.as_u16();
+            sample.status = Some(status);
+            sample.failed = status >= 400;
+            hub.record_request(&sample);
+
+            if state.shared.settings.cookies && parts.headers.contains_key(SET_COOKIE) {
+                store_cookies(state, &origin, &target, &parts.headers);
+            }
+            if hops < self.spec.max_redirects && matches!(status, 301 | 302 | 303 | 307 | 308) {
+                if let Some((next_origin, next_target)) =
+                    redirect_target(state, &origin, &target, &parts.headers)
+                {
+                    if status <= 303 && method != Method::HEAD {
+                        method = Method::GET;
+                        body = Bytes::new();
+                        body_headers = false;
+                    }
+                    crossed |= !next_origin.same(&first_origin);
+                    origin = next_origin;
+                    target = next_target;
+                    hops += 1;
+                    continue;
+                }
+            }
+            break parts;
+        };
+        self.check_and_capture(vars, state, hub, &parts)
+    }
+
+    /// The origin and request target of the step's own URL.
+    fn first_target(
+        &self,
+        vars: &mut Vars,
+        state: &mut VuState,
+    ) -> Result<(Arc<Origin>, PathAndQuery), ErrorKind> {
+        let buf = &mut state.url;
+        buf.clear();
+        match &self.spec.url {
+            UrlSpec::Relative { path, .. } => {
+                let origin = self.base.clone().ok_or(ErrorKind::Other)?;
+                if let Some(t) = &self.static_target {
+                    return Ok((origin, t.clone()));
+                }
+                buf.push_str(&self.base_path);
+                path.render_into(vars, buf);
+                strip_fragment(buf);
+                self.append_query(vars, buf, &mut state.value);
+                let target = path_and_query(buf, &mut state.text)?;
+                Ok((origin, target))
+            }
+            UrlSpec::Absolute(t) => {
+                t.render_into(vars, buf);
+                strip_fragment(buf);
+                self.append_query(vars, buf, &mut state.value);
+                let url = Url::parse(buf).map_err(|_| ErrorKind::Other)?;
+                let origin = match &state.last_origin {
+                    Some(o) if origin_matches(&url, o) => o.clone(),
+                    _ => {
+                        let o = Arc::new(Origin::from_url(&url).ok_or(ErrorKind::Other)?);
+                        state.last_origin = Some(o.clone());
+                        o
+                    }
+                };
+                Ok((origin, url_target(&url)?))
+            }
+        }
+    }
+
+    fn append_query(&self, vars: &mut Vars, buf: &mut String, value: &mut String) {
+        if self.spec.query.is_empty() {
+            return;
+        }
+        let mut sep = query_separator(buf);
+        for (k, t) in &self.spec.query {
+            value.clear();
+            t.render_into(vars, value);
+            push_pair(buf, &mut sep, k, value);
+        }
+    }
+
+    fn render_body(&self, vars: &mut Vars, state: &mut VuState) -> Bytes {
+        if let Some(b) = &self.static_body {
+            return b.clone();
+        }
+        let text = &mut state.text;
+        text.clear();
+        match &self.spec.body {
+            BodySpec::None => {}
+            BodySpec::Raw(t) => t.render_into(vars, text),
+            BodySpec::Json(j) => j.render_into(vars, text),
+            BodySpec::Form(pairs) => {
+                let mut ser = form_urlencoded::Serializer::for_suffix(&mut *text, 0);
+                for (k, t) in pairs {
+                    state.value.clear();
+                    t.render_into(vars, &mut state.value);
+                    ser.append_pair(k, &state.value);
+                }
+                ser.finish();
+            }
+        }
+        Bytes::copy_from_slice(text.as_bytes())
+    }
+
+    /// Builds the request of one hop and its approximate size on the wire.
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        vars: &mut Vars,
+        state: &mut VuState,
+        origin: &Origin,
+        target: &PathAndQuery,
+        method: &Method,
+        body: &Bytes,
+        body_headers: bool,
+        crossed: bool,
+    ) -> Result<(Request<Full<Bytes>>, u64), ErrorKind> {
+        let mut h = self.headers.clone();
+        if !self.own_host {
+            h.insert(HOST, origin.authority.clone());
+        }
+        for &i in &self.dynamic_headers {
+            let Some((name, t)) = self.spec.headers.get(i) else {
+                continue;
+            };
+            state.text.clear();
+            t.render_into(vars, &mut state.text);
+            let v = HeaderValue::from_str(&state.text).map_err(|_| ErrorKind::Other)?;
+            h.append(name.clone(), v);
+        }
+        if !body_headers {
+            h.remove(CONTENT_TYPE);
+        }
+        if crossed {
+            // Credentials meant for the first origin do not follow a redirect away.
+            h.remove(AUTHORIZATION);
+            h.remove(PROXY_AUTHORIZATION);
+            h.remove(COOKIE);
+        }
+        if state.jar_in_use() {
+            add_cookies(state, origin, target, &mut h);
+        }
+        if !body.is_empty() {
+            h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        } else if body_headers && matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+            h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+
+        // Request line, headers, blank line, body.
+        let head: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+        let len = method.as_str().len() + target.as_str().len() + 12 + head + 2 + body.len();
+
+        let mut req = Request::new(Full::new(body.clone()));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = Uri::from(target.clone());
+        *req.headers_mut() = h;
+        Ok((req, len as u64))
+    }
+
+    fn check_and_capture(
+        &self,
+        vars: &mut Vars,
+        state: &VuState,
+        hub: &MetricsHub,
+        parts: &Parts,
+    ) -> StepOutcome {
+        let group = self.spec.group;
+        let status = parts.status.as_u16();
+        for (i, check) in self.spec.checks.iter().enumerate() {
+            let passed = match check {
+                Check::Status(codes) => codes.contains(&status),
+                Check::BodyContains(text) => match self.finders.get(i).and_then(Option::as_ref) {
+                    Some(finder) => finder.is_match(&state.body),
+                    None => contains(&state.body, text.as_bytes()),
+                },
+                Check::Header {
+                    name,
+                    contains: part,
+                } => parts.headers.get_all(name).iter().any(|v| {
+                    part.as_ref()
+                        .is_none_or(|p| contains(v.as_bytes(), p.as_bytes()))
+                }),
+            };
+            hub.record_check(group, passed);
+        }
+
+        // The body is parsed (or decoded) once, whatever the number of captures.
+        let mut json: Option<Option<Value>> = None;
+        let mut text: Option<Cow<'_, str>> = None;
+        for capture in &self.spec.captures {
+            let value = match &capture.source {
+                CaptureSource::Json(path) => json
+                    .get_or_insert_with(|| serde_json::from_slice(&state.body).ok())
+                    .as_ref()
+                    .and_then(|doc| path.query(doc).first().cloned()),
+                CaptureSource::Regex { re, group: n } => {
+                    let text = text.get_or_insert_with(|| String::from_utf8_lossy(&state.body));
+                    re.captures(text)
+                        .and_then(|c| c.get(*n))
+                        .map(|m| Value::String(m.as_str().to_owned()))
+                }
+                CaptureSource::Header(name) => parts
+                    .headers
+                    .get(name)
+                    .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())),
+            };
+            match (value, vars.captures.get_mut(capture.slot)) {
+                (Some(v), Some(slot)) => *slot = Some(v),
+                _ => {
+                    hub.record_error(group, ErrorKind::Capture);
+                    return StepOutcome::AbortIteration;
+                }
+            }
+        }
+        StepOutcome::Continue
+    }
+}
+
+impl StepExec for HttpStep {
+    fn run<'a>(&'a self, vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
+        Box::pin(self.execute(vu))
+    }
+}
+
+/// The sample of a request that could not even be built or sent.
+fn unsent(group: GroupId, kind: ErrorKind) -> RequestSample {
+    RequestSample {
+        group,
+        latency: Duration::ZERO,
+        status: None,
+        failed: true,
+        error: Some(kind),
+        bytes_sent: 0,
+        bytes_received: 0,
+    }
+}
+
+/// Rebuilds the full URL of a request target (for the cookie jar and redirects).
+fn full_url(buf: &mut String, origin: &Origin, target: &PathAndQuery) -> Option<Url> {
+    buf.clear();
+    buf.push_str(&origin.prefix);
+    buf.push_str(target.as_str());
+    Url::parse(buf).ok()
+}
+
+fn add_cookies(state: &mut VuState, origin: &Origin, target: &PathAndQuery, h: &mut HeaderMap) {
+    let Some(url) = full_url(&mut state.url, origin, target) else {
+        return;
+    };
+    let text = &mut state.text;
+    text.clear();
+    if let Some(own) = h.get(COOKIE).and_then(|v| v.to_str().ok()) {
+        text.push_str(own);
+    }
+    let own_len = text.len();
+    for (name, value) in state.jar.get_request_values(&url) {
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(name);
+        text.push('=');
+        text.push_str(value);
+    }
+    if text.len() > own_len {
+        if let Ok(v) = HeaderValue::from_str(text) {
+            h.insert(COOKIE, v);
+        }
+    }
+}
+
+fn store_cookies(state: &mut VuState, origin: &Origin, target: &PathAndQuery, headers: &HeaderMap) {
+    let Some(url) = full_url(&mut state.url, origin, target) else {
+        return;
+    };
+    let cookies = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|s| cookie::Cookie::parse(s.to_owned()).ok());
+    state.jar.store_response_cookies(cookies, &url);
+}
+
+/// Where a redirect response points, resolved against the request's URL.
+fn redirect_target(
+    state: &mut VuState,
+    origin: &Arc<Origin>,
+    target: &PathAndQuery,
+    headers: &HeaderMap,
+) -> Option<(Arc<Origin>, PathAndQuery)> {
+    let location = headers.get(LOCATION)?.to_str().ok()?;
+    let next = full_url(&mut state.url, origin, target)?
+        .join(location)
+        .ok()?;
+    let next_origin = if origin_matches(&next, origin) {
+        origin.clone()
+    } else {
+        Arc::new(Origin::from_url(&next)?)
+    };
+    Some((next_origin, url_target(&next).ok()?))
+}
+
+fn origin_matches(url: &Url, o: &Origin) -> bool {
+    (url.scheme() == "https") == o.https
+        && (o.https || url.scheme() == "http")
+        && url.port_or_known_default() == Some(o.port)
+        && url.host_str() == Some(o.host.as_str())
+}
+
+/// The path and query of a parsed URL (already percent-encoded by the parser).
+fn url_target(url: &Url) -> Result<PathAndQuery, ErrorKind> {
+    let pq = &url[Position::BeforePath..Position::AfterQuery];
+    let pq = if pq.is_empty() { "/" } else { pq };
+    PathAndQuery::try_from(pq).map_err(|_| ErrorKind::Other)
+}
+
+fn strip_fragment(buf: &mut String) {
+    if let Some(i) = buf.find('#') {
+        buf.truncate(i);
+    }
+}
+
+fn query_separator(buf: &str) -> char {
+    if buf.contains('?') {
+        '&'
+    } else {
+        '?'
+    }
+}
+
+/// Appends `k=v`, both URL-encoded, after `sep` (`?` first, `&` after).
+fn push_pair(buf: &mut String, sep: &mut char, k: &str, v: &str) {
+    buf.push(*sep);
+    *sep = '&';
+    buf.extend(form_urlencoded::byte_serialize(k.as_bytes()));
+    buf.push('=');
+    buf.extend(form_urlencoded::byte_serialize(v.as_bytes()));
+}
+
+/// Parses a rendered path and query, percent-encoding first any byte a request
+/// target may not hold raw (spaces, quotes, non-ASCII from substituted values).
+fn path_and_query(buf: &mut String, scratch: &mut String) -> Result<PathAndQuery, ErrorKind> {
+    if buf.is_empty() {
+        buf.push('/');
+    }
+    let parsed = if buf.bytes().any(needs_escape) {
+        scratch.clear();
+        for &b in buf.as_bytes() {
+            if needs_escape(b) {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                scratch.push('%');
+                scratch.push(char::from(HEX[usize::from(b >> 4)]));
+                scratch.push(char::from(HEX[usize::from(b & 15)]));
+            } else {
+                scratch.push(char::from(b));
+            }
+        }
+        PathAndQuery::try_from(scratch.as_str())
+    } else {
+        PathAndQuery::try_from(buf.as_str())
+    };
+    parsed.map_err(|_| ErrorKind::Other)
+}
+
+fn needs_escape(b: u8) -> bool {
+    b <= b' '
+        || b >= 0x7f
+        || matches!(
+            b,
+            b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+        )
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}

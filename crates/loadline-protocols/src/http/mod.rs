@@ -1,0 +1,127 @@
+//! HTTP/1.1 over TCP or rustls TLS, driven through hyper's connection API. Each VU
+//! owns its connections (one per origin), like a real user's browser.
+//!
+//! [`HttpProtocol`] holds what a plan's HTTP steps share (settings, the TLS
+//! configurations, built once); each VU gets a state with its connections, its
+//! cookie jar and reused buffers; [`build_step`] turns a compiled
+//! [`HttpStepSpec`] into the executor that sends the request, follows redirects,
+//! runs the checks and captures, and reports one sample per request.
+
+mod conn;
+mod exec;
+mod spec;
+#[cfg(test)]
+mod tests;
+mod tls;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use cookie_store::CookieStore;
+use loadline_core::protocol::{Protocol, StepExec};
+
+pub use spec::*;
+
+use conn::{Origin, Pool};
+
+/// Response body capacity a VU keeps between requests; a larger buffer is shrunk
+/// back so that 10,000 VUs do not each hold their largest body ever seen.
+const KEPT_BODY_CAPACITY: usize = 64 * 1024;
+
+/// The HTTP protocol of one plan: shared TLS configuration and settings.
+#[derive(Debug)]
+pub struct HttpProtocol {
+    pub settings: HttpSettings,
+    shared: Arc<Shared>,
+}
+
+/// What every VU state of one protocol points to.
+#[derive(Debug)]
+struct Shared {
+    settings: HttpSettings,
+    /// `None` only if rustls rejected its own default configuration; https
+    /// requests then fail with a TLS error.
+    tls: Option<tls::TlsConnectors>,
+}
+
+impl HttpProtocol {
+    pub fn new(settings: HttpSettings) -> Arc<Self> {
+        let tls = match tls::connectors() {
+            Ok(t) => Some(t),
+            Err(error) => {
+                tracing::error!(%error, "TLS configuration failed; https requests will fail");
+                None
+            }
+        };
+        Arc::new(Self {
+            shared: Arc::new(Shared {
+                settings: settings.clone(),
+                tls,
+            }),
+            settings,
+        })
+    }
+}
+
+impl Protocol for HttpProtocol {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn new_vu_state(&self) -> Box<dyn Any + Send> {
+        Box::new(VuState {
+            shared: self.shared.clone(),
+            pool: Pool::default(),
+            jar: CookieStore::default(),
+            last_origin: None,
+            url: String::new(),
+            text: String::new(),
+            value: String::new(),
+            body: Vec::new(),
+        })
+    }
+
+    fn start_iteration(&self, state: &mut (dyn Any + Send)) {
+        if let Some(s) = state.downcast_mut::<VuState>() {
+            if s.shared.settings.cookies {
+                s.jar.clear();
+            }
+        }
+    }
+}
+
+/// One VU's HTTP state.
+struct VuState {
+    shared: Arc<Shared>,
+    pool: Pool,
+    jar: CookieStore,
+    /// The origin of the last absolute URL, reused while the next one has the same.
+    last_origin: Option<Arc<Origin>>,
+    /// Scratch: the request target, then full URLs for cookies and redirects.
+    url: String,
+    /// Scratch: rendered header values and bodies.
+    text: String,
+    /// Scratch: rendered form and query values.
+    value: String,
+    /// The kept part of the last response body.
+    body: Vec<u8>,
+}
+
+impl VuState {
+    /// Whether the cookie jar holds anything (so the hot path can skip it).
+    fn jar_in_use(&self) -> bool {
+        self.shared.settings.cookies && self.jar.iter_any().next().is_some()
+    }
+
+    fn release_body(&mut self) {
+        self.body.clear();
+        if self.body.capacity() > KEPT_BODY_CAPACITY {
+            self.body.shrink_to(KEPT_BODY_CAPACITY);
+        }
+    }
+}
+
+/// Builds the executor of one HTTP step.
+pub fn build_step(spec: HttpStepSpec) -> Arc<dyn StepExec> {
+    Arc::new(exec::HttpStep::new(spec))
+}

@@ -1,0 +1,109 @@
+//! What an HTTP step is, as a scenario format describes it: everything compiled and
+//! validated, ready to execute.
+
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use loadline_core::metrics::GroupId;
+use loadline_core::template::{JsonTemplate, Template};
+
+/// Settings shared by every HTTP step of a plan.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Accept any TLS certificate (self-signed test servers).
+    pub insecure: bool,
+    /// Keep a cookie jar per VU, cleared at the start of each iteration.
+    pub cookies: bool,
+    /// At most this many bytes of a response body are kept for checks and
+    /// captures; the rest is read and discarded (but counted).
+    pub max_body: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            insecure: false,
+            cookies: true,
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub enum UrlSpec {
+    /// A path template joined to a fixed base URL (`target:`): the origin is known
+    /// at load time, only the path and query are rendered per request. `base` has
+    /// no trailing slash; `path` starts with `/`.
+    Relative { base: url::Url, path: Template },
+    /// A full URL template, parsed per request.
+    Absolute(Template),
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum BodySpec {
+    None,
+    /// A raw string body (`body:`); the content type comes from the headers.
+    Raw(Template),
+    /// A JSON body (`json:`); sets `content-type: application/json` unless given.
+    Json(JsonTemplate),
+    /// A URL-encoded form (`form:`); sets `content-type:
+    /// application/x-www-form-urlencoded` unless given.
+    Form(Vec<(String, Template)>),
+}
+
+/// A check on the response; each is counted passed or failed, and never fails the
+/// request itself.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// The status is one of these.
+    Status(Vec<u16>),
+    /// The body (up to `max_body`) contains this text.
+    BodyContains(String),
+    /// The response has this header (and, when given, its value contains the text).
+    Header {
+        name: HeaderName,
+        contains: Option<String>,
+    },
+}
+
+/// Where a captured value comes from.
+#[derive(Debug, Clone)]
+pub enum CaptureSource {
+    /// The first match of a JSONPath in the JSON body, keeping its JSON type.
+    Json(serde_json_path::JsonPath),
+    /// Capture group `group` (0 = whole match) of the first regex match in the body.
+    Regex { re: regex::Regex, group: usize },
+    /// A response header's value.
+    Header(HeaderName),
+}
+
+/// A value to capture into a VU's capture slot.
+#[derive(Debug, Clone)]
+pub struct CaptureSpec {
+    pub slot: usize,
+    /// The capture's name, for messages.
+    pub name: String,
+    pub source: CaptureSource,
+}
+
+/// One HTTP request step.
+#[derive(Debug, Clone)]
+pub struct HttpStepSpec {
+    /// The index of the [`crate::http::HttpProtocol`] in the plan's protocol list.
+    pub protocol_index: usize,
+    pub group: GroupId,
+    pub method: Method,
+    pub url: UrlSpec,
+    /// Extra query parameters (`query:` map), appended URL-encoded.
+    pub query: Vec<(String, Template)>,
+    /// Headers: the defaults' merged with the step's (the step's win).
+    pub headers: Vec<(HeaderName, Template)>,
+    pub body: BodySpec,
+    pub timeout: Duration,
+    pub checks: Vec<Check>,
+    pub captures: Vec<CaptureSpec>,
+    /// Follow 3xx responses up to this many times (0 = never).
+    pub max_redirects: u32,
+}

@@ -1,0 +1,6 @@
+//! loadline's protocol implementations. Each protocol is a module that implements
+//! [`loadline_core::protocol::Protocol`] (the per-VU state) and builds
+//! [`loadline_core::protocol::StepExec`]s from its step specs; scenario formats
+//! fill the specs, the engine runs the executors.
+
+pub mod http;
