@@ -27,6 +27,8 @@ use crate::vu::Vu;
 pub struct RunOptions {
     /// Cancelled by the caller (Ctrl-C): stop starting iterations, finish in-flight ones.
     pub stop: CancellationToken,
+    /// Cancelled by the caller (a second Ctrl-C): cut off in-flight iterations now.
+    pub kill: CancellationToken,
     /// How often shards are merged and observers told.
     pub tick: Duration,
     /// Seed for the VUs' random sources; `None` picks one.
@@ -37,6 +39,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             stop: CancellationToken::new(),
+            kill: CancellationToken::new(),
             tick: Duration::from_secs(1),
             seed: None,
         }
@@ -146,7 +149,7 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
         plan: plan.clone(),
         hub: hub.clone(),
         soft: opts.stop.child_token(),
-        hard: CancellationToken::new(),
+        hard: opts.kill.child_token(),
         tracker: TaskTracker::new(),
         next_vu: AtomicU64::new(0),
         seed,

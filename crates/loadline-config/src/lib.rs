@@ -1,0 +1,144 @@
+//! Scenario files to a runnable [`Plan`]: loadline's native YAML format, checked
+//! with precise positions, and the JSON Schema of that format.
+//!
+//! Loading happens in three passes. The YAML text becomes a tree of nodes that
+//! remember their line and column ([`yaml`]); serde deserializes the tree into the
+//! format's model ([`model`]), recording every shape or type error and carrying on;
+//! then the builder checks what the values mean (durations, URLs, templates, data
+//! files, thresholds) and assembles the [`Plan`], every template compiled. Every
+//! problem found by any pass is reported, in file order.
+//!
+//! ```no_run
+//! let loaded = loadline_config::load_file(std::path::Path::new("scenario.yaml"))
+//!     .map_err(|errors| eprintln!("{errors}"))
+//!     .ok();
+//! ```
+
+mod build;
+mod de;
+mod error;
+mod model;
+mod suggest;
+mod yaml;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors};
+use loadline_core::plan::Plan;
+
+/// A loaded scenario: the plan and any non-fatal remarks about it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub plan: Plan,
+    /// Things that are allowed but probably unintended, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Reads and loads a scenario file; data files are found relative to its folder.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        errors: vec![ConfigError {
+            file: source.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the scenario file: {e}"),
+        }],
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    load_str(&source, &text, base_dir)
+}
+
+/// Loads a scenario from text; `source_name` names it in messages and data files
+/// are found relative to `base_dir`.
+pub fn load_str(source_name: &str, text: &str, base_dir: &Path) -> Result<Loaded, ConfigErrors> {
+    let built = build::build(text, base_dir);
+    let located = |p: build::Problem| ConfigError {
+        file: source_name.to_string(),
+        line: p.mark.line,
+        column: p.mark.column,
+        path: p.path,
+        // One error per line, whatever a library's message looks like.
+        message: p.message.replace('\n', " "),
+    };
+    match built.draft {
+        Some(draft) if built.problems.is_empty() => Ok(Loaded {
+            plan: draft.into_plan(source_name.to_string()),
+            warnings: built
+                .warnings
+                .into_iter()
+                .map(|w| located(w).to_string())
+                .collect(),
+        }),
+        _ => Err(ConfigErrors {
+            errors: built.problems.into_iter().map(located).collect(),
+        }),
+    }
+}
+
+/// The JSON Schema of the native scenario format, pretty-printed.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(model::ScenarioDoc);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_file_is_one_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.yaml");
+        let errors = load_file(&path).unwrap_err().errors;
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].column), (0, 0));
+        assert!(errors[0]
+            .message
+            .starts_with("cannot read the scenario file"));
+        assert!(errors[0].file.ends_with("missing.yaml"));
+    }
+
+    #[test]
+    fn errors_and_warnings_name_file_line_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        std::fs::write(
+            &path,
+            "phases:\n  - { duration: 1s, vus: 0 }\nflows: [ { steps: [ { think: 1s } ] } ]\n",
+        )
+        .unwrap();
+        let errors = load_file(&path).unwrap_err();
+        let shown = errors.to_string();
+        assert_eq!(
+            shown,
+            format!(
+                "{}:2:26: phases[0].vus: expected an integer from 1 to 100000, found 0",
+                path.display()
+            )
+        );
+
+        let text = "phases: [ { duration: 1s, arrival_rate: 0 } ]\nflows: [ { steps: [ { think: 1s } ] } ]\n";
+        let loaded = load_str("w.yaml", text, dir.path()).unwrap();
+        assert!(loaded.plan.protocols.is_empty());
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].starts_with("w.yaml:1:41: phases[0].arrival_rate: "),
+            "{}",
+            loaded.warnings[0]
+        );
+    }
+
+    #[test]
+    fn the_schema_is_json_and_describes_the_format() {
+        let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+        let text = schema.to_string();
+        assert!(text.contains("arrival_rate"));
+        let required = schema["required"].as_array().unwrap();
+        assert!(required.contains(&"phases".into()) && required.contains(&"flows".into()));
+        assert_eq!(schema["additionalProperties"], false);
+        assert!(schema["properties"]["phases"]["minItems"] == 1);
+    }
+}
