@@ -21,7 +21,11 @@ const EXIT_INVALID: u8 = 2;
 const EXIT_RUNTIME: u8 = 1;
 
 #[derive(Parser, Debug)]
-#[command(name = "loadline", version, about = "Load testing for HTTP APIs: scenario files, exact metrics, SLAs")]
+#[command(
+    name = "loadline",
+    version,
+    about = "Load testing for HTTP APIs: scenario files, exact metrics, SLAs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -175,7 +179,10 @@ fn run(file: &Path, summary_json: Option<&Path>, quiet: bool, seed: Option<u64>)
         }
     }
     let plan = Arc::new(loaded.plan);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -185,14 +192,23 @@ fn run(file: &Path, summary_json: Option<&Path>, quiet: bool, seed: Option<u64>)
     let summary = rt.block_on(async {
         let stop = CancellationToken::new();
         let kill = CancellationToken::new();
-        tokio::spawn(watch_signals(stop.clone(), kill.clone(), plan.graceful_stop));
+        tokio::spawn(watch_signals(
+            stop.clone(),
+            kill.clone(),
+            plan.graceful_stop,
+        ));
         let stdout_tty = std::io::stdout().is_terminal();
         let phase_names = plan.phases.iter().map(|p| p.name.clone()).collect();
         let observer: Box<dyn Observer> = if quiet {
             Box::new(NoObserver)
         } else {
             let every = if stdout_tty { 1 } else { 5 };
-            Box::new(live::Progress::new(std::io::stdout(), stdout_tty, every, phase_names))
+            Box::new(live::Progress::new(
+                std::io::stdout(),
+                stdout_tty,
+                every,
+                phase_names,
+            ))
         };
         let opts = RunOptions {
             stop,
@@ -225,9 +241,16 @@ fn run(file: &Path, summary_json: Option<&Path>, quiet: bool, seed: Option<u64>)
 
 /// First SIGINT/SIGTERM: stop starting iterations and let in-flight ones finish;
 /// a second one: cut them off.
-async fn watch_signals(stop: CancellationToken, kill: CancellationToken, graceful: std::time::Duration) {
+async fn watch_signals(
+    stop: CancellationToken,
+    kill: CancellationToken,
+    graceful: std::time::Duration,
+) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::warn!("cannot listen for signals; Ctrl-C will end loadline without a summary");
         return;
     };

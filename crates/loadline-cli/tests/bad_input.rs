@@ -79,7 +79,13 @@ fn each_bad_file_exits_2_with_its_line_before_any_request() {
         for cmd in ["validate", "run"] {
             let out = loadline().arg(cmd).arg(&sc.path).output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "case {}: {cmd}\n{}", i + 1, text(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "case {}: {cmd}\n{}",
+                i + 1,
+                text(&out)
+            );
             if line > 0 {
                 assert!(
                     err.contains(&format!("scenario.yaml:{line}:")),
@@ -117,7 +123,10 @@ fn an_unwritable_summary_path_is_refused_before_the_load() {
 
 #[test]
 fn a_missing_scenario_file_exits_2() {
-    let out = loadline().args(["validate", "/nonexistent/x.yaml"]).output().unwrap();
+    let out = loadline()
+        .args(["validate", "/nonexistent/x.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = loadline().args(["run"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -128,9 +137,14 @@ fn the_published_schema_is_current() {
     let out = loadline().arg("schema").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/loadline.schema.json");
-    let published: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("docs/loadline.schema.json exists")).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/loadline.schema.json"
+    );
+    let published: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(path).expect("docs/loadline.schema.json exists"),
+    )
+    .unwrap();
     assert_eq!(
         generated, published,
         "docs/loadline.schema.json is stale: run `cargo run -p loadline-cli -- schema > docs/loadline.schema.json`"

@@ -99,17 +99,35 @@ flows:
     assert_eq!(seen.pages, vec![30, 31, 32, 33, 34, 35]);
     let expected: Vec<u64> = seen.pages.iter().flat_map(|p| [p * 100 + 1, *p]).collect();
     assert_eq!(seen.details, expected);
-    let users: Vec<(&str, &str)> = seen.logins.iter().map(|(u, p)| (u.as_str(), p.as_str())).collect();
+    let users: Vec<(&str, &str)> = seen
+        .logins
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
     assert_eq!(
         users,
-        vec![("ann", "pw-a"), ("bob", "pw-b"), ("cid", "pw-c"), ("ann", "pw-a"), ("bob", "pw-b"), ("cid", "pw-c")]
+        vec![
+            ("ann", "pw-a"),
+            ("bob", "pw-b"),
+            ("cid", "pw-c"),
+            ("ann", "pw-a"),
+            ("bob", "pw-b"),
+            ("cid", "pw-c")
+        ]
     );
     let tokens: Vec<&str> = seen.order_tokens.iter().map(String::as_str).collect();
-    assert_eq!(tokens, vec!["tok-ann", "tok-bob", "tok-cid", "tok-ann", "tok-bob", "tok-cid"]);
+    assert_eq!(
+        tokens,
+        vec!["tok-ann", "tok-bob", "tok-cid", "tok-ann", "tok-bob", "tok-cid"]
+    );
     // The JSON capture kept its type: the order endpoint answers 400 to a string.
     assert_eq!(step(&s, "POST /orders")["status"]["201"], 6);
     assert_eq!(s["checks"]["failed"], 0);
-    assert!(seen.cookie_checks.iter().all(|ok| *ok), "{:?}", seen.cookie_checks);
+    assert!(
+        seen.cookie_checks.iter().all(|ok| *ok),
+        "{:?}",
+        seen.cookie_checks
+    );
     assert_eq!(seen.cookie_checks.len(), 6);
     assert_eq!(s["requests"]["total"], seen.total());
 }
@@ -140,9 +158,14 @@ flows:
     assert_eq!(s["phases"][0]["dropped"], 0);
     // 300 arrivals planned: all of them, spread over the 3 s at 100/s (±2%).
     assert_eq!(n, 300);
-    let span = seen.ticks[n - 1].duration_since(seen.ticks[0]).as_secs_f64();
+    let span = seen.ticks[n - 1]
+        .duration_since(seen.ticks[0])
+        .as_secs_f64();
     let rate = (n - 1) as f64 / span;
-    assert!((rate - 100.0).abs() <= 2.0, "rate {rate:.2}/s over {span:.3}s");
+    assert!(
+        (rate - 100.0).abs() <= 2.0,
+        "rate {rate:.2}/s over {span:.3}s"
+    );
     assert!(s["schedule_lag_ms"]["p99"].as_f64().is_some());
 }
 
@@ -156,15 +179,30 @@ fn the_contract_example_runs_unchanged() {
     assert!(yaml.contains("target: http://127.0.0.1:8080"));
     let yaml = yaml.replace("http://127.0.0.1:8080", &srv.url());
     let sc = Scenario::new(&yaml);
-    sc.file("users.csv", &std::fs::read_to_string(format!("{root}/users.csv")).unwrap());
+    sc.file(
+        "users.csv",
+        &std::fs::read_to_string(format!("{root}/users.csv")).unwrap(),
+    );
     let (out, summary) = run_scenario(&sc, &[]);
     let s = summary.expect("summary written");
     let seen = srv.seen();
     assert_eq!(s["requests"]["total"], seen.total(), "{}", text(&out));
-    assert_eq!(step(&s, "list products")["requests"], seen.count("GET /products"));
-    assert_eq!(step(&s, "product detail")["requests"], seen.count("GET /products/{id}"));
-    assert_eq!(step(&s, "POST /login")["requests"], seen.count("POST /login"));
-    assert_eq!(step(&s, "POST /orders")["requests"], seen.count("POST /orders"));
+    assert_eq!(
+        step(&s, "list products")["requests"],
+        seen.count("GET /products")
+    );
+    assert_eq!(
+        step(&s, "product detail")["requests"],
+        seen.count("GET /products/{id}")
+    );
+    assert_eq!(
+        step(&s, "POST /login")["requests"],
+        seen.count("POST /login")
+    );
+    assert_eq!(
+        step(&s, "POST /orders")["requests"],
+        seen.count("POST /orders")
+    );
     assert_eq!(seen.count("POST /orders"), 2 * seen.count("POST /login"));
     assert_eq!(s["requests"]["failed"], 0);
     assert_eq!(s["phases"][2]["iterations"], 100);
@@ -176,8 +214,12 @@ fn the_contract_example_runs_unchanged() {
     assert_eq!(thresholds.len(), 6);
     for t in thresholds {
         if t["metric"] == "iterations" {
-            let rate = s["iterations"]["total"].as_f64().unwrap() / s["duration_s"].as_f64().unwrap();
-            assert!((t["value"].as_f64().unwrap() - rate).abs() < 0.05, "{t} vs {rate}");
+            let rate =
+                s["iterations"]["total"].as_f64().unwrap() / s["duration_s"].as_f64().unwrap();
+            assert!(
+                (t["value"].as_f64().unwrap() - rate).abs() < 0.05,
+                "{t} vs {rate}"
+            );
             assert_eq!(t["passed"], rate > 10.0);
         } else {
             assert_eq!(t["passed"], true, "{t}");

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `loadline` binary against servers started by the
 //! tests on 127.0.0.1. Every run is bounded in iterations or seconds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod util;
 
 mod bad_input;

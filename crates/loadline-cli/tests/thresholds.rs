@@ -35,9 +35,17 @@ fn passing_thresholds_exit_0_and_failing_ones_exit_3() {
     let s = s.unwrap();
     assert_eq!(s["status"], "passed");
     assert_eq!(s["thresholds"].as_array().unwrap().len(), 3);
-    assert!(s["thresholds"].as_array().unwrap().iter().all(|t| t["passed"] == true));
+    assert!(s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["passed"] == true));
 
-    let bad = scenario(&srv, "  errors: [\"rate < 1%\"]\n  latency: [\"p99 < 5s\"]", phase);
+    let bad = scenario(
+        &srv,
+        "  errors: [\"rate < 1%\"]\n  latency: [\"p99 < 5s\"]",
+        phase,
+    );
     let (out, s) = run_scenario(&bad, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let s = s.unwrap();

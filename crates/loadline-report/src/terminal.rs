@@ -111,13 +111,22 @@ pub fn render(s: &Summary) -> String {
         row(
             &mut o,
             "schedule lag",
-            format!("p50 {}  p99 {}  max {}", ms(lag.p50), ms(lag.p99), ms(lag.max)),
+            format!(
+                "p50 {}  p99 {}  max {}",
+                ms(lag.p50),
+                ms(lag.p99),
+                ms(lag.max)
+            ),
         );
     }
     row(
         &mut o,
         "data",
-        format!("sent {}, received {}", bytes(s.bytes_sent), bytes(s.bytes_received)),
+        format!(
+            "sent {}, received {}",
+            bytes(s.bytes_sent),
+            bytes(s.bytes_received)
+        ),
     );
 
     if !s.steps.is_empty() {
@@ -237,10 +246,22 @@ mod tests {
             scenario: "shop.yaml".into(),
             status: Status::Failed,
             duration_s: 12.345,
-            requests: RequestTotals { total: 1000, failed: 20, rate: 81.0 },
+            requests: RequestTotals {
+                total: 1000,
+                failed: 20,
+                rate: 81.0,
+            },
             latency_ms: lat(1.5),
-            iterations: IterationTotals { total: 200, dropped: 0, interrupted: 1, rate: 16.2 },
-            checks: CheckTotals { passed: 990, failed: 10 },
+            iterations: IterationTotals {
+                total: 200,
+                dropped: 0,
+                interrupted: 1,
+                rate: 16.2,
+            },
+            checks: CheckTotals {
+                passed: 990,
+                failed: 10,
+            },
             schedule_lag_ms: Some(lat(0.05)),
             bytes_sent: 123_456,
             bytes_received: 9_876_543,
@@ -251,7 +272,10 @@ mod tests {
                 latency_ms: lat(1.5),
                 status: BTreeMap::from([("200".into(), 980), ("500".into(), 20)]),
                 errors: BTreeMap::new(),
-                checks: CheckTotals { passed: 990, failed: 10 },
+                checks: CheckTotals {
+                    passed: 990,
+                    failed: 10,
+                },
                 bytes_sent: 123_456,
                 bytes_received: 9_876_543,
             }],

@@ -45,7 +45,7 @@ impl Seen {
 
 type Shared = Arc<Mutex<Seen>>;
 
-fn bump(s: &Shared, route: &str) -> std::sync::MutexGuard<'_, Seen> {
+fn bump<'a>(s: &'a Shared, route: &str) -> std::sync::MutexGuard<'a, Seen> {
     let mut g = s.lock().unwrap();
     *g.counts.entry(route.to_string()).or_default() += 1;
     g
@@ -123,14 +123,19 @@ impl Drop for TestServer {
 }
 
 async fn hello(State(s): State<Shared>) -> &'static str {
-    bump(&s, "GET /hello");
+    drop(bump(&s, "GET /hello"));
     "hello"
 }
 
-async fn list_products(State(s): State<Shared>, Query(q): Query<BTreeMap<String, String>>) -> Json<Value> {
+async fn list_products(
+    State(s): State<Shared>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Json<Value> {
     let page: u64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     bump(&s, "GET /products").pages.push(page);
-    let items: Vec<Value> = (1..=3).map(|i| json!({"id": page * 100 + i, "name": format!("p{i}")})).collect();
+    let items: Vec<Value> = (1..=3)
+        .map(|i| json!({"id": page * 100 + i, "name": format!("p{i}")}))
+        .collect();
     Json(json!({ "items": items, "page": page }))
 }
 
@@ -142,7 +147,9 @@ async fn product(State(s): State<Shared>, UrlPath(id): UrlPath<u64>) -> Json<Val
 async fn login(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
     let user = body["user"].as_str().unwrap_or("").to_string();
     let password = body["password"].as_str().unwrap_or("").to_string();
-    bump(&s, "POST /login").logins.push((user.clone(), password));
+    bump(&s, "POST /login")
+        .logins
+        .push((user.clone(), password));
     Json(json!({ "token": format!("tok-{user}") })).into_response()
 }
 
@@ -161,13 +168,13 @@ async fn order(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Val
 }
 
 async fn status(State(s): State<Shared>, UrlPath(code): UrlPath<u16>) -> Response {
-    bump(&s, &format!("GET /status/{code}"));
+    drop(bump(&s, &format!("GET /status/{code}")));
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
     (code, "status").into_response()
 }
 
 async fn slow(State(s): State<Shared>, UrlPath(ms): UrlPath<u64>) -> &'static str {
-    bump(&s, "GET /slow/{ms}");
+    drop(bump(&s, "GET /slow/{ms}"));
     tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
     "slow"
 }
@@ -178,7 +185,7 @@ async fn tick(State(s): State<Shared>) -> &'static str {
 }
 
 async fn cookie_set(State(s): State<Shared>) -> Response {
-    bump(&s, "GET /cookie/set");
+    drop(bump(&s, "GET /cookie/set"));
     ([("set-cookie", "sid=abc123; Path=/")], "set").into_response()
 }
 
