@@ -228,6 +228,18 @@ impl Stats {
         all
     }
 
+    /// The groups of single requests merged into one, leaving out outcome groups
+    /// (see [`crate::plan::GroupInfo::is_request`]): the run's request totals.
+    pub fn all_requests(&self, infos: &[crate::plan::GroupInfo]) -> GroupStats {
+        let mut all = GroupStats::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            if infos.get(i).is_none_or(|info| info.is_request()) {
+                all.merge(g);
+            }
+        }
+        all
+    }
+
     pub fn iterations(&self) -> u64 {
         self.phases.iter().map(|p| p.iterations).sum()
     }

@@ -48,8 +48,20 @@ impl Plan {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GroupInfo {
     pub name: String,
-    /// The protocol family, e.g. `http`.
+    /// The protocol family, e.g. `http`, or [`OUTCOME_KIND`] for a group whose
+    /// samples are outcomes made of several requests (a poll's time until its
+    /// condition held), which request totals leave out.
     pub kind: String,
+}
+
+/// The `kind` of a metric group of outcomes rather than requests.
+pub const OUTCOME_KIND: &str = "outcome";
+
+impl GroupInfo {
+    /// Whether the group's samples are single requests (counted in the totals).
+    pub fn is_request(&self) -> bool {
+        self.kind != OUTCOME_KIND
+    }
 }
 
 /// One phase of load.

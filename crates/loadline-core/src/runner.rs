@@ -49,6 +49,8 @@ impl Default for RunOptions {
 /// What an observer sees each tick.
 #[derive(Debug)]
 pub struct Tick<'a> {
+    /// The plan being run.
+    pub plan: &'a Plan,
     pub elapsed: Duration,
     pub planned: Option<Duration>,
     /// The index of the phase now running.
@@ -210,7 +212,7 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     let verdicts = plan
         .thresholds
         .iter()
-        .map(|t| t.evaluate(&total, elapsed))
+        .map(|t| t.evaluate(&total, elapsed, &plan.groups))
         .collect();
     RunResult {
         total,
@@ -243,6 +245,7 @@ async fn aggregate(
         total.merge(&iv);
         let elapsed = now - start;
         observer.on_tick(&Tick {
+            plan,
             elapsed,
             planned,
             phase: sh.phase.load(Ordering::Relaxed) as usize,
@@ -254,7 +257,10 @@ async fn aggregate(
         last = now;
         if !sh.soft.is_cancelled() {
             for (i, t) in plan.thresholds.iter().enumerate() {
-                if t.abort_on_fail && elapsed >= t.delay && !t.evaluate(&total, elapsed).passed {
+                if t.abort_on_fail
+                    && elapsed >= t.delay
+                    && !t.evaluate(&total, elapsed, &plan.groups).passed
+                {
                     tracing::warn!(threshold = %t.metric_key, expr = %t.expr, "threshold failed: aborting the run");
                     sh.set_end(EndReason::Aborted { threshold: i });
                     break;

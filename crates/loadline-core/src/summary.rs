@@ -185,7 +185,7 @@ impl Summary {
     /// Builds the summary of `result`, a run of `plan`.
     pub fn new(plan: &Plan, result: &RunResult) -> Self {
         let total = &result.total;
-        let all = total.all_groups();
+        let all = total.all_requests(&plan.groups);
         let secs = result.elapsed.as_secs_f64().max(1e-9);
         let any_open = plan
             .phases

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::metrics::{GroupId, GroupStats, Stats};
+use crate::plan::GroupInfo;
 
 /// The metrics thresholds can judge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,32 +298,20 @@ pub struct Verdict {
 
 impl Threshold {
     /// Judges the threshold on `stats`, gathered over `elapsed`.
-    pub fn evaluate(&self, stats: &Stats, elapsed: Duration) -> Verdict {
-        let value = self.measure(stats, elapsed);
+    pub fn evaluate(&self, stats: &Stats, elapsed: Duration, groups: &[GroupInfo]) -> Verdict {
+        let value = self.measure(stats, elapsed, groups);
         Verdict {
             value,
             passed: value.is_some_and(|v| self.condition.op.holds(v, self.condition.bound)),
         }
     }
 
-    fn measure(&self, stats: &Stats, elapsed: Duration) -> Option<f64> {
+    fn measure(&self, stats: &Stats, elapsed: Duration, groups: &[GroupInfo]) -> Option<f64> {
         let merged;
         let group: &GroupStats = match self.group {
             Some(g) => stats.groups.get(g)?,
-            None if matches!(
-                self.metric,
-                MetricName::Latency
-                    | MetricName::Errors
-                    | MetricName::Checks
-                    | MetricName::Requests
-            ) =>
-            {
-                merged = stats.all_groups();
-                &merged
-            }
             None => {
-                // Not a group metric; unused below.
-                merged = stats.all_groups();
+                merged = stats.all_requests(groups);
                 &merged
             }
         };
@@ -449,22 +438,22 @@ mod tests {
             delay: Duration::ZERO,
         };
         let el = Duration::from_secs(10);
-        let v = mk(MetricName::Latency, "p95 < 96ms").evaluate(&st, el);
+        let v = mk(MetricName::Latency, "p95 < 96ms").evaluate(&st, el, &[]);
         assert!(v.passed, "{v:?}");
         assert!(
             !mk(MetricName::Latency, "p95 < 94ms")
-                .evaluate(&st, el)
+                .evaluate(&st, el, &[])
                 .passed
         );
-        let v = mk(MetricName::Errors, "rate < 1%").evaluate(&st, el);
+        let v = mk(MetricName::Errors, "rate < 1%").evaluate(&st, el, &[]);
         assert_eq!(v.value, Some(0.02));
         assert!(!v.passed);
         assert!(
             mk(MetricName::Requests, "rate >= 10/s")
-                .evaluate(&st, el)
+                .evaluate(&st, el, &[])
                 .passed
         );
-        let none = mk(MetricName::Checks, "rate > 99%").evaluate(&st, el);
+        let none = mk(MetricName::Checks, "rate > 99%").evaluate(&st, el, &[]);
         assert_eq!(
             none,
             Verdict {

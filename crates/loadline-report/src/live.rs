@@ -48,9 +48,9 @@ fn clock(d: Duration) -> String {
 
 /// The progress text for one tick.
 pub fn line(tick: &Tick<'_>, phase_name: &str) -> String {
-    let iv = tick.interval.all_groups();
+    let iv = tick.interval.all_requests(&tick.plan.groups);
     let secs = tick.interval_len.as_secs_f64().max(1e-9);
-    let total = tick.total.all_groups();
+    let total = tick.total.all_requests(&tick.plan.groups);
     let err = if total.requests == 0 {
         0.0
     } else {

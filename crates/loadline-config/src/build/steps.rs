@@ -426,6 +426,7 @@ impl Builder<'_> {
             checks,
             captures,
             max_redirects: if follow { defaults.max_redirects } else { 0 },
+            poll: None,
         })
     }
 

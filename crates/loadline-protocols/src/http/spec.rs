@@ -106,4 +106,34 @@ pub struct HttpStepSpec {
     pub captures: Vec<CaptureSpec>,
     /// Follow 3xx responses up to this many times (0 = never).
     pub max_redirects: u32,
+    /// Repeat the request until a condition holds (`until:`), when set.
+    pub poll: Option<PollSpec>,
+}
+
+/// The condition a polling step waits for.
+#[derive(Debug, Clone)]
+pub enum Until {
+    /// The status is one of these.
+    Status(Vec<u16>),
+    /// The body contains this text.
+    BodyContains(String),
+    /// The first match of a JSONPath equals `equals` (or, without it, exists).
+    Json {
+        path: serde_json_path::JsonPath,
+        equals: Option<serde_json::Value>,
+    },
+}
+
+/// Makes a step repeat its request until a condition on the response holds.
+#[derive(Debug, Clone)]
+pub struct PollSpec {
+    pub until: Until,
+    /// The pause between two requests.
+    pub interval: std::time::Duration,
+    /// Give up after this long (counted as a failed outcome, error kind timeout).
+    pub timeout: std::time::Duration,
+    /// The metric group that gets one sample per poll: the time from the first
+    /// request until the condition held (the step's own `group` gets every
+    /// request).
+    pub outcome_group: GroupId,
 }

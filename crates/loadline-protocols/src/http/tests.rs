@@ -275,6 +275,7 @@ fn spec(addr: SocketAddr, method: Method, path: &str) -> HttpStepSpec {
         checks: vec![],
         captures: vec![],
         max_redirects: 0,
+        poll: None,
     }
 }
 
