@@ -1,36 +1,77 @@
 //! Connections: where a request goes ([`Origin`]), the VU's kept-alive connections
-//! ([`Pool`]), opening one (DNS, TCP, TLS, the HTTP/1.1 handshake), running one
-//! exchange on it, and sorting failures into the fixed [`ErrorKind`] classes by
-//! their types (never by their messages).
+//! ([`Pool`]), opening one (DNS, TCP, TLS), running one HTTP/1.1 exchange on it,
+//! and sorting failures into the fixed [`ErrorKind`] classes by their types
+//! (never by their messages).
+//!
+//! The exchange is driven inline by the VU's own task: the request is written in
+//! one piece, the response read into the VU's buffer and parsed in place
+//! ([`super::wire`]). No connection task, no channel, no per-response header map:
+//! this is the hot path of every HTTP request.
 
-use std::error::Error as StdError;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::response::Parts;
-use http::{HeaderValue, Request};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::HeaderValue;
 use loadline_core::metrics::ErrorKind;
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use url::{Host, Url};
 
+use super::wire::{Chunked, Framing, Head};
 use super::VuState;
-
-/// The sending half of one HTTP/1.1 connection.
-pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
 /// At most this many origins keep a connection per VU; past it the oldest goes.
 const MAX_ORIGINS: usize = 64;
 
-/// A connection idle longer than this may have been closed by the server unseen:
-/// the runtime gets one chance to notice before it is used again. A VU that
-/// loops without pause never waits for it.
+/// A connection idle longer than this is checked (without blocking) for a close
+/// by the server before it is used again. A VU that loops without pause skips it.
 const NOTICE_CLOSE_AFTER: Duration = Duration::from_millis(1);
+
+/// Read buffer capacity of a VU: pages are only touched as far as data arrives.
+const READ_CAPACITY: usize = 16 * 1024;
+
+/// An open connection: plain TCP or TLS over TCP.
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.write_all(buf).await,
+            Conn::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    /// Reads into the spare capacity of `buf`, growing it first when full.
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if buf.capacity() == buf.len() {
+            buf.reserve(READ_CAPACITY);
+        }
+        match self {
+            Conn::Tcp(s) => s.read_buf(buf).await,
+            Conn::Tls(s) => s.read_buf(buf).await,
+        }
+    }
+
+    /// False when the server closed the connection (or sent something unasked)
+    /// while it sat idle; never blocks.
+    fn looks_alive(&self) -> bool {
+        let tcp = match self {
+            Conn::Tcp(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
+        };
+        let mut probe = [0u8; 1];
+        matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
 
 /// Scheme, host and port, plus what requests to it need, computed once.
 #[derive(Debug)]
@@ -105,7 +146,7 @@ struct Entry {
     https: bool,
     host: Box<str>,
     port: u16,
-    sender: Option<Sender>,
+    conn: Option<Conn>,
     idle_since: Instant,
 }
 
@@ -116,15 +157,15 @@ impl Entry {
 }
 
 impl Pool {
-    fn take(&mut self, o: &Origin) -> Option<(Sender, Instant)> {
+    fn take(&mut self, o: &Origin) -> Option<(Conn, Instant)> {
         let e = self.entries.iter_mut().find(|e| e.is(o))?;
-        Some((e.sender.take()?, e.idle_since))
+        Some((e.conn.take()?, e.idle_since))
     }
 
-    fn put(&mut self, o: &Origin, sender: Sender) {
+    fn put(&mut self, o: &Origin, conn: Conn) {
         let now = Instant::now();
         if let Some(e) = self.entries.iter_mut().find(|e| e.is(o)) {
-            e.sender = Some(sender);
+            e.conn = Some(conn);
             e.idle_since = now;
             return;
         }
@@ -135,7 +176,7 @@ impl Pool {
             https: o.https,
             host: o.host.as_str().into(),
             port: o.port,
-            sender: Some(sender),
+            conn: Some(conn),
             idle_since: now,
         });
     }
@@ -150,91 +191,219 @@ pub(crate) struct Progress {
     pub(crate) received: u64,
 }
 
-/// Sends `req` to `origin` on the VU's connection (opened when there is none, or
-/// reopened once when a kept-alive one turns out closed before the request went
-/// out), and reads the whole response. Keeps at most `keep` body bytes in
-/// `state.body`.
+/// How a round trip failed: the error class, and whether any response byte came.
+struct Failure {
+    kind: ErrorKind,
+    answered: bool,
+}
+
+/// Sends the serialised request `req` to `origin` on the VU's connection (opened
+/// when there is none) and reads the whole response: its head into `state.head`,
+/// at most `keep` body bytes into `state.body`. A kept-alive connection that the
+/// server closed before answering (it closed while idle) is replaced once and the
+/// request sent again: the server never saw the first, so nothing counts twice.
 pub(crate) async fn exchange(
     state: &mut VuState,
     origin: &Origin,
-    req: Request<Full<Bytes>>,
+    req: &[u8],
+    head_request: bool,
     keep: usize,
     progress: &mut Progress,
-) -> Result<Parts, ErrorKind> {
-    let mut reused = None;
-    if let Some((mut s, idle_since)) = state.pool.take(origin) {
-        if idle_since.elapsed() > NOTICE_CLOSE_AFTER {
-            // Let the runtime poll its I/O driver, so that the connection's task
-            // sees a close that arrived while the connection sat idle, before
-            // the request is written into a dead socket.
-            tokio::task::yield_now().await;
+) -> Result<(), ErrorKind> {
+    let reused = match state.pool.take(origin) {
+        Some((conn, idle_since)) => {
+            (idle_since.elapsed() <= NOTICE_CLOSE_AFTER || conn.looks_alive()).then_some(conn)
         }
-        if !s.is_closed() && s.ready().await.is_ok() {
-            reused = Some(s);
-        }
-    }
+        None => None,
+    };
     let was_reused = reused.is_some();
-    let mut sender = match reused {
-        Some(s) => s,
+    let mut conn = match reused {
+        Some(c) => c,
         None => connect(state, origin).await?,
     };
+    let VuState {
+        read, head, body, ..
+    } = state;
     progress.sent = true;
-    let response = match sender.try_send_request(req).await {
-        Ok(r) => r,
-        Err(mut e) => {
-            let unsent = e.take_message();
-            if unsent.is_some() {
-                progress.sent = false;
-            }
-            match unsent {
-                // Never written: the server closed the idle connection. Once more
-                // on a fresh one; nothing is counted twice.
-                Some(req) if was_reused => {
-                    sender = connect(state, origin).await?;
-                    progress.sent = true;
-                    sender
-                        .try_send_request(req)
-                        .await
-                        .map_err(|e| classify(e.error()))?
-                }
-                _ => return Err(classify(e.error())),
-            }
-        }
-    };
-    let (parts, mut body) = response.into_parts();
-    progress.received = head_len(&parts);
-    state.body.clear();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| classify(&e))?;
-        if let Ok(data) = frame.into_data() {
-            progress.received += data.len() as u64;
-            let room = keep.saturating_sub(state.body.len());
-            if room > 0 {
-                state.body.extend_from_slice(&data[..room.min(data.len())]);
-            }
+    let mut result = round_trip(
+        &mut conn,
+        read,
+        req,
+        head_request,
+        keep,
+        head,
+        body,
+        progress,
+    )
+    .await;
+    if let Err(Failure {
+        kind: ErrorKind::Reset,
+        answered: false,
+    }) = result
+    {
+        if was_reused {
+            progress.received = 0;
+            conn = connect(state, origin).await?;
+            let VuState {
+                read, head, body, ..
+            } = state;
+            result = round_trip(
+                &mut conn,
+                read,
+                req,
+                head_request,
+                keep,
+                head,
+                body,
+                progress,
+            )
+            .await;
         }
     }
-    if !sender.is_closed() {
-        state.pool.put(origin, sender);
+    match result {
+        Ok(true) => {
+            state.pool.put(origin, conn);
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(f) => Err(f.kind),
     }
-    Ok(parts)
 }
 
-/// The approximate size of a response head: status line, headers, blank line.
-fn head_len(parts: &Parts) -> u64 {
-    let reason = parts.status.canonical_reason().map_or(0, str::len);
-    let headers: usize = parts
-        .headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum();
-    (15 + reason + headers + 2) as u64
+/// One request and its response on `conn`. `Ok(reusable)`.
+#[allow(clippy::too_many_arguments)]
+async fn round_trip(
+    conn: &mut Conn,
+    read: &mut Vec<u8>,
+    req: &[u8],
+    head_request: bool,
+    keep: usize,
+    head: &mut Head,
+    body: &mut Vec<u8>,
+    progress: &mut Progress,
+) -> Result<bool, Failure> {
+    let unanswered = |kind| Failure {
+        kind,
+        answered: false,
+    };
+    let answered = |kind| Failure {
+        kind,
+        answered: true,
+    };
+    conn.write_all(req)
+        .await
+        .map_err(|e| unanswered(io_failure(&e)))?;
+    read.clear();
+    body.clear();
+    // The head, skipping interim (1xx) responses.
+    let head_len = loop {
+        if !read.is_empty() {
+            match head.parse(read) {
+                Ok(Some(n)) if (100..200).contains(&head.status) && head.status != 101 => {
+                    read.drain(..n);
+                    continue;
+                }
+                Ok(Some(n)) => break n,
+                Ok(None) => {}
+                Err(kind) => return Err(answered(kind)),
+            }
+        }
+        let got_any = !read.is_empty() || progress.received > 0;
+        let n = conn.read_into(read).await.map_err(|e| Failure {
+            kind: io_failure(&e),
+            answered: got_any,
+        })?;
+        if n == 0 {
+            return Err(Failure {
+                kind: ErrorKind::Reset,
+                answered: got_any,
+            });
+        }
+        progress.received += n as u64;
+    };
+    let mut sink = |data: &[u8]| {
+        let room = keep.saturating_sub(body.len());
+        if room > 0 {
+            body.extend_from_slice(&data[..room.min(data.len())]);
+        }
+    };
+    let framing = head.framing(head_request).map_err(answered)?;
+    let mut clean = true;
+    match framing {
+        Framing::Length(total) => {
+            let mut left = total;
+            let mut start = head_len;
+            loop {
+                let avail = (read.len() - start) as u64;
+                let take = avail.min(left) as usize;
+                sink(&read[start..start + take]);
+                left -= take as u64;
+                if avail > take as u64 {
+                    // Bytes past the response: the connection is out of step.
+                    clean = false;
+                }
+                if left == 0 {
+                    break;
+                }
+                read.clear();
+                start = 0;
+                let n = conn
+                    .read_into(read)
+                    .await
+                    .map_err(|e| answered(io_failure(&e)))?;
+                if n == 0 {
+                    return Err(answered(ErrorKind::Reset));
+                }
+                progress.received += n as u64;
+            }
+        }
+        Framing::Chunked => {
+            let mut dec = Chunked::default();
+            let mut start = head_len;
+            loop {
+                let used = dec.feed(&read[start..], &mut sink).map_err(answered)?;
+                if dec.done() {
+                    clean = start + used == read.len();
+                    break;
+                }
+                read.clear();
+                start = 0;
+                let n = conn
+                    .read_into(read)
+                    .await
+                    .map_err(|e| answered(io_failure(&e)))?;
+                if n == 0 {
+                    return Err(answered(ErrorKind::Reset));
+                }
+                progress.received += n as u64;
+            }
+        }
+        Framing::UntilClose => {
+            clean = false;
+            sink(&read[head_len..]);
+            loop {
+                read.clear();
+                match conn.read_into(read).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        progress.received += n as u64;
+                        sink(read);
+                    }
+                    Err(e) => return Err(answered(io_failure(&e))),
+                }
+            }
+        }
+    }
+    if read.capacity() > 4 * READ_CAPACITY {
+        read.clear();
+        read.shrink_to(READ_CAPACITY);
+    }
+    Ok(clean && head.keep_alive())
 }
 
 /// Opens a connection: DNS (unless the host is an IP), TCP with no delay, TLS for
-/// https, the HTTP/1.1 handshake; the connection's driver runs on its own task
-/// and ends when the VU drops the sender.
-async fn connect(state: &VuState, origin: &Origin) -> Result<Sender, ErrorKind> {
+/// https.
+async fn connect(state: &VuState, origin: &Origin) -> Result<Conn, ErrorKind> {
     let tcp = match origin.ip {
         Some(ip) => tcp_connect(SocketAddr::new(ip, origin.port)).await?,
         None => {
@@ -256,7 +425,7 @@ async fn connect(state: &VuState, origin: &Origin) -> Result<Sender, ErrorKind> 
         }
     };
     if !origin.https {
-        return handshake(tcp).await;
+        return Ok(Conn::Tcp(tcp));
     }
     let tls = state.shared.tls.as_ref().ok_or(ErrorKind::Tls)?;
     let connector = if state.shared.settings.insecure {
@@ -269,7 +438,7 @@ async fn connect(state: &VuState, origin: &Origin) -> Result<Sender, ErrorKind> 
         .connect(name, tcp)
         .await
         .map_err(|e| tls_failure(&e))?;
-    handshake(stream).await
+    Ok(Conn::Tls(Box::new(stream)))
 }
 
 async fn tcp_connect(addr: SocketAddr) -> Result<TcpStream, ErrorKind> {
@@ -280,20 +449,6 @@ async fn tcp_connect(addr: SocketAddr) -> Result<TcpStream, ErrorKind> {
     // Only a latency tweak: a socket that refuses it still works.
     let _ = tcp.set_nodelay(true);
     Ok(tcp)
-}
-
-async fn handshake<T>(io: T) -> Result<Sender, ErrorKind>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| classify(&e))?;
-    tokio::spawn(async move {
-        // Its errors reach the request that was running; nothing else to do.
-        let _ = conn.await;
-    });
-    Ok(sender)
 }
 
 /// A failed TLS handshake: rustls' own errors and anything unexpected are `Tls`;
@@ -311,43 +466,12 @@ fn tls_failure(e: &io::Error) -> ErrorKind {
     }
 }
 
-/// Classifies a hyper error by walking its source chain: hyper's own flags, TLS
-/// errors and I/O error kinds.
-pub(crate) fn classify(top: &hyper::Error) -> ErrorKind {
-    let mut fallback = None;
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(top);
-    while let Some(e) = cur {
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            if h.is_parse() {
-                return ErrorKind::Protocol;
-            }
-            if h.is_timeout() {
-                return ErrorKind::Timeout;
-            }
-            let cut_off = h.is_incomplete_message()
-                || h.is_canceled()
-                || h.is_closed()
-                || h.is_body_write_aborted();
-            if fallback.is_none() && cut_off {
-                fallback = Some(ErrorKind::Reset);
-            }
-        } else if e.is::<rustls::Error>() {
-            return ErrorKind::Tls;
-        } else if let Some(io) = e.downcast_ref::<io::Error>() {
-            // An io::Error's `source` skips its inner error, so look at it here.
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return ErrorKind::Tls;
-            }
-            if let Some(kind) = io_kind(io.kind()) {
-                return kind;
-            }
-        }
-        cur = e.source();
+/// Classifies an I/O error of an exchange: TLS errors inside it, then its kind.
+fn io_failure(e: &io::Error) -> ErrorKind {
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return ErrorKind::Tls;
     }
-    fallback.unwrap_or(ErrorKind::Other)
+    io_kind(e.kind()).unwrap_or(ErrorKind::Other)
 }
 
 fn io_kind(kind: io::ErrorKind) -> Option<ErrorKind> {

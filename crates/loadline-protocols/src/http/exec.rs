@@ -10,14 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, PROXY_AUTHORIZATION,
-    SET_COOKIE, USER_AGENT,
-};
-use http::response::Parts;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION, USER_AGENT};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use loadline_core::metrics::{ErrorKind, GroupId, MetricsHub, RequestSample};
 use loadline_core::protocol::{BoxFuture, StepExec, StepOutcome};
 use loadline_core::template::{JsonTemplate, Vars};
@@ -27,6 +22,7 @@ use url::{form_urlencoded, Position, Url};
 
 use super::conn::{self, Origin, Progress};
 use super::spec::{BodySpec, CaptureSource, Check, HttpStepSpec, UrlSpec};
+use super::wire::Head;
 use super::VuState;
 
 const USER_AGENT_VALUE: &str = concat!("loadline/", env!("CARGO_PKG_VERSION"));
@@ -43,6 +39,10 @@ pub(crate) struct HttpStep {
     static_target: Option<PathAndQuery>,
     /// The headers that do not vary: user agent, content type, static step headers.
     headers: HeaderMap,
+    /// `headers` serialised (`name: value\r\n` each), for the common request.
+    static_block: Vec<u8>,
+    /// The step sets its own `cookie` header.
+    own_cookie: bool,
     /// Indexes into `spec.headers` of the headers rendered per request.
     dynamic_headers: Vec<usize>,
     /// The step sets its own `host` header.
@@ -147,8 +147,14 @@ impl HttpStep {
             })
             .collect();
 
+        let mut static_block = Vec::new();
+        for (name, value) in &headers {
+            push_header(&mut static_block, name.as_str(), value.as_bytes());
+        }
         Self {
             own_host: given(&HOST),
+            own_cookie: given(&COOKIE),
+            static_block,
             spec,
             base,
             base_path,
@@ -194,31 +200,41 @@ impl HttpStep {
         };
         let mut hops = 0;
 
-        let parts = loop {
-            let (req, request_len) = match self.request(
+        loop {
+            let mut req = std::mem::take(&mut state.req);
+            let built = self.request(
                 vars,
                 state,
+                &mut req,
                 &origin,
                 &target,
                 &method,
                 &body,
                 body_headers,
                 crossed,
-            ) {
-                Ok(r) => r,
-                Err(kind) => {
-                    hub.record_request(&unsent(group, kind));
-                    return StepOutcome::AbortIteration;
-                }
-            };
+            );
+            if let Err(kind) = built {
+                state.req = req;
+                hub.record_request(&unsent(group, kind));
+                return StepOutcome::AbortIteration;
+            }
+            let request_len = req.len() as u64;
             let mut progress = Progress::default();
             let start = Instant::now();
             let result = tokio::time::timeout(
                 self.spec.timeout,
-                conn::exchange(state, &origin, req, keep, &mut progress),
+                conn::exchange(
+                    state,
+                    &origin,
+                    &req,
+                    method == Method::HEAD,
+                    keep,
+                    &mut progress,
+                ),
             )
             .await
             .unwrap_or(Err(ErrorKind::Timeout));
+            state.req = req;
             let latency = start.elapsed();
             let mut sample = RequestSample {
                 group,
@@ -229,26 +245,21 @@ impl HttpStep {
                 bytes_sent: if progress.sent { request_len } else { 0 },
                 bytes_received: progress.received,
             };
-            let parts = match result {
-                Ok(parts) => parts,
-                Err(kind) => {
-                    sample.error = Some(kind);
-                    hub.record_request(&sample);
-                    return StepOutcome::AbortIteration;
-                }
-            };
-            let status = parts.status.as_u16();
+            if let Err(kind) = result {
+                sample.error = Some(kind);
+                hub.record_request(&sample);
+                return StepOutcome::AbortIteration;
+            }
+            let status = state.head.status;
             sample.status = Some(status);
             sample.failed = status >= 400;
             hub.record_request(&sample);
 
-            if state.shared.settings.cookies && parts.headers.contains_key(SET_COOKIE) {
-                store_cookies(state, &origin, &target, &parts.headers);
+            if state.shared.settings.cookies && state.head.get("set-cookie").is_some() {
+                store_cookies(state, &origin, &target);
             }
             if hops < self.spec.max_redirects && matches!(status, 301 | 302 | 303 | 307 | 308) {
-                if let Some((next_origin, next_target)) =
-                    redirect_target(state, &origin, &target, &parts.headers)
-                {
+                if let Some((next_origin, next_target)) = redirect_target(state, &origin, &target) {
                     if status <= 303 && method != Method::HEAD {
                         method = Method::GET;
                         body = Bytes::new();
@@ -261,9 +272,9 @@ impl HttpStep {
                     continue;
                 }
             }
-            break parts;
-        };
-        self.check_and_capture(vars, state, hub, &parts)
+            break;
+        }
+        self.check_and_capture(vars, state, hub)
     }
 
     /// The origin and request target of the step's own URL.
@@ -340,70 +351,94 @@ impl HttpStep {
         Bytes::copy_from_slice(text.as_bytes())
     }
 
-    /// Builds the request of one hop and its approximate size on the wire.
+    /// Serialises the request of one hop into `out`: request line, headers, blank
+    /// line, body. The common case writes the step's pre-serialised header block.
     #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         vars: &mut Vars,
         state: &mut VuState,
+        out: &mut Vec<u8>,
         origin: &Origin,
         target: &PathAndQuery,
         method: &Method,
         body: &Bytes,
         body_headers: bool,
         crossed: bool,
-    ) -> Result<(Request<Full<Bytes>>, u64), ErrorKind> {
-        let mut h = self.headers.clone();
+    ) -> Result<(), ErrorKind> {
+        out.clear();
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_str().as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
         if !self.own_host {
-            h.insert(HOST, origin.authority.clone());
+            push_header(out, "host", origin.authority.as_bytes());
         }
+        let jar = state.jar_in_use();
+        // Credentials meant for the first origin do not follow a redirect away; a
+        // step's own cookie header is merged with the jar's cookies.
+        let skip = |name: &HeaderName| {
+            (!body_headers && name == CONTENT_TYPE)
+                || (crossed
+                    && (name == AUTHORIZATION || name == PROXY_AUTHORIZATION || name == COOKIE))
+                || (jar && name == COOKIE)
+        };
+        if body_headers && !crossed && !(jar && self.own_cookie) {
+            out.extend_from_slice(&self.static_block);
+        } else {
+            for (name, value) in &self.headers {
+                if !skip(name) {
+                    push_header(out, name.as_str(), value.as_bytes());
+                }
+            }
+        }
+        let mut own_cookie = None;
         for &i in &self.dynamic_headers {
             let Some((name, t)) = self.spec.headers.get(i) else {
                 continue;
             };
             state.text.clear();
             t.render_into(vars, &mut state.text);
-            let v = HeaderValue::from_str(&state.text).map_err(|_| ErrorKind::Other)?;
-            h.append(name.clone(), v);
+            let value = state.text.as_bytes();
+            if value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                return Err(ErrorKind::Other);
+            }
+            if jar && name == COOKIE {
+                own_cookie = Some(state.text.clone());
+            } else if !skip(name) {
+                push_header(out, name.as_str(), value);
+            }
         }
-        if !body_headers {
-            h.remove(CONTENT_TYPE);
-        }
-        if crossed {
-            // Credentials meant for the first origin do not follow a redirect away.
-            h.remove(AUTHORIZATION);
-            h.remove(PROXY_AUTHORIZATION);
-            h.remove(COOKIE);
-        }
-        if state.jar_in_use() {
-            add_cookies(state, origin, target, &mut h);
+        if jar {
+            let own = own_cookie.or_else(|| {
+                self.headers
+                    .get(COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            });
+            add_cookies(
+                state,
+                out,
+                origin,
+                target,
+                own.as_deref().filter(|_| !crossed),
+            );
         }
         if !body.is_empty() {
-            h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let mut n = itoa_buf();
+            push_header(out, "content-length", format_u64(&mut n, body.len() as u64));
         } else if body_headers && matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
-            h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            push_header(out, "content-length", b"0");
         }
-
-        // Request line, headers, blank line, body.
-        let head: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
-        let len = method.as_str().len() + target.as_str().len() + 12 + head + 2 + body.len();
-
-        let mut req = Request::new(Full::new(body.clone()));
-        *req.method_mut() = method.clone();
-        *req.uri_mut() = Uri::from(target.clone());
-        *req.headers_mut() = h;
-        Ok((req, len as u64))
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        Ok(())
     }
 
-    fn check_and_capture(
-        &self,
-        vars: &mut Vars,
-        state: &VuState,
-        hub: &MetricsHub,
-        parts: &Parts,
-    ) -> StepOutcome {
+    fn check_and_capture(&self, vars: &mut Vars, state: &VuState, hub: &MetricsHub) -> StepOutcome {
         let group = self.spec.group;
-        let status = parts.status.as_u16();
+        let head: &Head = &state.head;
+        let status = head.status;
         for (i, check) in self.spec.checks.iter().enumerate() {
             let passed = match check {
                 Check::Status(codes) => codes.contains(&status),
@@ -414,10 +449,9 @@ impl HttpStep {
                 Check::Header {
                     name,
                     contains: part,
-                } => parts.headers.get_all(name).iter().any(|v| {
-                    part.as_ref()
-                        .is_none_or(|p| contains(v.as_bytes(), p.as_bytes()))
-                }),
+                } => head
+                    .get_all(name.as_str())
+                    .any(|v| part.as_ref().is_none_or(|p| contains(v, p.as_bytes()))),
             };
             hub.record_check(group, passed);
         }
@@ -437,10 +471,9 @@ impl HttpStep {
                         .and_then(|c| c.get(*n))
                         .map(|m| Value::String(m.as_str().to_owned()))
                 }
-                CaptureSource::Header(name) => parts
-                    .headers
-                    .get(name)
-                    .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())),
+                CaptureSource::Header(name) => head
+                    .get(name.as_str())
+                    .map(|v| Value::String(String::from_utf8_lossy(v).into_owned())),
             };
             match (value, vars.captures.get_mut(capture.slot)) {
                 (Some(v), Some(slot)) => *slot = Some(v),
@@ -481,16 +514,22 @@ fn full_url(buf: &mut String, origin: &Origin, target: &PathAndQuery) -> Option<
     Url::parse(buf).ok()
 }
 
-fn add_cookies(state: &mut VuState, origin: &Origin, target: &PathAndQuery, h: &mut HeaderMap) {
+/// Writes the `cookie` header: the step's own cookies, then the jar's for this URL.
+fn add_cookies(
+    state: &mut VuState,
+    out: &mut Vec<u8>,
+    origin: &Origin,
+    target: &PathAndQuery,
+    own: Option<&str>,
+) {
     let Some(url) = full_url(&mut state.url, origin, target) else {
         return;
     };
     let text = &mut state.text;
     text.clear();
-    if let Some(own) = h.get(COOKIE).and_then(|v| v.to_str().ok()) {
+    if let Some(own) = own {
         text.push_str(own);
     }
-    let own_len = text.len();
     for (name, value) in state.jar.get_request_values(&url) {
         if !text.is_empty() {
             text.push_str("; ");
@@ -499,23 +538,22 @@ fn add_cookies(state: &mut VuState, origin: &Origin, target: &PathAndQuery, h: &
         text.push('=');
         text.push_str(value);
     }
-    if text.len() > own_len {
-        if let Ok(v) = HeaderValue::from_str(text) {
-            h.insert(COOKIE, v);
-        }
+    if !text.is_empty() && !text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        push_header(out, "cookie", text.as_bytes());
     }
 }
 
-fn store_cookies(state: &mut VuState, origin: &Origin, target: &PathAndQuery, headers: &HeaderMap) {
+fn store_cookies(state: &mut VuState, origin: &Origin, target: &PathAndQuery) {
     let Some(url) = full_url(&mut state.url, origin, target) else {
         return;
     };
-    let cookies = headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|s| cookie::Cookie::parse(s.to_owned()).ok());
-    state.jar.store_response_cookies(cookies, &url);
+    let cookies: Vec<cookie::Cookie<'static>> = state
+        .head
+        .get_all("set-cookie")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter_map(|s| cookie::Cookie::parse(s.to_owned()).ok())
+        .collect();
+    state.jar.store_response_cookies(cookies.into_iter(), &url);
 }
 
 /// Where a redirect response points, resolved against the request's URL.
@@ -523,11 +561,12 @@ fn redirect_target(
     state: &mut VuState,
     origin: &Arc<Origin>,
     target: &PathAndQuery,
-    headers: &HeaderMap,
 ) -> Option<(Arc<Origin>, PathAndQuery)> {
-    let location = headers.get(LOCATION)?.to_str().ok()?;
+    let location = std::str::from_utf8(state.head.get("location")?)
+        .ok()?
+        .to_owned();
     let next = full_url(&mut state.url, origin, target)?
-        .join(location)
+        .join(&location)
         .ok()?;
     let next_origin = if origin_matches(&next, origin) {
         origin.clone()
@@ -610,4 +649,30 @@ fn needs_escape(b: u8) -> bool {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Appends `name: value\r\n`.
+fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// Formats `n` in decimal into `buf`, without allocating.
+fn format_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }

@@ -1,5 +1,6 @@
-//! HTTP/1.1 over TCP or rustls TLS, driven through hyper's connection API. Each VU
-//! owns its connections (one per origin), like a real user's browser.
+//! HTTP/1.1 over TCP or rustls TLS, driven inline by each VU's task (the response
+//! head parsed by httparse). Each VU owns its connections (one per origin), like a
+//! real user's browser.
 //!
 //! [`HttpProtocol`] holds what a plan's HTTP steps share (settings, the TLS
 //! configurations, built once); each VU gets a state with its connections, its
@@ -13,6 +14,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod wire;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -78,6 +80,9 @@ impl Protocol for HttpProtocol {
             text: String::new(),
             value: String::new(),
             body: Vec::new(),
+            read: Vec::new(),
+            head: wire::Head::default(),
+            req: Vec::new(),
         })
     }
 
@@ -105,6 +110,12 @@ struct VuState {
     value: String,
     /// The kept part of the last response body.
     body: Vec<u8>,
+    /// The read buffer of the current exchange.
+    read: Vec<u8>,
+    /// The head of the last response.
+    head: wire::Head,
+    /// The serialised request being sent.
+    req: Vec<u8>,
 }
 
 impl VuState {

@@ -740,3 +740,41 @@ async fn https_insecure_accepts_self_signed_and_verified_refuses_it() {
     assert_eq!(error_count(&s, ErrorKind::Tls), 1);
     assert_eq!(log.seen().len(), 3);
 }
+
+#[tokio::test]
+async fn chunked_bodies_interim_responses_and_head_requests() {
+    // Each connection: a 100 Continue then a chunked JSON body; then a HEAD
+    // answered with a content-length and no body; all on one kept-alive connection.
+    let (addr, accepted) = raw_server(|mut tcp| async move {
+        while read_head(&mut tcp).await {
+            let reply: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n7\r\n{\"id\": \r\n3\r\n42}\r\n0\r\n\r\n";
+            if tcp.write_all(reply).await.is_err() {
+                return;
+            }
+            if !read_head(&mut tcp).await {
+                return;
+            }
+            let head: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n";
+            if tcp.write_all(head).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let mut h = Harness::new(HttpSettings::default());
+    let mut get = spec(addr, Method::GET, "/");
+    get.captures = vec![CaptureSpec {
+        slot: 0,
+        name: "id".into(),
+        source: CaptureSource::Json(serde_json_path::JsonPath::parse("$.id").unwrap()),
+    }];
+    let head = spec(addr, Method::HEAD, "/");
+    for _ in 0..3 {
+        assert_eq!(h.run(get.clone()).await, StepOutcome::Continue);
+        assert_eq!(h.vu.vars.captures[0], Some(json!(42)));
+        assert_eq!(h.run(head.clone()).await, StepOutcome::Continue);
+    }
+    let s = h.stats();
+    assert_eq!((s.requests, s.failed), (6, 0));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
