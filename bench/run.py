@@ -221,9 +221,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("which", nargs="?", default="all", choices=["plain", "scripted", "vus", "open", "start", "all"])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-build", action="store_true", help="use target/release/loadline as it is")
     args = ap.parse_args()
-    sh(["cargo", "build", "--release", "-q", "-p", "loadline-cli"], cwd=ROOT)
-    print(f"loadline {sh([LOADLINE, '--version']).stdout.strip()}; {sh(['wrk', '-v'], check=False).stdout.splitlines()[0] if False else 'wrk ' + wrk_version()}; {sh(['oha', '--version']).stdout.strip()}")
+    if not args.no_build:
+        sh(["cargo", "build", "--release", "-q", "-p", "loadline-cli"], cwd=ROOT)
+    print(f"{sh([LOADLINE, '--version']).stdout.strip()}; wrk {wrk_version()}; {sh(['oha', '--version']).stdout.strip()}; {nginx_version()}")
     print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}); nginx pinned to CPU {TARGET_CPU}, generators to CPU {GEN_CPU}; {args.rounds} rounds")
     with Nginx():
         for name, fn in [("plain", bench_plain), ("scripted", bench_scripted), ("vus", bench_vus), ("open", bench_open), ("start", bench_start)]:
@@ -235,6 +237,11 @@ def wrk_version():
     p = subprocess.run(["wrk", "-v"], text=True, capture_output=True)
     m = re.search(r"wrk ([0-9.]+)", p.stdout + p.stderr)
     return m.group(1) if m else "?"
+
+
+def nginx_version():
+    p = subprocess.run(["nginx", "-v"], text=True, capture_output=True)
+    return (p.stderr or p.stdout).strip().replace("nginx version: ", "")
 
 
 def cpu_model():

@@ -100,6 +100,9 @@ pub struct RunResult {
     pub verdicts: Vec<Verdict>,
 }
 
+/// How much earlier than an arrival the scheduler's timer is set.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
 struct Shared {
     plan: Arc<Plan>,
     hub: Arc<MetricsHub>,
@@ -309,12 +312,22 @@ async fn run_open(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
     let mut k = 0u64;
     while let Some(t) = arrival_time(k, rate, r1, len.as_secs_f64()) {
         let due = start + Duration::from_secs_f64(t);
-        if due > Instant::now() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
-                _ = sh.soft.cancelled() => return,
+        let now = Instant::now();
+        if due > now {
+            // The timer wheel has millisecond ticks and rounds up: sleep to just
+            // before the arrival, then yield until it is due, so iterations start
+            // on time rather than up to a tick late.
+            if due - now > TIMER_SLACK {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due - TIMER_SLACK) => {}
+                    _ = sh.soft.cancelled() => return,
+                }
             }
-        } else if sh.soft.is_cancelled() {
+            while Instant::now() < due {
+                tokio::task::yield_now().await;
+            }
+        }
+        if sh.soft.is_cancelled() {
             return;
         }
         k += 1;
