@@ -26,7 +26,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 18089
 TARGET = f"http://127.0.0.1:{PORT}"
-LOADLINE = os.path.join(ROOT, "target", "release", "loadline")
+LOADLINE = os.environ.get("LOADLINE_BIN", os.path.join(ROOT, "target", "release", "loadline"))
 GEN_CPU = "1"
 TARGET_CPU = "0"
 
