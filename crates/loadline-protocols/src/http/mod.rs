@@ -14,7 +14,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 mod tls;
-mod wire;
+pub mod wire;
 
 use std::any::Any;
 use std::sync::Arc;

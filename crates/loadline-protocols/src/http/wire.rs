@@ -8,17 +8,17 @@ use std::ops::Range;
 use loadline_core::metrics::ErrorKind;
 
 /// At most this many response headers are accepted.
-pub(crate) const MAX_HEADERS: usize = 128;
+pub const MAX_HEADERS: usize = 128;
 /// A response head larger than this is a protocol error.
-pub(crate) const MAX_HEAD: usize = 256 * 1024;
+pub const MAX_HEAD: usize = 256 * 1024;
 
 /// A response's status line and headers, kept as bytes with the places of each
 /// header's name and value.
 #[derive(Debug, Default)]
-pub(crate) struct Head {
-    pub(crate) status: u16,
+pub struct Head {
+    pub status: u16,
     /// HTTP/1.0 (`0`) or HTTP/1.1 (`1`).
-    pub(crate) version: u8,
+    pub version: u8,
     raw: Vec<u8>,
     fields: Vec<(Range<usize>, Range<usize>)>,
 }
@@ -26,7 +26,7 @@ pub(crate) struct Head {
 impl Head {
     /// Parses a head at the start of `buf`: `Ok(Some(len))` when complete (the
     /// head's bytes are copied in), `Ok(None)` when more bytes are needed.
-    pub(crate) fn parse(&mut self, buf: &[u8]) -> Result<Option<usize>, ErrorKind> {
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Option<usize>, ErrorKind> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         let len = match resp.parse(buf) {
@@ -56,7 +56,7 @@ impl Head {
     }
 
     /// Every value of header `name` (ASCII case-insensitive), in order.
-    pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields.iter().filter_map(move |(n, v)| {
             self.raw[n.clone()]
                 .eq_ignore_ascii_case(name.as_bytes())
@@ -65,13 +65,13 @@ impl Head {
     }
 
     /// The first value of header `name`.
-    pub(crate) fn get<'a>(&'a self, name: &'a str) -> Option<&'a [u8]> {
+    pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a [u8]> {
         self.get_all(name).next()
     }
 
     /// How the body that follows is delimited, for a response to `method_head`
     /// (a HEAD request) or not.
-    pub(crate) fn framing(&self, method_head: bool) -> Result<Framing, ErrorKind> {
+    pub fn framing(&self, method_head: bool) -> Result<Framing, ErrorKind> {
         if method_head || (100..200).contains(&self.status) || matches!(self.status, 204 | 304) {
             return Ok(Framing::Length(0));
         }
@@ -99,7 +99,7 @@ impl Head {
     }
 
     /// Whether the server lets the connection be used again.
-    pub(crate) fn keep_alive(&self) -> bool {
+    pub fn keep_alive(&self) -> bool {
         let has = |token: &[u8]| {
             self.get_all("connection").any(|v| {
                 v.split(|b| *b == b',')
@@ -134,7 +134,7 @@ fn trim(mut b: &[u8]) -> &[u8] {
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     Length(u64),
     Chunked,
     /// Read until the server closes; the connection cannot be reused.
@@ -143,7 +143,7 @@ pub(crate) enum Framing {
 
 /// Decodes a chunked body as its bytes arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Chunked {
+pub enum Chunked {
     /// Reading the chunk size (hex digits so far).
     Size {
         n: u64,
@@ -178,11 +178,7 @@ impl Default for Chunked {
 impl Chunked {
     /// Consumes `input`, handing body bytes to `body`; returns how many bytes of
     /// `input` were used (all of them unless the body ended inside it).
-    pub(crate) fn feed(
-        &mut self,
-        input: &[u8],
-        mut body: impl FnMut(&[u8]),
-    ) -> Result<usize, ErrorKind> {
+    pub fn feed(&mut self, input: &[u8], mut body: impl FnMut(&[u8])) -> Result<usize, ErrorKind> {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
@@ -255,7 +251,7 @@ impl Chunked {
         Ok(i)
     }
 
-    pub(crate) fn done(&self) -> bool {
+    pub fn done(&self) -> bool {
         *self == Chunked::Done
     }
 }
