@@ -21,7 +21,7 @@ use serde_json::Value;
 use url::{form_urlencoded, Position, Url};
 
 use super::conn::{self, Origin, Progress};
-use super::spec::{BodySpec, CaptureSource, Check, HttpStepSpec, UrlSpec};
+use super::spec::{BodySpec, CaptureSource, Check, HttpStepSpec, PollSpec, Until, UrlSpec};
 use super::wire::Head;
 use super::VuState;
 
@@ -137,7 +137,11 @@ impl HttpStep {
                     c.source,
                     CaptureSource::Json(_) | CaptureSource::Regex { .. }
                 )
-            });
+            })
+            || spec
+                .poll
+                .as_ref()
+                .is_some_and(|p| !matches!(p.until, Until::Status(_)));
         let finders = spec
             .checks
             .iter()
@@ -174,18 +178,66 @@ impl HttpStep {
             vu.metrics.record_request(&unsent(group, ErrorKind::Other));
             return StepOutcome::AbortIteration;
         };
-        let outcome = self.send(vars, state, hub).await;
+        let outcome = match &self.spec.poll {
+            None if self.send(vars, state, hub).await => self.check_and_capture(vars, state, hub),
+            None => StepOutcome::AbortIteration,
+            Some(poll) => self.poll(poll, vars, state, hub).await,
+        };
         state.release_body();
         outcome
     }
 
-    async fn send(&self, vars: &mut Vars, state: &mut VuState, hub: &MetricsHub) -> StepOutcome {
+    /// Repeats the request until the poll's condition holds on a response (then
+    /// checks and captures run on it) or its timeout passes. One outcome sample:
+    /// the time from the first request until the condition held.
+    async fn poll(
+        &self,
+        poll: &PollSpec,
+        vars: &mut Vars,
+        state: &mut VuState,
+        hub: &MetricsHub,
+    ) -> StepOutcome {
+        let start = Instant::now();
+        loop {
+            let answered = self.send(vars, state, hub).await;
+            if answered && holds(&poll.until, state) {
+                hub.record_request(&RequestSample {
+                    group: poll.outcome_group,
+                    latency: start.elapsed(),
+                    status: Some(state.head.status),
+                    failed: false,
+                    error: None,
+                    bytes_sent: 0,
+                    bytes_received: 0,
+                });
+                return self.check_and_capture(vars, state, hub);
+            }
+            if start.elapsed() + poll.interval > poll.timeout {
+                hub.record_request(&RequestSample {
+                    group: poll.outcome_group,
+                    latency: start.elapsed(),
+                    status: answered.then_some(state.head.status),
+                    failed: true,
+                    error: Some(ErrorKind::Timeout),
+                    bytes_sent: 0,
+                    bytes_received: 0,
+                });
+                return StepOutcome::AbortIteration;
+            }
+            tokio::time::sleep(poll.interval).await;
+        }
+    }
+
+    /// Sends the request (following redirects), recording a sample per request.
+    /// True when a final response is in `state.head` (and its kept body in
+    /// `state.body`); false when none came.
+    async fn send(&self, vars: &mut Vars, state: &mut VuState, hub: &MetricsHub) -> bool {
         let group = self.spec.group;
         let (mut origin, mut target) = match self.first_target(vars, state) {
             Ok(t) => t,
             Err(kind) => {
                 hub.record_request(&unsent(group, kind));
-                return StepOutcome::AbortIteration;
+                return false;
             }
         };
         let mut body = self.render_body(vars, state);
@@ -216,7 +268,7 @@ impl HttpStep {
             if let Err(kind) = built {
                 state.req = req;
                 hub.record_request(&unsent(group, kind));
-                return StepOutcome::AbortIteration;
+                return false;
             }
             let request_len = req.len() as u64;
             let mut progress = Progress::default();
@@ -248,7 +300,7 @@ impl HttpStep {
             if let Err(kind) = result {
                 sample.error = Some(kind);
                 hub.record_request(&sample);
-                return StepOutcome::AbortIteration;
+                return false;
             }
             let status = state.head.status;
             sample.status = Some(status);
@@ -272,9 +324,8 @@ impl HttpStep {
                     continue;
                 }
             }
-            break;
+            return true;
         }
-        self.check_and_capture(vars, state, hub)
     }
 
     /// The origin and request target of the step's own URL.
@@ -490,6 +541,18 @@ impl HttpStep {
 impl StepExec for HttpStep {
     fn run<'a>(&'a self, vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
         Box::pin(self.execute(vu))
+    }
+}
+
+/// Whether a poll's condition holds on the last response.
+fn holds(until: &Until, state: &VuState) -> bool {
+    match until {
+        Until::Status(codes) => codes.contains(&state.head.status),
+        Until::BodyContains(text) => contains(&state.body, text.as_bytes()),
+        Until::Json { path, equals } => serde_json::from_slice::<Value>(&state.body)
+            .ok()
+            .and_then(|doc| path.query(&doc).first().cloned())
+            .is_some_and(|found| equals.as_ref().is_none_or(|want| *want == found)),
     }
 }
 

@@ -233,15 +233,21 @@ impl Harness {
             flows: vec![],
             feeders: Arc::new(vec![]),
             thresholds: vec![],
-            groups: vec![GroupInfo {
-                name: "g".into(),
-                kind: "http".into(),
-            }],
+            groups: vec![
+                GroupInfo {
+                    name: "g".into(),
+                    kind: "http".into(),
+                },
+                GroupInfo {
+                    name: "outcome".into(),
+                    kind: loadline_core::plan::OUTCOME_KIND.into(),
+                },
+            ],
             protocols: vec![HttpProtocol::new(settings)],
             capture_slots: 3,
             graceful_stop: Duration::from_secs(1),
         };
-        let hub = MetricsHub::new(1, 1);
+        let hub = MetricsHub::new(2, 1);
         let vu = Vu::new(&plan, 1, hub.clone(), 7);
         Self { plan, hub, vu }
     }
@@ -777,4 +783,82 @@ async fn chunked_bodies_interim_responses_and_head_requests() {
     let s = h.stats();
     assert_eq!((s.requests, s.failed), (6, 0));
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// A server whose order is `pending` for the first `pending` requests, then
+/// `confirmed`.
+async fn order_server(pending: usize) -> SocketAddr {
+    let served = Arc::new(AtomicUsize::new(0));
+    let (addr, _) = raw_server(move |mut tcp| {
+        let served = served.clone();
+        async move {
+            while read_head(&mut tcp).await {
+                let n = served.fetch_add(1, Ordering::SeqCst);
+                let body = if n < pending {
+                    r#"{"state":"pending"}"#
+                } else {
+                    r#"{"state":"confirmed"}"#
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if tcp.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    addr
+}
+
+fn poll_spec(addr: SocketAddr, timeout: Duration) -> HttpStepSpec {
+    let mut step = spec(addr, Method::GET, "/orders/1");
+    step.poll = Some(PollSpec {
+        until: Until::Json {
+            path: serde_json_path::JsonPath::parse("$.state").unwrap(),
+            equals: Some(json!("confirmed")),
+        },
+        interval: Duration::from_millis(20),
+        timeout,
+        outcome_group: 1,
+    });
+    step
+}
+
+#[tokio::test]
+async fn polling_repeats_until_the_condition_holds_and_times_it() {
+    let addr = order_server(3).await;
+    let mut h = Harness::new(HttpSettings::default());
+    assert_eq!(
+        h.run(poll_spec(addr, Duration::from_secs(5))).await,
+        StepOutcome::Continue
+    );
+    let st = h.hub.collect();
+    assert_eq!((st.groups[0].requests, st.groups[0].failed), (4, 0));
+    let outcome = &st.groups[1];
+    assert_eq!((outcome.requests, outcome.failed), (1, 0));
+    // Three pauses of 20 ms came before the condition held.
+    assert!(outcome.latency.max() >= 60_000, "{}", outcome.latency.max());
+    assert_eq!(st.all_requests(&h.plan.groups).requests, 4);
+}
+
+#[tokio::test]
+async fn polling_gives_up_at_its_timeout() {
+    let addr = order_server(usize::MAX).await;
+    let mut h = Harness::new(HttpSettings::default());
+    assert_eq!(
+        h.run(poll_spec(addr, Duration::from_millis(100))).await,
+        StepOutcome::AbortIteration
+    );
+    let st = h.hub.collect();
+    assert!(
+        (3..=6).contains(&st.groups[0].requests),
+        "{}",
+        st.groups[0].requests
+    );
+    let outcome = &st.groups[1];
+    assert_eq!((outcome.requests, outcome.failed), (1, 1));
+    assert_eq!(error_count(outcome, ErrorKind::Timeout), 1);
 }

@@ -57,11 +57,10 @@ impl Head {
 
     /// Every value of header `name` (ASCII case-insensitive), in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields.iter().filter_map(move |(n, v)| {
-            self.raw[n.clone()]
-                .eq_ignore_ascii_case(name.as_bytes())
-                .then(|| &self.raw[v.clone()])
-        })
+        self.fields
+            .iter()
+            .filter(move |(n, _)| self.raw[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.raw[v.clone()])
     }
 
     /// The first value of header `name`.
