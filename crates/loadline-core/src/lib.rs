@@ -8,6 +8,7 @@
 
 pub mod duration;
 pub mod metrics;
+pub mod monitor;
 pub mod plan;
 pub mod protocol;
 pub mod runner;

@@ -17,13 +17,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::{IterationEnd, MetricsHub, Stats};
+use crate::monitor::{MonitorSource, MonitorValue};
 use crate::plan::{Pacing, Phase, Plan, Step, Stop};
 use crate::protocol::{BoxFuture, StepOutcome};
 use crate::threshold::Verdict;
 use crate::vu::Vu;
 
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Cancelled by the caller (Ctrl-C): stop starting iterations, finish in-flight ones.
     pub stop: CancellationToken,
@@ -33,6 +34,18 @@ pub struct RunOptions {
     pub tick: Duration,
     /// Seed for the VUs' random sources; `None` picks one.
     pub seed: Option<u64>,
+    /// Monitors whose values join each tick.
+    pub monitors: Option<Arc<dyn MonitorSource>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("tick", &self.tick)
+            .field("seed", &self.seed)
+            .field("monitors", &self.monitors.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RunOptions {
@@ -42,6 +55,7 @@ impl Default for RunOptions {
             kill: CancellationToken::new(),
             tick: Duration::from_secs(1),
             seed: None,
+            monitors: None,
         }
     }
 }
@@ -62,6 +76,8 @@ pub struct Tick<'a> {
     pub total: &'a Stats,
     /// How long the last tick lasted (the interval's length).
     pub interval_len: Duration,
+    /// The monitors' latest values.
+    pub monitors: &'a [MonitorValue],
 }
 
 /// Receives the live figures (terminal progress, streamed outputs).
@@ -172,6 +188,7 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
         opts.tick,
         done.clone(),
         observer,
+        opts.monitors.clone(),
     ));
 
     for (i, phase) in plan.phases.iter().enumerate() {
@@ -232,6 +249,7 @@ async fn aggregate(
     tick: Duration,
     done: CancellationToken,
     mut observer: Box<dyn Observer>,
+    monitors: Option<Arc<dyn MonitorSource>>,
 ) -> Stats {
     let plan = &sh.plan;
     let mut total = Stats::new(plan.groups.len(), plan.phases.len());
@@ -248,6 +266,12 @@ async fn aggregate(
         let iv = sh.hub.collect();
         total.merge(&iv);
         let elapsed = now - start;
+        let values = monitors.as_ref().map(|m| m.snapshot()).unwrap_or_default();
+        if let Some(m) = &monitors {
+            for w in m.take_warnings() {
+                tracing::warn!("{w}");
+            }
+        }
         observer.on_tick(&Tick {
             plan,
             elapsed,
@@ -257,6 +281,7 @@ async fn aggregate(
             interval: &iv,
             total: &total,
             interval_len: now - last,
+            monitors: &values,
         });
         last = now;
         if !sh.soft.is_cancelled() {
