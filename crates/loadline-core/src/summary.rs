@@ -177,8 +177,27 @@ pub struct Summary {
     pub steps: Vec<StepSummary>,
     pub thresholds: Vec<ThresholdResult>,
     pub phases: Vec<PhaseSummary>,
+    /// Latency by percentile over every request: `[percentile, ms]` pairs from
+    /// p0 to p100, for distribution charts.
+    pub latency_distribution: Vec<[f64; 2]>,
     /// Things the reader must know to trust the numbers.
     pub notes: Vec<String>,
+}
+
+/// The percentiles of [`Summary::latency_distribution`].
+const DISTRIBUTION: [f64; 19] = [
+    0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5,
+    99.9, 99.99, 100.0,
+];
+
+fn distribution(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    DISTRIBUTION
+        .iter()
+        .map(|p| [*p, h.value_at_quantile(p / 100.0) as f64 / 1000.0])
+        .collect()
 }
 
 impl Summary {
@@ -304,6 +323,7 @@ impl Summary {
                     interrupted: s.interrupted,
                 })
                 .collect(),
+            latency_distribution: distribution(&all.latency),
             notes,
         }
     }

@@ -2,6 +2,14 @@
 //! [`loadline_core::summary::Summary`] at the end and the aggregator's ticks while
 //! running — and never recompute statistics of their own.
 
+#[cfg(test)]
+mod fixtures;
+pub mod html;
 pub mod json;
+pub mod junit;
 pub mod live;
+pub mod markdown;
+pub mod prometheus;
+pub mod series;
+pub mod stream;
 pub mod terminal;

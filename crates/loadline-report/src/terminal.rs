@@ -224,20 +224,9 @@ fn steps_table(steps: &[StepSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::lat;
     use loadline_core::summary::*;
     use std::collections::BTreeMap;
-
-    fn lat(base: f64) -> LatencyMs {
-        LatencyMs {
-            min: base,
-            mean: base * 2.0,
-            p50: base * 2.0,
-            p90: base * 3.0,
-            p95: base * 4.0,
-            p99: base * 5.0,
-            max: base * 10.0,
-        }
-    }
 
     #[test]
     fn renders_the_expected_text() {
@@ -294,6 +283,7 @@ mod tests {
                 dropped: 0,
                 interrupted: 1,
             }],
+            latency_distribution: vec![],
             notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
         };
         let expected = "

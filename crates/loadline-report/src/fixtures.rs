@@ -1,0 +1,134 @@
+//! Sample summaries and series for the renderers' tests.
+
+use std::collections::BTreeMap;
+
+use loadline_core::summary::*;
+
+use crate::series::{GroupPoint, Percentiles, SeriesPoint};
+
+pub(crate) fn lat(base: f64) -> LatencyMs {
+    LatencyMs {
+        min: base,
+        mean: base * 2.0,
+        p50: base * 2.0,
+        p90: base * 3.0,
+        p95: base * 4.0,
+        p99: base * 5.0,
+        max: base * 10.0,
+    }
+}
+
+pub(crate) fn summary() -> Summary {
+    Summary {
+        name: Some("shop <smoke>".into()),
+        scenario: "shop.yaml".into(),
+        status: Status::Failed,
+        duration_s: 12.345,
+        requests: RequestTotals {
+            total: 1000,
+            failed: 20,
+            rate: 81.0,
+        },
+        latency_ms: lat(1.5),
+        iterations: IterationTotals {
+            total: 200,
+            dropped: 0,
+            interrupted: 1,
+            rate: 16.2,
+        },
+        checks: CheckTotals {
+            passed: 990,
+            failed: 10,
+        },
+        schedule_lag_ms: Some(lat(0.05)),
+        bytes_sent: 123_456,
+        bytes_received: 9_876_543,
+        steps: vec![StepSummary {
+            name: "product detail".into(),
+            requests: 1000,
+            failed: 20,
+            latency_ms: lat(1.5),
+            status: BTreeMap::from([("200".into(), 980), ("500".into(), 20)]),
+            errors: BTreeMap::from([("timeout".into(), 3)]),
+            checks: CheckTotals {
+                passed: 990,
+                failed: 10,
+            },
+            bytes_sent: 123_456,
+            bytes_received: 9_876_543,
+        }],
+        thresholds: vec![
+            ThresholdResult {
+                metric: "errors".into(),
+                expr: "rate < 1%".into(),
+                value: Some(0.02),
+                display: "2.00%".into(),
+                passed: false,
+                abort_on_fail: false,
+            },
+            ThresholdResult {
+                metric: "latency".into(),
+                expr: "p95 < 300ms".into(),
+                value: Some(6.0),
+                display: "6.00ms".into(),
+                passed: true,
+                abort_on_fail: false,
+            },
+        ],
+        phases: vec![PhaseSummary {
+            name: "steady".into(),
+            model: "open",
+            iterations: 200,
+            dropped: 0,
+            interrupted: 1,
+        }],
+        latency_distribution: vec![[0.0, 1.5], [50.0, 3.0], [99.0, 7.5], [100.0, 15.0]],
+        notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
+    }
+}
+
+pub(crate) fn series() -> Vec<SeriesPoint> {
+    (1..=12)
+        .map(|i| SeriesPoint {
+            t: i as f64,
+            phase: if i <= 6 {
+                "warm up".into()
+            } else {
+                "steady".into()
+            },
+            vus: i,
+            requests: 80 + i as u64,
+            failed: (i % 3) as u64,
+            rate: 80.0 + i as f64,
+            latency_ms: Some(Percentiles {
+                p50: 3.0,
+                p95: 6.0,
+                p99: 7.5,
+            }),
+            errors: BTreeMap::from([("timeout".to_string(), (i % 2) as u64)]),
+            iterations: 16,
+            dropped: 0,
+            schedule_lag_p99_ms: Some(0.2),
+            groups: BTreeMap::from([(
+                "product detail".to_string(),
+                GroupPoint {
+                    requests: 80 + i as u64,
+                    failed: (i % 3) as u64,
+                    rate: 80.0 + i as f64,
+                    latency_ms: Some(Percentiles {
+                        p50: 3.0,
+                        p95: 6.0,
+                        p99: 7.5,
+                    }),
+                },
+            )]),
+            monitors: BTreeMap::from([
+                (
+                    "process.cpu_percent{name=shop,pid=42}".to_string(),
+                    20.0 + i as f64,
+                ),
+                ("host.mem_used_bytes".to_string(), 1e9),
+            ]),
+        })
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! One point of the run's time series per tick: the load (rate, latency
+//! percentiles, errors, VUs, schedule lag) per metric group and in total, and the
+//! monitors' values, all on the same clock. Streamed outputs write these points;
+//! the HTML report draws them.
+
+use std::collections::BTreeMap;
+
+use loadline_core::metrics::{ErrorKind, GroupStats};
+use loadline_core::runner::Tick;
+use serde::Serialize;
+
+/// Latency percentiles of one interval, milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    fn of(g: &GroupStats) -> Option<Self> {
+        if g.latency.is_empty() {
+            return None;
+        }
+        let q = |p: f64| round3(g.latency.value_at_quantile(p) as f64 / 1000.0);
+        Some(Self {
+            p50: q(0.50),
+            p95: q(0.95),
+            p99: q(0.99),
+        })
+    }
+}
+
+/// One metric group's figures over one interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupPoint {
+    pub requests: u64,
+    pub failed: u64,
+    /// Requests per second over the interval.
+    pub rate: f64,
+    /// `None` when the group sent nothing in the interval.
+    pub latency_ms: Option<Percentiles>,
+}
+
+/// The run's figures over one tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesPoint {
+    /// Seconds since the start, at the end of the interval.
+    pub t: f64,
+    /// The phase running.
+    pub phase: String,
+    pub vus: i64,
+    pub requests: u64,
+    pub failed: u64,
+    /// Requests per second.
+    pub rate: f64,
+    pub latency_ms: Option<Percentiles>,
+    /// Error kind → count, for the interval.
+    pub errors: BTreeMap<String, u64>,
+    pub iterations: u64,
+    pub dropped: u64,
+    /// Open-model schedule lag p99, ms (absent when nothing was scheduled).
+    pub schedule_lag_p99_ms: Option<f64>,
+    /// Metric group → its figures.
+    pub groups: BTreeMap<String, GroupPoint>,
+    /// Monitor series → value.
+    pub monitors: BTreeMap<String, f64>,
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+impl SeriesPoint {
+    /// The point of one tick.
+    pub fn from_tick(tick: &Tick<'_>) -> Self {
+        let plan = tick.plan;
+        let secs = tick.interval_len.as_secs_f64().max(1e-9);
+        let all = tick.interval.all_requests(&plan.groups);
+        let mut errors = BTreeMap::new();
+        for (kind, n) in all.error_counts() {
+            errors.insert(kind.as_str().to_string(), n);
+        }
+        let groups = plan
+            .groups
+            .iter()
+            .zip(&tick.interval.groups)
+            .map(|(info, g)| {
+                (
+                    info.name.clone(),
+                    GroupPoint {
+                        requests: g.requests,
+                        failed: g.failed,
+                        rate: round3(g.requests as f64 / secs),
+                        latency_ms: Percentiles::of(g),
+                    },
+                )
+            })
+            .collect();
+        let lag = &tick.interval.schedule_lag;
+        Self {
+            t: round3(tick.elapsed.as_secs_f64()),
+            phase: plan
+                .phases
+                .get(tick.phase)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            vus: tick.active_vus,
+            requests: all.requests,
+            failed: all.failed,
+            rate: round3(all.requests as f64 / secs),
+            latency_ms: Percentiles::of(&all),
+            errors,
+            iterations: tick.interval.iterations(),
+            dropped: tick.interval.dropped(),
+            schedule_lag_p99_ms: (!lag.is_empty())
+                .then(|| round3(lag.value_at_quantile(0.99) as f64 / 1000.0)),
+            groups,
+            monitors: tick
+                .monitors
+                .iter()
+                .map(|m| (m.series.clone(), m.value))
+                .collect(),
+        }
+    }
+
+    /// The point as flat `(series, value)` pairs, for the CSV output and the
+    /// Prometheus exporter: `requests`, `latency_p95_ms`, `group.requests{step=…}`,
+    /// `errors{kind=timeout}`, the monitors' own keys, …
+    pub fn flat(&self) -> Vec<(String, f64)> {
+        let mut out = vec![
+            ("vus".to_string(), self.vus as f64),
+            ("requests".to_string(), self.requests as f64),
+            ("failed".to_string(), self.failed as f64),
+            ("rate".to_string(), self.rate),
+            ("iterations".to_string(), self.iterations as f64),
+            ("dropped".to_string(), self.dropped as f64),
+        ];
+        if let Some(l) = self.latency_ms {
+            out.push(("latency_p50_ms".into(), l.p50));
+            out.push(("latency_p95_ms".into(), l.p95));
+            out.push(("latency_p99_ms".into(), l.p99));
+        }
+        if let Some(lag) = self.schedule_lag_p99_ms {
+            out.push(("schedule_lag_p99_ms".into(), lag));
+        }
+        for kind in ErrorKind::ALL {
+            if let Some(n) = self.errors.get(kind.as_str()) {
+                out.push((format!("errors{{kind={}}}", kind.as_str()), *n as f64));
+            }
+        }
+        for (name, g) in &self.groups {
+            let label = label_value(name);
+            out.push((format!("group.requests{{step={label}}}"), g.requests as f64));
+            out.push((format!("group.failed{{step={label}}}"), g.failed as f64));
+            if let Some(l) = g.latency_ms {
+                out.push((format!("group.latency_p95_ms{{step={label}}}"), l.p95));
+                out.push((format!("group.latency_p99_ms{{step={label}}}"), l.p99));
+            }
+        }
+        for (k, v) in &self.monitors {
+            out.push((k.clone(), *v));
+        }
+        out
+    }
+}
+
+/// A label value safe inside `{k=v}`: commas, braces and equals signs replaced.
+fn label_value(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if matches!(c, ',' | '{' | '}' | '=') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
