@@ -1,43 +1,139 @@
-//! The live view while a run goes: one rewritten progress line on a terminal,
+//! The live view while a run goes: on a terminal a compact view (a progress bar
+//! over the planned duration, the run's figures, a line per metric group),
 //! plain periodic lines otherwise (CI logs).
 
 use std::io::Write;
 use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use loadline_core::runner::{Observer, Tick};
 
 use crate::terminal::ms;
 
-/// Prints progress to a writer.
+/// Shows progress: on a terminal, a live view drawn with indicatif (a bar over
+/// the planned duration with the run's figures, and a line per metric group);
+/// otherwise a plain line every `every` ticks, for CI logs.
 pub struct Progress<W: Write + Send> {
     out: W,
-    tty: bool,
+    tty: Option<LiveView>,
     /// Plain mode prints a line every this many ticks.
     every: u64,
     ticks: u64,
     phase_names: Vec<String>,
-    wrote_line: bool,
 }
 
-impl<W: Write + Send> Progress<W> {
-    /// `tty`: rewrite one line in place; otherwise print a line every `every` ticks.
-    pub fn new(out: W, tty: bool, every: u64, phase_names: Vec<String>) -> Self {
+/// At most this many metric groups get a line of their own in the live view.
+const LIVE_GROUPS: usize = 8;
+
+struct LiveView {
+    multi: MultiProgress,
+    main: ProgressBar,
+    groups: Vec<ProgressBar>,
+}
+
+impl LiveView {
+    fn new() -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(4));
+        let main = multi.add(ProgressBar::new(0));
+        main.set_style(
+            ProgressStyle::with_template("{prefix:>11} [{bar:30.cyan/blue}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
         Self {
-            out,
-            tty,
-            every: every.max(1),
-            ticks: 0,
-            phase_names,
-            wrote_line: false,
+            multi: multi,
+            main,
+            groups: Vec::new(),
         }
     }
 
-    /// Ends the live line so the summary starts on a fresh one.
-    pub fn finish(&mut self) {
-        if self.tty && self.wrote_line {
-            let _ = writeln!(self.out);
-            let _ = self.out.flush();
+    fn update(&mut self, tick: &Tick<'_>, phase_name: &str) {
+        let planned = tick.planned.map(|p| p.as_secs().max(1));
+        match planned {
+            Some(p) => {
+                self.main.set_length(p);
+                self.main.set_position(tick.elapsed.as_secs().min(p));
+            }
+            None => {
+                self.main.set_length(0);
+            }
         }
+        self.main.set_prefix(match tick.planned {
+            Some(p) => format!("{} / {}", clock(tick.elapsed), clock(p)),
+            None => clock(tick.elapsed),
+        });
+        self.main.set_message(figures(tick, phase_name));
+        let secs = tick.interval_len.as_secs_f64().max(1e-9);
+        let shown = tick.plan.groups.len().min(LIVE_GROUPS);
+        while self.groups.len() < shown {
+            let bar = self.multi.add(ProgressBar::new(0));
+            bar.set_style(
+                ProgressStyle::with_template("  {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.groups.push(bar);
+        }
+        let width = tick
+            .plan
+            .groups
+            .iter()
+            .take(shown)
+            .map(|g| g.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(40);
+        for ((bar, info), g) in self
+            .groups
+            .iter()
+            .zip(&tick.plan.groups)
+            .zip(&tick.interval.groups)
+        {
+            let name: String = info.name.chars().take(40).collect();
+            let p95 = if g.latency.is_empty() {
+                "-".to_string()
+            } else {
+                ms(g.latency.value_at_quantile(0.95) as f64 / 1000.0)
+            };
+            bar.set_message(format!(
+                "{name:<width$}  {:>9.1}/s  p95 {:>9}  failed {}",
+                g.requests as f64 / secs,
+                p95,
+                g.failed
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        for b in &self.groups {
+            b.finish();
+        }
+        self.main.finish();
+    }
+}
+
+impl<W: Write + Send> Progress<W> {
+    /// `tty`: the live view; otherwise a plain line every `every` ticks to `out`.
+    pub fn new(out: W, tty: bool, every: u64, phase_names: Vec<String>) -> Self {
+        Self {
+            out,
+            tty: tty.then(LiveView::new),
+            every: every.max(1),
+            ticks: 0,
+            phase_names,
+        }
+    }
+
+    /// Leaves the live view in place so the summary starts below it.
+    pub fn finish(&mut self) {
+        if let Some(v) = &self.tty {
+            v.finish();
+        }
+    }
+}
+
+impl<W: Write + Send> Drop for Progress<W> {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -46,8 +142,23 @@ fn clock(d: Duration) -> String {
     format!("{:02}:{:02}", s / 60, s % 60)
 }
 
-/// The progress text for one tick.
+/// The progress text for one tick: the clock, then [`figures`].
 pub fn line(tick: &Tick<'_>, phase_name: &str) -> String {
+    let planned = tick
+        .planned
+        .map(|p| format!(" / {}", clock(p)))
+        .unwrap_or_default();
+    format!(
+        "{}{} {}",
+        clock(tick.elapsed),
+        planned,
+        figures(tick, phase_name)
+    )
+}
+
+/// The phase and the run's figures of one tick: VUs, request rate and p95 over
+/// the last interval, the error rate and iterations since the start.
+pub fn figures(tick: &Tick<'_>, phase_name: &str) -> String {
     let iv = tick.interval.all_requests(&tick.plan.groups);
     let secs = tick.interval_len.as_secs_f64().max(1e-9);
     let total = tick.total.all_requests(&tick.plan.groups);
@@ -56,19 +167,13 @@ pub fn line(tick: &Tick<'_>, phase_name: &str) -> String {
     } else {
         total.failed as f64 * 100.0 / total.requests as f64
     };
-    let planned = tick
-        .planned
-        .map(|p| format!(" / {}", clock(p)))
-        .unwrap_or_default();
     let p95 = if iv.latency.is_empty() {
         "-".to_string()
     } else {
         ms(iv.latency.value_at_quantile(0.95) as f64 / 1000.0)
     };
     format!(
-        "{}{} {} · VUs {} · {:.1} req/s · p95 {} · errors {:.2}% · iterations {}",
-        clock(tick.elapsed),
-        planned,
+        "{} · VUs {} · {:.1} req/s · p95 {} · errors {:.2}% · iterations {}",
         phase_name,
         tick.active_vus,
         iv.requests as f64 / secs,
@@ -86,12 +191,11 @@ impl<W: Write + Send> Observer for Progress<W> {
             .get(tick.phase)
             .map(String::as_str)
             .unwrap_or("");
-        if self.tty {
-            let _ = write!(self.out, "\r\x1b[2K{}", line(tick, name));
-            self.wrote_line = true;
+        if let Some(view) = &mut self.tty {
+            view.update(tick, name);
         } else if self.ticks % self.every == 0 {
             let _ = writeln!(self.out, "{}", line(tick, name));
+            let _ = self.out.flush();
         }
-        let _ = self.out.flush();
     }
 }
