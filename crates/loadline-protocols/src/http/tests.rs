@@ -862,3 +862,182 @@ async fn polling_gives_up_at_its_timeout() {
     assert_eq!((outcome.requests, outcome.failed), (1, 1));
     assert_eq!(error_count(outcome, ErrorKind::Timeout), 1);
 }
+
+// Hostile and failing targets (docs/reliability.md lists each with what loadline
+// reports for it).
+
+#[tokio::test]
+async fn huge_bodies_are_streamed_not_kept() {
+    // 256 MiB announced and sent; only `max_body` bytes may stay in memory.
+    const SIZE: u64 = 256 * 1024 * 1024;
+    let (addr, _) = raw_server(|mut tcp| async move {
+        if read_head(&mut tcp).await {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\n\r\n");
+            if tcp.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..SIZE >> 20 {
+                if tcp.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let mut h = Harness::new(HttpSettings {
+        max_body: 1024,
+        ..HttpSettings::default()
+    });
+    let mut step = spec(addr, Method::GET, "/");
+    step.checks = vec![Check::BodyContains("xxxx".into())];
+    step.timeout = Duration::from_secs(60);
+    assert_eq!(h.run(step).await, StepOutcome::Continue);
+    let s = h.stats();
+    assert_eq!((s.requests, s.failed, s.checks_passed), (1, 0, 1));
+    assert!(s.bytes_received > SIZE, "{}", s.bytes_received);
+}
+
+#[tokio::test]
+async fn an_endless_body_ends_at_the_timeout() {
+    let (addr, _) = raw_server(|mut tcp| async move {
+        if read_head(&mut tcp).await {
+            let _ = tcp
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10737418240\r\n\r\n")
+                .await;
+            let chunk = vec![b'x'; 64 * 1024];
+            while tcp.write_all(&chunk).await.is_ok() {}
+        }
+    })
+    .await;
+    let mut h = Harness::new(HttpSettings::default());
+    let mut step = spec(addr, Method::GET, "/");
+    step.timeout = Duration::from_millis(300);
+    assert_eq!(h.run(step).await, StepOutcome::AbortIteration);
+    let s = h.stats();
+    assert_eq!(error_count(&s, ErrorKind::Timeout), 1);
+    assert!(s.bytes_received > 1 << 20, "{}", s.bytes_received);
+}
+
+#[tokio::test]
+async fn a_dribbling_response_times_out_on_time() {
+    let (addr, _) = raw_server(|mut tcp| async move {
+        if read_head(&mut tcp).await {
+            for b in b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n".iter() {
+                if tcp.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    })
+    .await;
+    let mut h = Harness::new(HttpSettings::default());
+    let mut step = spec(addr, Method::GET, "/");
+    step.timeout = Duration::from_millis(400);
+    assert_eq!(h.run(step).await, StepOutcome::AbortIteration);
+    let s = h.stats();
+    assert_eq!(error_count(&s, ErrorKind::Timeout), 1);
+    // Fired at the timeout (with scheduling slack), not at the end of the dribble.
+    let took = s.latency.max();
+    assert!((400_000..1_500_000).contains(&took), "{took}us");
+}
+
+#[tokio::test]
+async fn a_reset_while_sending_is_a_reset() {
+    // The server reads the head of a large POST and resets the connection.
+    let (addr, _) = raw_server(|mut tcp| async move {
+        if read_head(&mut tcp).await {
+            // A reset rather than a clean close; blocking on drop is moot here.
+            #[allow(deprecated)]
+            let _ = tcp.set_linger(Some(Duration::ZERO));
+            drop(tcp);
+        }
+    })
+    .await;
+    let mut h = Harness::new(HttpSettings::default());
+    let mut step = spec(addr, Method::POST, "/upload");
+    step.body = BodySpec::Raw(Template::literal("y".repeat(8 << 20)));
+    assert_eq!(h.run(step).await, StepOutcome::AbortIteration);
+    let s = h.stats();
+    assert_eq!((s.requests, s.failed), (1, 1));
+    assert_eq!(error_count(&s, ErrorKind::Reset), 1, "{:?}", s.errors);
+}
+
+#[tokio::test]
+async fn errors_everywhere_are_statuses_and_the_vu_goes_on() {
+    let (addr, _) = raw_server(|mut tcp| async move {
+        while read_head(&mut tcp).await {
+            let reply = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops";
+            if tcp.write_all(reply).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let mut h = Harness::new(HttpSettings::default());
+    for _ in 0..5 {
+        assert_eq!(
+            h.run(spec(addr, Method::GET, "/")).await,
+            StepOutcome::Continue
+        );
+    }
+    let s = h.stats();
+    assert_eq!((s.requests, s.failed), (5, 5));
+    assert_eq!(s.status, vec![(500, 5)]);
+    assert_eq!(s.error_counts().count(), 0);
+}
+
+#[tokio::test]
+async fn a_target_that_goes_down_and_comes_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Connections live in the serving task's JoinSet: aborting it drops them all.
+    let serve = |listener: TcpListener| {
+        tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    while read_head(&mut tcp).await {
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if tcp.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })
+    };
+    let up = serve(listener);
+    let mut h = Harness::new(HttpSettings::default());
+    assert_eq!(
+        h.run(spec(addr, Method::GET, "/")).await,
+        StepOutcome::Continue
+    );
+    // Down: the listener and the kept-alive connection go away.
+    up.abort();
+    let _ = up.await;
+    h.start_iteration();
+    let mut down = 0;
+    for _ in 0..3 {
+        if h.run(spec(addr, Method::GET, "/")).await == StepOutcome::AbortIteration {
+            down += 1;
+        }
+    }
+    // Back on the same port.
+    let again = serve(TcpListener::bind(addr).await.unwrap());
+    assert_eq!(
+        h.run(spec(addr, Method::GET, "/")).await,
+        StepOutcome::Continue
+    );
+    again.abort();
+    let s = h.stats();
+    assert!(down >= 2, "{down}");
+    assert_eq!(s.requests, 5);
+    assert_eq!(s.status, vec![(200, 5 - down)]);
+    assert!(
+        error_count(&s, ErrorKind::Connect) + error_count(&s, ErrorKind::Reset) == down as u64,
+        "{:?}",
+        s.errors
+    );
+}
