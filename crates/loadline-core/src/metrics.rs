@@ -36,12 +36,25 @@ pub enum ErrorKind {
     Protocol,
     /// A capture found nothing to capture.
     Capture,
+    /// SQL: the database broke a deadlock by failing this statement (SQLSTATE 40P01,
+    /// MySQL 1213).
+    Deadlock,
+    /// SQL: a serialization failure (SQLSTATE 40001).
+    Serialization,
+    /// SQL: a unique constraint was violated (SQLSTATE 23505, MySQL 1062).
+    UniqueViolation,
+    /// SQL: a lock wait timed out (SQLSTATE 55P03, MySQL 1205).
+    LockTimeout,
+    /// SQL: another integrity constraint was violated (SQLSTATE class 23).
+    Constraint,
+    /// SQL: any other error reported by the database (syntax, permissions, data).
+    Sql,
     /// Anything else.
     Other,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Connect,
         ErrorKind::Dns,
         ErrorKind::Timeout,
@@ -49,6 +62,12 @@ impl ErrorKind {
         ErrorKind::Tls,
         ErrorKind::Protocol,
         ErrorKind::Capture,
+        ErrorKind::Deadlock,
+        ErrorKind::Serialization,
+        ErrorKind::UniqueViolation,
+        ErrorKind::LockTimeout,
+        ErrorKind::Constraint,
+        ErrorKind::Sql,
         ErrorKind::Other,
     ];
 
@@ -61,6 +80,12 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Capture => "capture",
+            ErrorKind::Deadlock => "deadlock",
+            ErrorKind::Serialization => "serialization",
+            ErrorKind::UniqueViolation => "unique_violation",
+            ErrorKind::LockTimeout => "lock_timeout",
+            ErrorKind::Constraint => "constraint",
+            ErrorKind::Sql => "sql",
             ErrorKind::Other => "other",
         }
     }
@@ -106,6 +131,8 @@ pub struct GroupStats {
     pub bytes_received: u64,
     pub checks_passed: u64,
     pub checks_failed: u64,
+    /// Rows returned or affected (SQL steps).
+    pub rows: u64,
 }
 
 impl GroupStats {
@@ -120,6 +147,7 @@ impl GroupStats {
             bytes_received: 0,
             checks_passed: 0,
             checks_failed: 0,
+            rows: 0,
         }
     }
 
@@ -162,6 +190,7 @@ impl GroupStats {
         self.bytes_received += o.bytes_received;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
+        self.rows += o.rows;
     }
 
     /// Error counts by kind, leaving out zeros.
@@ -334,6 +363,15 @@ impl MetricsHub {
                 } else {
                     g.checks_failed += 1;
                 }
+            }
+        });
+    }
+
+    /// Counts rows returned or affected by a query of `group`.
+    pub fn record_rows(&self, group: GroupId, rows: u64) {
+        self.with_shard(|st| {
+            if let Some(g) = st.groups.get_mut(group) {
+                g.rows += rows;
             }
         });
     }

@@ -112,6 +112,13 @@ pub struct StepSummary {
     pub checks: CheckTotals,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Rows returned or affected (SQL steps only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl StepSummary {
@@ -132,6 +139,7 @@ impl StepSummary {
             },
             bytes_sent: g.bytes_sent,
             bytes_received: g.bytes_received,
+            rows: g.rows,
         }
     }
 }

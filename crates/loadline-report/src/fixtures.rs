@@ -56,6 +56,7 @@ pub(crate) fn summary() -> Summary {
             },
             bytes_sent: 123_456,
             bytes_received: 9_876_543,
+            rows: 0,
         }],
         thresholds: vec![
             ThresholdResult {

@@ -267,6 +267,7 @@ mod tests {
                 },
                 bytes_sent: 123_456,
                 bytes_received: 9_876_543,
+                rows: 0,
             }],
             thresholds: vec![ThresholdResult {
                 metric: "errors".into(),
