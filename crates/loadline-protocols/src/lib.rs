@@ -4,3 +4,5 @@
 //! fill the specs, the engine runs the executors.
 
 pub mod http;
+#[cfg(feature = "sql")]
+pub mod sql;

@@ -1036,7 +1036,7 @@ async fn a_target_that_goes_down_and_comes_back() {
     assert_eq!(s.requests, 5);
     assert_eq!(s.status, vec![(200, 5 - down)]);
     assert!(
-        error_count(&s, ErrorKind::Connect) + error_count(&s, ErrorKind::Reset) == down as u64,
+        error_count(&s, ErrorKind::Connect) + error_count(&s, ErrorKind::Reset) == down,
         "{:?}",
         s.errors
     );
