@@ -6,6 +6,9 @@
 mod util;
 
 mod bad_input;
+mod capacity;
+mod demo;
 mod engine;
+mod profiles;
 mod signals;
 mod thresholds;

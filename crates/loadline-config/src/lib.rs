@@ -22,20 +22,71 @@ mod suggest;
 mod yaml;
 
 use std::path::Path;
+use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
-use loadline_core::plan::Plan;
+use loadline_core::capacity::SearchSpec;
+use loadline_core::plan::{Phase, Plan};
+
+/// The profile name that means "the capacity search" rather than a list of phases
+/// (`loadline run FILE --profile capacity` is `loadline capacity FILE`). A
+/// scenario cannot define a profile of this name; its settings go under
+/// `capacity:`.
+pub const CAPACITY_PROFILE: &str = "capacity";
 
 /// A loaded scenario: the plan and any non-fatal remarks about it.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The plan, with the phases chosen (`phases`, the `--profile`, or the
+    /// `default_profile`), scaled to `--duration` when asked.
     pub plan: Plan,
     /// Things that are allowed but probably unintended, one line each.
     pub warnings: Vec<String>,
+    /// The profile whose phases the plan has; `None` for `phases` (or no phases).
+    pub profile: Option<String>,
+    /// Every profile the scenario defines, in written order (unscaled).
+    pub profiles: Vec<Profile>,
+    /// The scenario's `capacity:` settings (all `None` when absent).
+    pub capacity: SearchSpec,
+}
+
+/// A named list of phases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub phases: Vec<Phase>,
+}
+
+impl Profile {
+    /// The planned duration, when every phase has one.
+    pub fn planned_duration(&self) -> Option<Duration> {
+        self.phases.iter().map(Phase::planned_duration).sum()
+    }
+}
+
+/// What the command line changes in a scenario. Defaults change nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Run this profile instead of `phases` (or the `default_profile`).
+    pub profile: Option<String>,
+    /// Scale every phase with a duration so that together they last this long
+    /// (phases ended by `iterations` are left as they are).
+    pub duration: Option<Duration>,
+    /// Replace the scenario's `target`.
+    pub target: Option<String>,
+    /// The caller will not run the phases (it validates, or searches capacity), so
+    /// a scenario with only `profiles` and no `default_profile` loads without
+    /// phases instead of asking for `--profile`.
+    pub phases_optional: bool,
 }
 
 /// Reads and loads a scenario file; data files are found relative to its folder.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_file_with(path, &Overrides::default())
+}
+
+/// [`load_file`] with command-line overrides.
+pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErrors> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         errors: vec![ConfigError {
@@ -47,13 +98,23 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
         }],
     })?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    load_str(&source, &text, base_dir)
+    load_str_with(&source, &text, base_dir, overrides)
 }
 
 /// Loads a scenario from text; `source_name` names it in messages and data files
 /// are found relative to `base_dir`.
 pub fn load_str(source_name: &str, text: &str, base_dir: &Path) -> Result<Loaded, ConfigErrors> {
-    let built = build::build(text, base_dir);
+    load_str_with(source_name, text, base_dir, &Overrides::default())
+}
+
+/// [`load_str`] with command-line overrides.
+pub fn load_str_with(
+    source_name: &str,
+    text: &str,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Result<Loaded, ConfigErrors> {
+    let built = build::build_with(text, base_dir, overrides);
     let located = |p: build::Problem| ConfigError {
         file: source_name.to_string(),
         line: p.mark.line,
@@ -63,14 +124,22 @@ pub fn load_str(source_name: &str, text: &str, base_dir: &Path) -> Result<Loaded
         message: p.message.replace('\n', " "),
     };
     match built.draft {
-        Some(draft) if built.problems.is_empty() => Ok(Loaded {
-            plan: draft.into_plan(source_name.to_string()),
-            warnings: built
-                .warnings
-                .into_iter()
-                .map(|w| located(w).to_string())
-                .collect(),
-        }),
+        Some(mut draft) if built.problems.is_empty() => {
+            let profile = draft.profile.take();
+            let profiles = std::mem::take(&mut draft.profiles);
+            let capacity = std::mem::take(&mut draft.capacity);
+            Ok(Loaded {
+                plan: draft.into_plan(source_name.to_string()),
+                warnings: built
+                    .warnings
+                    .into_iter()
+                    .map(|w| located(w).to_string())
+                    .collect(),
+                profile,
+                profiles,
+                capacity,
+            })
+        }
         _ => Err(ConfigErrors {
             errors: built.problems.into_iter().map(located).collect(),
         }),
@@ -137,7 +206,12 @@ mod tests {
         let text = schema.to_string();
         assert!(text.contains("arrival_rate"));
         let required = schema["required"].as_array().unwrap();
-        assert!(required.contains(&"phases".into()) && required.contains(&"flows".into()));
+        assert!(required.contains(&"flows".into()));
+        assert_eq!(
+            schema["anyOf"],
+            serde_json::json!([{"required": ["phases"]}, {"required": ["profiles"]}])
+        );
+        assert!(text.contains("body_contains") && text.contains("default_profile"));
         assert_eq!(schema["additionalProperties"], false);
         assert!(schema["properties"]["phases"]["minItems"] == 1);
     }

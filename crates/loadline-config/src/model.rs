@@ -15,6 +15,9 @@ use crate::de::{Entries, Lenient, Spanned};
 /// written.
 pub type Items<T> = Spanned<Vec<Lenient<Spanned<T>>>>;
 
+/// Named lists of phases.
+pub type Profiles = Entries<Lenient<Items<PhaseDoc>>>;
+
 /// A metric's threshold conditions.
 pub type Conditions = Lenient<Vec<Spanned<ThresholdDoc>>>;
 
@@ -22,6 +25,7 @@ pub type Conditions = Lenient<Vec<Spanned<ThresholdDoc>>>;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "loadline scenario")]
+#[schemars(extend("anyOf" = [{"required": ["phases"]}, {"required": ["profiles"]}]))]
 pub struct ScenarioDoc {
     /// A name for the scenario, shown in reports.
     pub name: Option<Lenient<Spanned<String>>>,
@@ -33,9 +37,17 @@ pub struct ScenarioDoc {
     pub data: Option<Lenient<Entries<Lenient<Spanned<DataDoc>>>>>,
     /// Constants, usable in templates as `{{ name }}`.
     pub vars: Option<Lenient<Entries<serde_json::Value>>>,
-    /// Phases of load, run one after the other.
-    #[schemars(with = "Vec<PhaseDoc>", length(min = 1))]
+    /// Phases of load, run one after the other (what runs without `--profile`).
+    #[schemars(with = "Option<Vec<PhaseDoc>>", length(min = 1))]
     pub phases: Option<Lenient<Items<PhaseDoc>>>,
+    /// Named alternatives to `phases` (`normal`, `peak`, `stress`…), each a list of
+    /// phases; `loadline run FILE --profile NAME` runs one.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, Vec<PhaseDoc>>>")]
+    pub profiles: Option<Lenient<Spanned<Profiles>>>,
+    /// The profile that runs when `--profile` is not given (only without `phases`).
+    pub default_profile: Option<Lenient<Spanned<String>>>,
+    /// Settings of the capacity search (`loadline capacity`, `--profile capacity`).
+    pub capacity: Option<Lenient<Spanned<CapacityDoc>>>,
     /// Pass/fail criteria: metric (optionally `metric{step:NAME}`) to conditions.
     pub thresholds: Option<Lenient<Entries<Conditions>>>,
     /// The flows an iteration picks from, by weight.
@@ -105,6 +117,31 @@ pub struct PhaseDoc {
     pub iterations: Option<Spanned<i64>>,
     /// Shown in reports (default `phase N`).
     pub name: Option<Spanned<String>>,
+}
+
+/// How `loadline capacity` steps the arrival rate up; every key is optional and
+/// the command line's flags win.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityDoc {
+    /// The first step's arrival rate (default: the highest `arrival_rate` of the
+    /// phases or profile chosen).
+    pub start: Option<Spanned<f64>>,
+    /// Each step's rate is the last one's times this (default 1.5).
+    pub factor: Option<Spanned<f64>>,
+    /// Or: each step's rate is the last one's plus this (instead of `factor`).
+    pub step: Option<Spanned<f64>>,
+    /// How long each step is held, e.g. `10s` (default 10s).
+    pub step_duration: Option<Spanned<String>>,
+    /// Never step above this rate (default 10000).
+    pub max_rate: Option<Spanned<f64>>,
+    /// Steps spent narrowing down between the last passing and the first failing
+    /// rate (default 3; 0 = none).
+    pub refine: Option<Spanned<i64>>,
+    /// At most this many iterations at once in a step (default 10000).
+    pub max_vus: Option<Spanned<i64>>,
+    /// A pause between steps, so the system settles (default 0s).
+    pub pause: Option<Spanned<String>>,
 }
 
 /// A threshold condition: `"p95 < 300ms"`, or the long form.
@@ -204,6 +241,40 @@ pub struct StepDoc {
     pub timeout: Option<Spanned<String>>,
     /// Follow redirects, overriding the default.
     pub follow_redirects: Option<bool>,
+    /// Repeat the request until this condition on the response holds (a polling
+    /// step); the step's name then measures the time until it held.
+    pub until: Option<Spanned<UntilDoc>>,
+    /// How often and how long a polling step repeats (`until` required).
+    pub poll: Option<Spanned<PollDoc>>,
+}
+
+/// The condition a polling step waits for: exactly one of `status`,
+/// `body_contains` or `json` (with an optional `equals`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["status"]}, {"required": ["body_contains"]}, {"required": ["json"]}
+]))]
+pub struct UntilDoc {
+    /// The status is this one, or one of this list.
+    pub status: Option<Spanned<StatusDoc>>,
+    /// The body contains this text.
+    pub body_contains: Option<Spanned<String>>,
+    /// A JSONPath into the JSON body, e.g. `$.state`.
+    pub json: Option<Spanned<String>>,
+    /// The value the JSONPath's first match must equal (any YAML value); without
+    /// it, the path only has to match something.
+    pub equals: Option<Spanned<JsonDoc>>,
+}
+
+/// The pace of a polling step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollDoc {
+    /// The pause between two requests (default 200ms).
+    pub interval: Option<Spanned<String>>,
+    /// Give up after this long, counted as a failure with error `timeout` (default 30s).
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// A query parameter's value as the schema describes it: the text of any scalar

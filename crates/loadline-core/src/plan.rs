@@ -107,8 +107,9 @@ pub enum Stop {
     },
 }
 
-/// A weighted sequence of steps; an iteration runs one flow.
-#[derive(Debug)]
+/// A weighted sequence of steps; an iteration runs one flow. Cloning shares the
+/// step executors.
+#[derive(Debug, Clone)]
 pub struct Flow {
     pub name: String,
     pub weight: u32,
@@ -116,7 +117,7 @@ pub struct Flow {
 }
 
 /// One step of a flow.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Step {
     /// A protocol action (an HTTP request, a query, …).
     Exec(Arc<dyn StepExec>),

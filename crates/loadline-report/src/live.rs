@@ -41,7 +41,7 @@ impl LiveView {
                 .progress_chars("=> "),
         );
         Self {
-            multi: multi,
+            multi,
             main,
             groups: Vec::new(),
         }
@@ -193,7 +193,7 @@ impl<W: Write + Send> Observer for Progress<W> {
             .unwrap_or("");
         if let Some(view) = &mut self.tty {
             view.update(tick, name);
-        } else if self.ticks % self.every == 0 {
+        } else if self.ticks.is_multiple_of(self.every) {
             let _ = writeln!(self.out, "{}", line(tick, name));
             let _ = self.out.flush();
         }

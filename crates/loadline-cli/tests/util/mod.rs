@@ -273,3 +273,116 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// `loadline demo --serve` as a child process: demo-shop on 127.0.0.1, stopped
+/// with SIGINT on drop.
+pub struct ShopProcess {
+    pub url: String,
+    child: std::process::Child,
+    /// Everything the shop printed before it was ready.
+    pub banner: String,
+}
+
+impl ShopProcess {
+    /// Starts the shop with extra `demo --serve` flags; waits (at most 60 s) for
+    /// its "ready at" line.
+    pub fn start(extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = loadline()
+            .args(["demo", "--serve"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let mut banner = String::new();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                banner.push_str(&line);
+                banner.push('\n');
+                if let Some(rest) = line.split("ready at ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send((url, banner.clone()));
+                    break;
+                }
+            }
+            // Keep draining so the shop never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let (url, banner) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("demo-shop printed its URL");
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Self { url, child, banner }
+    }
+
+    /// Stops the shop (SIGINT) and returns its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.interrupt()
+    }
+
+    fn interrupt(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ShopProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.interrupt();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET on 127.0.0.1: (status, body).
+pub fn http_get(url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// Whether something listens on 127.0.0.1:`port`.
+pub fn reachable(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .is_ok()
+}

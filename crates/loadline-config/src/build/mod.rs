@@ -6,6 +6,7 @@
 //! executors, so the checks can be tested without building executors.
 
 mod data;
+mod profiles;
 mod scope;
 mod steps;
 
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use loadline_core::capacity::SearchSpec;
 use loadline_core::duration::parse_duration;
 use loadline_core::plan::{
     Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Step, Stop, DEFAULT_GRACEFUL_STOP,
@@ -28,6 +30,7 @@ use crate::model::{
 };
 use crate::suggest::did_you_mean;
 use crate::yaml::{self, Mark};
+use crate::{Overrides, Profile};
 
 use scope::{FeederInfo, Names};
 pub(crate) use steps::StepDraft;
@@ -61,6 +64,12 @@ pub(crate) struct Draft {
     pub graceful_stop: Duration,
     /// The settings of the plan's HTTP protocol, when any step uses HTTP.
     pub http: Option<HttpSettings>,
+    /// The profile `phases` came from (`None`: the `phases` key, or none).
+    pub profile: Option<String>,
+    /// Every profile of the scenario.
+    pub profiles: Vec<Profile>,
+    /// The `capacity:` settings.
+    pub capacity: SearchSpec,
 }
 
 #[derive(Debug)]
@@ -117,7 +126,13 @@ impl StepDraft {
 }
 
 /// Parses, deserializes and checks a scenario text.
+#[cfg(test)]
 pub(crate) fn build(text: &str, base_dir: &Path) -> Built {
+    build_with(text, base_dir, &Overrides::default())
+}
+
+/// Parses, deserializes and checks a scenario text, with command-line overrides.
+pub(crate) fn build_with(text: &str, base_dir: &Path, overrides: &Overrides) -> Built {
     let (root, yaml_problems) = match yaml::parse(text) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -132,7 +147,7 @@ pub(crate) fn build(text: &str, base_dir: &Path) -> Built {
             }
         }
     };
-    let mut b = Builder::new(base_dir);
+    let mut b = Builder::new(base_dir, overrides);
     b.problems
         .extend(yaml_problems.into_iter().map(|e| Problem {
             mark: e.mark,
@@ -197,6 +212,7 @@ const MAX_WEIGHT: i64 = 1_000_000;
 
 struct Builder<'a> {
     base_dir: &'a Path,
+    overrides: &'a Overrides,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
     /// Metric groups in first-seen order.
@@ -210,9 +226,10 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(base_dir: &'a Path) -> Self {
+    fn new(base_dir: &'a Path, overrides: &'a Overrides) -> Self {
         Self {
             base_dir,
+            overrides,
             problems: Vec::new(),
             warnings: Vec::new(),
             groups: Vec::new(),
@@ -261,19 +278,37 @@ impl<'a> Builder<'a> {
             ..Span::default()
         };
         let names = self.names(doc);
-        let defaults = self.http_defaults(lenient(&doc.target), lenient(&doc.defaults), &names);
+        let target_override = self.overrides.target.as_ref().map(|t| Spanned {
+            span: Span {
+                path: "--target".into(),
+                ..Span::default()
+            },
+            value: t.clone(),
+        });
+        let target = target_override.as_ref().or(lenient(&doc.target));
+        let defaults = self.http_defaults(target, lenient(&doc.defaults), &names);
 
         let phases = match &doc.phases {
-            None => {
+            None if doc.profiles.is_none() => {
                 self.missing(
                     &root_span,
-                    &["phases"],
-                    "missing key `phases`: expected a list of phases, e.g. `phases: [{ duration: 30s, vus: 10 }]`",
+                    &["phases", "profiles"],
+                    "missing key `phases`: expected a list of phases, e.g. `phases: [{ duration: 30s, vus: 10 }]` (or named lists of phases under `profiles:`)",
                 );
-                Vec::new()
+                None
             }
-            Some(list) => list.get().map(|l| self.phases(l)).unwrap_or_default(),
+            None => None,
+            Some(list) => Some(
+                list.get()
+                    .map(|l| self.phases(l, "`phases`"))
+                    .unwrap_or_default(),
+            ),
         };
+        let profiles = self.profiles(doc);
+        let (profile, phases) = self.choose_phases(doc, &root_span, phases, &profiles);
+        let capacity = lenient(&doc.capacity)
+            .map(|c| self.capacity(c))
+            .unwrap_or_default();
 
         let flows = match &doc.flows {
             None => {
@@ -323,6 +358,9 @@ impl<'a> Builder<'a> {
             capture_slots: self.capture_slots.len(),
             graceful_stop,
             http: self.any_http.then_some(defaults.settings),
+            profile,
+            profiles,
+            capacity,
         })
     }
 
@@ -388,11 +426,15 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn phases(&mut self, list: &Items<PhaseDoc>) -> Vec<Phase> {
+    /// The phases of a list; `what` names it in messages (`` `phases` ``, or a
+    /// profile).
+    fn phases(&mut self, list: &Items<PhaseDoc>, what: &str) -> Vec<Phase> {
         if list.value.is_empty() {
             self.error(
                 &list.span,
-                "`phases` is empty: expected at least one phase, e.g. `- { duration: 30s, vus: 10 }`",
+                format!(
+                    "{what} is empty: expected at least one phase, e.g. `- {{ duration: 30s, vus: 10 }}`"
+                ),
             );
         }
         list.value
@@ -676,16 +718,27 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The metric group of this name, created on first use.
-    fn group(&mut self, name: String) -> usize {
+    /// The metric group of this name and kind, created on first use. A name
+    /// already used by a group of another kind (a polling step's outcome and a
+    /// plain request) is an error at `span`.
+    fn group(&mut self, name: String, kind: &str, span: &Span) -> Option<usize> {
         match self.groups.iter().position(|g| g.name == name) {
-            Some(id) => id,
+            Some(id) if self.groups[id].kind == kind => Some(id),
+            Some(_) => {
+                self.error(
+                    span,
+                    format!(
+                        "the name `{name}` is used by a polling step (`until:`) and by another kind of step: a polling step's name measures the time until its condition held, so give the other step another name"
+                    ),
+                );
+                None
+            }
             None => {
                 self.groups.push(GroupInfo {
                     name,
-                    kind: "http".into(),
+                    kind: kind.into(),
                 });
-                self.groups.len() - 1
+                Some(self.groups.len() - 1)
             }
         }
     }

@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use loadline_core::duration::DurationRange;
-use loadline_core::plan::default_group_name;
+use loadline_core::plan::{default_group_name, OUTCOME_KIND};
 use loadline_core::template::{JsonTemplate, Scope, Template};
 use loadline_protocols::http::{
-    BodySpec, CaptureSource, CaptureSpec, Check, HttpSettings, HttpStepSpec, UrlSpec,
+    BodySpec, CaptureSource, CaptureSpec, Check, HttpSettings, HttpStepSpec, PollSpec, Until,
+    UrlSpec,
 };
 use serde_json::Value;
 
 use super::scope::{NameScope, Names};
 use super::{is_identifier, Builder, HTTP_PROTOCOL};
 use crate::de::{Entries, Lenient, Span, Spanned};
-use crate::model::{CaptureDoc, CheckDoc, DefaultsDoc, Items, JsonDoc, StepDoc};
+use crate::model::{
+    CaptureDoc, CheckDoc, DefaultsDoc, Items, JsonDoc, PollDoc, StatusDoc, StepDoc, UntilDoc,
+};
 use crate::yaml::Mark;
 
 /// A step whose HTTP request is still a spec.
@@ -48,6 +51,10 @@ const DEFAULT_MAX_REDIRECTS: i64 = 10;
 const MAX_REDIRECTS: i64 = 100;
 const MAX_BODY: i64 = 1 << 30;
 const MAX_LOOP: i64 = 1_000_000;
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The suffix of the metric group that gets a polling step's every request.
+pub(crate) const REQUESTS_SUFFIX: &str = " (requests)";
 
 const METHODS: [(&str, Method); 6] = [
     ("get", Method::GET),
@@ -310,6 +317,8 @@ impl Builder<'_> {
                 ("capture", first_key(&d.capture)),
                 ("timeout", span_of(&d.timeout)),
                 ("follow_redirects", d.follow_redirects.map(|_| whole())),
+                ("until", d.until.as_ref().map(|s| s.span.clone())),
+                ("poll", d.poll.as_ref().map(|s| s.span.clone())),
             ]);
         }
         if kind != "loop" {
@@ -383,7 +392,27 @@ impl Builder<'_> {
             Some(n) => n.value.clone(),
             None => default_group_name(method.as_str(), &url.value),
         };
-        let group = self.group(group_name);
+        let name_span = doc.name.as_ref().map_or(&url.span, |n| &n.span).clone();
+        let (group, poll) = match self.poll(doc) {
+            None => (self.group(group_name, "http", &name_span), None),
+            // A polling step: its name measures the outcome, its requests go to
+            // a group of their own.
+            Some(pace) => {
+                let outcome = self.group(group_name.clone(), OUTCOME_KIND, &name_span);
+                let requests =
+                    self.group(format!("{group_name}{REQUESTS_SUFFIX}"), "http", &name_span);
+                let poll = match (pace, outcome) {
+                    (Some((until, interval, timeout)), Some(outcome_group)) => Some(PollSpec {
+                        until,
+                        interval,
+                        timeout,
+                        outcome_group,
+                    }),
+                    _ => None,
+                };
+                (requests, poll)
+            }
+        };
         let query = doc
             .query
             .as_ref()
@@ -416,7 +445,7 @@ impl Builder<'_> {
         }
         Some(HttpStepSpec {
             protocol_index: HTTP_PROTOCOL,
-            group,
+            group: group?,
             method,
             url: url_spec?,
             query,
@@ -426,8 +455,173 @@ impl Builder<'_> {
             checks,
             captures,
             max_redirects: if follow { defaults.max_redirects } else { 0 },
-            poll: None,
+            poll,
         })
+    }
+
+    /// A polling step's condition, interval and timeout: `None` when the step does
+    /// not poll, `Some(None)` when it does but something is wrong (reported).
+    #[allow(clippy::type_complexity)]
+    fn poll(&mut self, doc: &StepDoc) -> Option<Option<(Until, Duration, Duration)>> {
+        let Some(until) = &doc.until else {
+            if let Some(p) = &doc.poll {
+                self.error(
+                    &p.span,
+                    "`poll` goes with `until`: add the condition to wait for, e.g. `until: { json: \"$.state\", equals: confirmed }`",
+                );
+            }
+            return None;
+        };
+        let condition = self.until(until);
+        let pace = doc.poll.as_ref().map(|p| self.pace(p));
+        let (interval, timeout) = match pace {
+            None => (Some(DEFAULT_POLL_INTERVAL), Some(DEFAULT_POLL_TIMEOUT)),
+            Some(pace) => pace,
+        };
+        Some(
+            condition
+                .zip(interval)
+                .zip(timeout)
+                .map(|((c, i), t)| (c, i, t)),
+        )
+    }
+
+    fn pace(&mut self, doc: &Spanned<PollDoc>) -> (Option<Duration>, Option<Duration>) {
+        let interval = match &doc.value.interval {
+            Some(i) => self.duration(i, false),
+            None => Some(DEFAULT_POLL_INTERVAL),
+        };
+        let timeout = match &doc.value.timeout {
+            Some(t) => self.duration(t, false),
+            None => Some(DEFAULT_POLL_TIMEOUT),
+        };
+        if let (Some(i), Some(t)) = (interval, timeout) {
+            if t <= i {
+                self.warn(
+                    &doc.span,
+                    "the poll `timeout` is not longer than its `interval`: the step sends one request and gives up",
+                );
+            }
+        }
+        (interval, timeout)
+    }
+
+    fn until(&mut self, doc: &Spanned<UntilDoc>) -> Option<Until> {
+        let d = &doc.value;
+        let mut given: Vec<(&str, &Span)> = [
+            ("status", d.status.as_ref().map(|s| &s.span)),
+            ("body_contains", d.body_contains.as_ref().map(|s| &s.span)),
+            ("json", d.json.as_ref().map(|s| &s.span)),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect();
+        given.sort_by_key(|(_, s)| s.mark);
+        match given.as_slice() {
+            [] => {
+                self.missing(
+                    &doc.span,
+                    &["status", "body_contains", "json"],
+                    "`until` needs a condition: `status: 200`, `body_contains: \"text\"` or `json: \"$.path\"` (with `equals: VALUE`)",
+                );
+                return None;
+            }
+            [first, second, ..] => {
+                self.error(
+                    second.1,
+                    format!(
+                        "`until` waits for one condition: found both `{}` and `{}`",
+                        first.0, second.0
+                    ),
+                );
+                return None;
+            }
+            [_] => {}
+        }
+        if let (Some(e), None) = (&d.equals, &d.json) {
+            self.error(
+                &e.span,
+                "`equals` goes with `json`: the value a JSONPath must have",
+            );
+            return None;
+        }
+        if let Some(status) = &d.status {
+            return self.status_codes(status).map(Until::Status);
+        }
+        if let Some(text) = &d.body_contains {
+            return Some(Until::BodyContains(text.value.clone()));
+        }
+        let path = d.json.as_ref()?;
+        let parsed = match serde_json_path::JsonPath::parse(&path.value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.error(
+                    &path.span,
+                    format!(
+                        "invalid JSONPath `{}`: {e}; expected e.g. `$.state`",
+                        path.value
+                    ),
+                );
+                None
+            }
+        };
+        let equals = match &d.equals {
+            Some(e) => Some(self.plain_value(e)?),
+            None => None,
+        };
+        Some(Until::Json {
+            path: parsed?,
+            equals,
+        })
+    }
+
+    /// A YAML value as JSON, as written (no templates).
+    fn plain_value(&mut self, doc: &Spanned<JsonDoc>) -> Option<Value> {
+        Some(match &doc.value {
+            JsonDoc::Null => Value::Null,
+            JsonDoc::Bool(b) => Value::Bool(*b),
+            JsonDoc::Int(i) => Value::from(*i),
+            JsonDoc::UInt(u) => Value::from(*u),
+            JsonDoc::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(n) => Value::Number(n),
+                None => {
+                    self.error(&doc.span, format!("expected a finite number, found {f}"));
+                    return None;
+                }
+            },
+            JsonDoc::Str(s) => Value::String(s.clone()),
+            JsonDoc::Seq(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.plain_value(i))
+                    .collect::<Option<_>>()?,
+            ),
+            JsonDoc::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), self.plain_value(v)?)))
+                    .collect::<Option<_>>()?,
+            ),
+        })
+    }
+
+    /// Status codes from 100 to 599, at least one.
+    fn status_codes(&mut self, status: &Spanned<StatusDoc>) -> Option<Vec<u16>> {
+        let codes = status.value.codes();
+        if codes.is_empty() {
+            self.error(&status.span, "expected at least one status code");
+            return None;
+        }
+        match codes.iter().find(|c| !(100..=599).contains(*c)) {
+            Some(bad) => {
+                self.error(
+                    &status.span,
+                    format!("expected HTTP status codes from 100 to 599, found {bad}"),
+                );
+                None
+            }
+            None => Some(codes.iter().map(|c| *c as u16).collect()),
+        }
     }
 
     fn url(
@@ -639,16 +833,8 @@ impl Builder<'_> {
         self.any_check = true;
         let mut checks = Vec::new();
         if let Some(status) = &doc.status {
-            let codes = status.value.codes();
-            if codes.is_empty() {
-                self.error(&status.span, "expected at least one status code");
-            }
-            match codes.iter().find(|c| !(100..=599).contains(*c)) {
-                Some(bad) => self.error(
-                    &status.span,
-                    format!("expected HTTP status codes from 100 to 599, found {bad}"),
-                ),
-                None => checks.push(Check::Status(codes.iter().map(|c| *c as u16).collect())),
+            if let Some(codes) = self.status_codes(status) {
+                checks.push(Check::Status(codes));
             }
         }
         if let Some(text) = &doc.body_contains {

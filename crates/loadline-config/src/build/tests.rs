@@ -976,3 +976,416 @@ fn an_empty_file_is_an_error() {
     assert_eq!(built.problems.len(), 1);
     assert!(built.problems[0].message.contains("empty"));
 }
+
+const POLLING: &str = r#"
+target: http://127.0.0.1:8080
+phases: [ { duration: 1s, vus: 1 } ]
+thresholds:
+  "latency{step:order confirmed}": ["p95 < 2s"]
+flows:
+  - steps:
+      - post: /orders
+        capture: { order_id: { json: "$.id" } }
+      - get: /orders/{{ order_id }}
+        name: order confirmed
+        until: { json: "$.state", equals: confirmed }
+        poll: { interval: 100ms, timeout: 5s }
+      - get: /health
+        until: { status: [200, 204] }
+      - get: /orders/{{ order_id }}
+        name: has items
+        until: { json: "$.items[0]" }
+      - get: /ready
+        until: { body_contains: ready }
+        poll: { timeout: 1s }
+      - get: /orders/{{ order_id }}
+        name: order confirmed
+        until: { json: "$.total", equals: { amount: 3, currency: [EUR] } }
+"#;
+
+/// The HTTP step specs of the first flow, in order.
+fn http_steps(d: &Draft) -> Vec<&loadline_protocols::http::HttpStepSpec> {
+    d.flows[0]
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            StepDraft::Http(h) => Some(h.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn polling_steps_measure_an_outcome_group_and_send_to_a_request_group() {
+    use loadline_core::plan::OUTCOME_KIND;
+    use loadline_protocols::http::Until;
+    let dir = data_dir();
+    let d = draft(POLLING, dir.path());
+    let groups: Vec<(&str, &str)> = d
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.kind.as_str()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("POST /orders", "http"),
+            ("order confirmed", OUTCOME_KIND),
+            ("order confirmed (requests)", "http"),
+            ("GET /health", OUTCOME_KIND),
+            ("GET /health (requests)", "http"),
+            ("has items", OUTCOME_KIND),
+            ("has items (requests)", "http"),
+            ("GET /ready", OUTCOME_KIND),
+            ("GET /ready (requests)", "http"),
+        ]
+    );
+    // The threshold names the outcome group.
+    assert_eq!(d.thresholds[0].group, Some(1));
+    let steps = http_steps(&d);
+    assert!(steps[0].poll.is_none());
+    let confirmed = steps[1].poll.as_ref().unwrap();
+    assert_eq!(steps[1].group, 2);
+    assert_eq!(confirmed.outcome_group, 1);
+    assert_eq!(confirmed.interval, Duration::from_millis(100));
+    assert_eq!(confirmed.timeout, Duration::from_secs(5));
+    assert!(matches!(
+        &confirmed.until,
+        Until::Json { equals: Some(v), .. } if v == "confirmed"
+    ));
+    let health = steps[2].poll.as_ref().unwrap();
+    assert!(matches!(&health.until, Until::Status(s) if s == &[200, 204]));
+    assert_eq!(health.interval, Duration::from_millis(200));
+    assert_eq!(health.timeout, Duration::from_secs(30));
+    assert!(matches!(
+        &steps[3].poll.as_ref().unwrap().until,
+        Until::Json { equals: None, .. }
+    ));
+    let ready = steps[4].poll.as_ref().unwrap();
+    assert!(matches!(&ready.until, Until::BodyContains(t) if t == "ready"));
+    assert_eq!(ready.timeout, Duration::from_secs(1));
+    // Two polling steps of the same name share both groups.
+    let again = steps[5].poll.as_ref().unwrap();
+    assert_eq!((steps[5].group, again.outcome_group), (2, 1));
+    assert!(matches!(
+        &again.until,
+        Until::Json { equals: Some(v), .. }
+            if v == &serde_json::json!({"amount": 3, "currency": ["EUR"]})
+    ));
+}
+
+#[test]
+fn polling_mistakes_are_located() {
+    let dir = data_dir();
+    let text = [
+        "target: http://127.0.0.1:8080",
+        "phases: [ { duration: 1s, vus: 1 } ]",
+        "flows:",
+        "  - steps:",
+        "      - get: /a",
+        "        poll: { interval: 1s }",
+        "      - get: /b",
+        "        until: { status: 200, body_contains: x }",
+        "      - get: /c",
+        "        until: { body_contains: x, equals: 3 }",
+        "      - get: /d",
+        "        until: { status: 99 }",
+        "      - get: /e",
+        "        until: { json: \"$.[\" }",
+        "      - get: /f",
+        "        until: {}",
+        "      - get: /g",
+        "        name: same",
+        "        until: { status: 200 }",
+        "      - get: /h",
+        "        name: same",
+        "      - think: 1s",
+        "        until: { status: 200 }",
+        "      - get: /i",
+        "        until: { status: 200 }",
+        "        poll: { interval: 0s, timeout: 1x }",
+    ]
+    .join("\n");
+    let built = build(&text, dir.path());
+    let found: Vec<(usize, &str)> = built
+        .problems
+        .iter()
+        .map(|p| (p.mark.line, p.message.as_str()))
+        .collect();
+    let expect = [
+        (6, "`poll` goes with `until`"),
+        (8, "one condition: found both `status` and `body_contains`"),
+        (10, "`equals` goes with `json`"),
+        (12, "from 100 to 599, found 99"),
+        (14, "invalid JSONPath"),
+        (16, "`until` needs a condition"),
+        (21, "used by a polling step"),
+        (23, "`until` does not fit a `think` step"),
+        (26, "above zero"),
+        (26, "unknown unit"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for ((line, msg), (want_line, want)) in found.iter().zip(expect) {
+        assert!(
+            *line == want_line && msg.contains(want),
+            "expected line {want_line} with {want:?}, got {line}: {msg}"
+        );
+    }
+}
+
+const PROFILES: &str = r#"
+target: http://127.0.0.1:8080
+profiles:
+  normal:
+    - { name: warm up, duration: 10s, arrival_rate: 1, ramp_to: 5 }
+    - { name: steady, duration: 30s, arrival_rate: 5 }
+  peak:
+    - { duration: 20s, arrival_rate: 15 }
+    - { vus: 2, iterations: 10 }
+  smoke:
+    - { vus: 1, iterations: 1 }
+default_profile: normal
+capacity: { start: 4, factor: 2, step_duration: 3s, max_rate: 100, refine: 2, max_vus: 50, pause: 1s }
+flows: [ { steps: [ { get: / } ] } ]
+"#;
+
+fn with(text: &str, overrides: Overrides) -> Built {
+    let dir = data_dir();
+    build_with(text, dir.path(), &overrides)
+}
+
+fn phase_names(d: &Draft) -> Vec<&str> {
+    d.phases.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[test]
+fn profiles_replace_phases_by_name_or_by_default() {
+    let built = with(PROFILES, Overrides::default());
+    assert!(built.problems.is_empty(), "{:#?}", built.problems);
+    let d = built.draft.unwrap();
+    assert_eq!(d.profile.as_deref(), Some("normal"));
+    assert_eq!(phase_names(&d), ["warm up", "steady"]);
+    let names: Vec<_> = d.profiles.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["normal", "peak", "smoke"]);
+    assert_eq!(
+        d.profiles[0].planned_duration(),
+        Some(Duration::from_secs(40))
+    );
+
+    let peak = with(
+        PROFILES,
+        Overrides {
+            profile: Some("peak".into()),
+            ..Overrides::default()
+        },
+    )
+    .draft
+    .unwrap();
+    assert_eq!(peak.profile.as_deref(), Some("peak"));
+    assert_eq!(
+        peak.phases[0].pacing,
+        Pacing::Open {
+            rate: 15.0,
+            ramp_to: None,
+            max_vus: DEFAULT_MAX_VUS
+        }
+    );
+    assert_eq!(peak.phases[1].name, "phase 2");
+
+    // `phases` runs without --profile, and a profile still replaces it.
+    let both = PROFILES.replace(
+        "default_profile: normal",
+        "phases: [ { name: only, duration: 1s, vus: 1 } ]",
+    );
+    let d = with(&both, Overrides::default()).draft.unwrap();
+    assert_eq!(
+        (d.profile.as_deref(), phase_names(&d)),
+        (None, vec!["only"])
+    );
+    let d = with(
+        &both,
+        Overrides {
+            profile: Some("smoke".into()),
+            ..Overrides::default()
+        },
+    )
+    .draft
+    .unwrap();
+    assert_eq!(phase_names(&d), ["phase 1"]);
+}
+
+#[test]
+fn the_capacity_settings_are_read() {
+    use loadline_core::capacity::{Growth, SearchSpec};
+    let d = with(PROFILES, Overrides::default()).draft.unwrap();
+    assert_eq!(
+        d.capacity,
+        SearchSpec {
+            start: Some(4.0),
+            growth: Some(Growth::Factor(2.0)),
+            step_duration: Some(Duration::from_secs(3)),
+            max_rate: Some(100.0),
+            refine: Some(2),
+            max_vus: Some(50),
+            pause: Some(Duration::from_secs(1)),
+        }
+    );
+    let bad = PROFILES.replace(
+        "capacity: { start: 4, factor: 2,",
+        "capacity: { start: 0, factor: 1, step: 5,",
+    );
+    let built = with(&bad, Overrides::default());
+    let messages: Vec<&str> = built.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[0].contains("cannot start at 0"));
+    assert!(messages[1].contains("either by a `factor` or by a `step`"));
+}
+
+#[test]
+fn profile_mistakes_are_errors() {
+    let unknown = with(
+        PROFILES,
+        Overrides {
+            profile: Some("peek".into()),
+            ..Overrides::default()
+        },
+    );
+    assert_eq!(unknown.problems.len(), 1, "{:#?}", unknown.problems);
+    let p = &unknown.problems[0];
+    assert_eq!(p.mark.line, 4);
+    assert_eq!(p.path, "profiles");
+    assert_eq!(
+        p.message,
+        "unknown profile `peek` (--profile): expected one of `normal`, `peak`, `smoke`, or `capacity` (the capacity search); did you mean `peak`?"
+    );
+
+    // Only profiles, no default: the caller must choose, unless it runs no phases.
+    let no_default = PROFILES.replace("default_profile: normal", "");
+    let built = with(&no_default, Overrides::default());
+    assert_eq!(built.problems.len(), 1);
+    assert!(built.problems[0]
+        .message
+        .contains("choose one with --profile (normal, peak, smoke)"));
+    let built = with(
+        &no_default,
+        Overrides {
+            phases_optional: true,
+            ..Overrides::default()
+        },
+    );
+    assert!(built.problems.is_empty(), "{:#?}", built.problems);
+    assert!(built.draft.unwrap().phases.is_empty());
+
+    let text = [
+        "target: http://127.0.0.1:8080",
+        "phases: [ { duration: 1s, vus: 1 } ]",
+        "profiles:",
+        "  capacity: [ { duration: 1s, vus: 1 } ]",
+        "  empty: []",
+        "default_profile: nromal",
+        "flows: [ { steps: [ { get: / } ] } ]",
+    ]
+    .join("\n");
+    let built = with(&text, Overrides::default());
+    let found: Vec<(usize, &str)> = built
+        .problems
+        .iter()
+        .map(|p| (p.mark.line, p.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found[0].0 == 4 && found[0].1.contains("built-in capacity search"));
+    assert!(found[1].0 == 5 && found[1].1.contains("profile `empty` is empty"));
+    assert!(found[2].0 == 6 && found[2].1.contains("both say what runs"));
+
+    let plain = "target: http://127.0.0.1:8080\nphases: [ { duration: 1s, vus: 1 } ]\nflows: [ { steps: [ { get: / } ] } ]\n";
+    let built = with(
+        plain,
+        Overrides {
+            profile: Some("peak".into()),
+            ..Overrides::default()
+        },
+    );
+    assert_eq!(built.problems.len(), 1);
+    assert!(built.problems[0]
+        .message
+        .starts_with("--profile peak: the scenario defines no `profiles`"));
+}
+
+#[test]
+fn duration_scales_timed_phases_and_keeps_iteration_phases() {
+    let scaled = |profile: &str, secs: u64| {
+        let built = with(
+            PROFILES,
+            Overrides {
+                profile: Some(profile.into()),
+                duration: Some(Duration::from_secs(secs)),
+                ..Overrides::default()
+            },
+        );
+        (built.draft, built.problems)
+    };
+    let (d, _) = scaled("normal", 8);
+    let d = d.unwrap();
+    let stops: Vec<_> = d.phases.iter().map(|p| p.stop.clone()).collect();
+    assert_eq!(
+        stops,
+        [
+            Stop::Duration(Duration::from_secs(2)),
+            Stop::Duration(Duration::from_secs(6))
+        ]
+    );
+    // Rates stay as they are; ramps take the shorter time.
+    assert_eq!(
+        d.phases[0].pacing,
+        Pacing::Open {
+            rate: 1.0,
+            ramp_to: Some(5.0),
+            max_vus: DEFAULT_MAX_VUS
+        }
+    );
+    let (d, _) = scaled("peak", 60);
+    let d = d.unwrap();
+    assert_eq!(d.phases[0].stop, Stop::Duration(Duration::from_secs(60)));
+    assert!(matches!(
+        d.phases[1].stop,
+        Stop::Iterations { total: 10, .. }
+    ));
+    let (d, problems) = scaled("smoke", 60);
+    assert!(d.is_none());
+    assert_eq!(problems[0].path, "--duration");
+    assert!(problems[0].message.contains("no phase has a duration"));
+}
+
+#[test]
+fn a_target_override_replaces_the_target() {
+    let built = with(
+        PROFILES,
+        Overrides {
+            target: Some("http://127.0.0.1:9999/shop".into()),
+            ..Overrides::default()
+        },
+    );
+    let d = built.draft.unwrap();
+    let UrlSpec::Relative { base, .. } = &http_steps(&d)[0].url else {
+        panic!()
+    };
+    assert_eq!(base.as_str(), "http://127.0.0.1:9999/shop");
+    let no_target = "phases: [ { duration: 1s, vus: 1 } ]\nflows: [ { steps: [ { get: /a } ] } ]\n";
+    let built = with(
+        no_target,
+        Overrides {
+            target: Some("http://127.0.0.1:1".into()),
+            ..Overrides::default()
+        },
+    );
+    assert!(built.problems.is_empty(), "{:#?}", built.problems);
+    let built = with(
+        no_target,
+        Overrides {
+            target: Some("ftp://x".into()),
+            ..Overrides::default()
+        },
+    );
+    assert_eq!(built.problems[0].path, "--target");
+    assert!(built.problems[0].message.contains("http:// or https://"));
+}

@@ -1,0 +1,216 @@
+//! The command line as clap parses it. Turning these raw flags into the library's
+//! typed options ([`loadline_config::Overrides`], [`SearchSpec`]) happens here too,
+//! so every subcommand reads them the same way.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use loadline_core::capacity::{Growth, SearchSpec};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadline",
+    version,
+    about = "Load testing for HTTP APIs: scenario files, exact metrics, SLAs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a scenario file and describe it, without sending anything.
+    Validate {
+        /// The scenario file (YAML).
+        file: PathBuf,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+    },
+    /// Run a scenario file: live progress, then a summary and the thresholds.
+    Run {
+        /// The scenario file (YAML).
+        file: PathBuf,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Search for the highest arrival rate at which every threshold holds.
+    ///
+    /// Runs the scenario's flows in steps of rising open-model arrival rate, each
+    /// judged on its own figures, stops at the first step that fails, then narrows
+    /// down between the last passing and the first failing rate. Exit code 0 when
+    /// a passing rate was found, 3 when even the start rate fails.
+    Capacity {
+        /// The scenario file (YAML); it needs thresholds.
+        file: PathBuf,
+        /// Start the search at this profile's highest arrival rate (its phases
+        /// are not run).
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// Send the load to this base URL instead of the scenario's `target`.
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
+        #[command(flatten)]
+        search: SearchArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Start the embedded demo shop and run the bundled load-testing strategy
+    /// (tests/load/shop.yaml) against it.
+    Demo(DemoArgs),
+    /// Print the JSON Schema of the scenario format (for editor autocompletion).
+    Schema,
+}
+
+/// What changes the scenario's load.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ScenarioArgs {
+    /// Run this profile of the scenario's `profiles:` instead of `phases`
+    /// (`capacity`: the capacity search).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Scale the phases so that together they last this long (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+    /// Send the load to this base URL instead of the scenario's `target`.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+}
+
+/// Where the results go and how much is shown.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+    /// No live progress, only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Seed for the random choices (flows, think times, $randint…), for repeatable runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// How the capacity search steps the rate; each flag overrides the scenario's
+/// `capacity:` setting of the same name.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SearchArgs {
+    /// The first step's arrival rate, iterations per second (default: the highest
+    /// arrival_rate of the phases or profile chosen).
+    #[arg(long, value_name = "RATE")]
+    pub start: Option<f64>,
+    /// Each step's rate is the last one's times this (default 1.5).
+    #[arg(long, value_name = "FACTOR", conflicts_with = "step")]
+    pub step_factor: Option<f64>,
+    /// Each step's rate is the last one's plus this, instead of a factor.
+    #[arg(long, value_name = "RATE")]
+    pub step: Option<f64>,
+    /// How long each step is held (default 10s).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub step_duration: Option<Duration>,
+    /// Never step above this rate (default 10000).
+    #[arg(long, value_name = "RATE")]
+    pub max_rate: Option<f64>,
+    /// Bisection steps between the last passing and the first failing rate
+    /// (default 3; 0 to skip).
+    #[arg(long, value_name = "N")]
+    pub refine: Option<u32>,
+    /// At most this many iterations at once in a step (default 10000).
+    #[arg(long, value_name = "N")]
+    pub max_vus: Option<u64>,
+    /// A pause between steps (default 0s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub pause: Option<Duration>,
+}
+
+impl SearchArgs {
+    /// The settings the flags give (`None` where not given).
+    pub fn spec(&self) -> SearchSpec {
+        SearchSpec {
+            start: self.start,
+            growth: match (self.step_factor, self.step) {
+                (Some(f), _) => Some(Growth::Factor(f)),
+                (None, Some(s)) => Some(Growth::Add(s)),
+                (None, None) => None,
+            },
+            step_duration: self.step_duration,
+            max_rate: self.max_rate,
+            refine: self.refine,
+            max_vus: self.max_vus,
+            pause: self.pause,
+        }
+    }
+}
+
+/// `loadline demo`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DemoArgs {
+    /// Only start the shop and print its URL, until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: listen on this port of 127.0.0.1 (default: a free one).
+    #[arg(long, requires = "serve")]
+    pub port: Option<u16>,
+    /// The shop's database: PostgreSQL (postgres://…) instead of SQLite in a temporary folder.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The shop's cache: Redis (redis://…) instead of in-process.
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// The shop's event queue: NATS (nats://…) instead of in-process.
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// Fault knob: the shop sleeps this long before every API request (e.g. 20ms).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub added_latency: Option<Duration>,
+    /// Fault knob: this fraction (0 to 1) of API requests answer 500.
+    #[arg(long, value_name = "FRACTION")]
+    pub error_rate: Option<f64>,
+    /// Fault knob: catalog queries take this much longer (e.g. 50ms).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub slow_query: Option<Duration>,
+    /// Capacity knob: at most this many API requests are served at once…
+    #[arg(long, value_name = "N")]
+    pub capacity_permits: Option<u32>,
+    /// …each holding its permit this long (default 50ms): the shop then serves at
+    /// most permits / service time requests per second.
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "capacity_permits")]
+    pub capacity_service_time: Option<Duration>,
+    /// With --profile capacity: search the shop's own limits instead of a
+    /// capacity limiter of known capacity (the default there: 8 permits x 20ms =
+    /// 400 requests/s, so the answer can be checked).
+    #[arg(long, conflicts_with = "capacity_permits")]
+    pub no_capacity_limit: bool,
+    #[command(flatten)]
+    pub scenario: DemoScenarioArgs,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The scenario flags that make sense for the bundled strategy.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DemoScenarioArgs {
+    /// The strategy's profile to run: normal (the default), peak, stress, spike,
+    /// soak, or capacity (the capacity search).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Scale the profile's phases so that together they last this long.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    loadline_core::duration::parse_duration(s)
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("expected a duration above zero".into()),
+        d => Ok(d),
+    }
+}
