@@ -92,6 +92,53 @@ pub struct OutputArgs {
     /// Seed for the random choices (flows, think times, $randint…), for repeatable runs.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Stream the time series (one point a second) while running: `jsonl=PATH`
+    /// or `csv=PATH`; may be given more than once.
+    #[arg(long = "out", value_name = "FORMAT=PATH", value_parser = parse_stream_out)]
+    pub out: Vec<StreamOut>,
+    /// Write a self-contained HTML report (charts and tables) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Write the thresholds as JUnit XML (one test case each) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write a compact Markdown summary (for a CI job's page) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// Serve the run's live metrics for Prometheus at this address, e.g.
+    /// 127.0.0.1:9464 (GET /metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// Start no monitors (neither the scenario's `monitor:` nor the default host,
+    /// target-process and loadline ones).
+    #[arg(long)]
+    pub no_monitor: bool,
+}
+
+/// A streamed output: its format and file.
+#[derive(Debug, Clone)]
+pub struct StreamOut {
+    pub format: loadline_report::stream::StreamFormat,
+    pub path: PathBuf,
+}
+
+fn parse_stream_out(s: &str) -> Result<StreamOut, String> {
+    use loadline_report::stream::StreamFormat;
+    let (kind, path) = s.split_once('=').ok_or_else(|| {
+        format!("expected FORMAT=PATH (jsonl=run.jsonl or csv=run.csv), found `{s}`")
+    })?;
+    let format = match kind {
+        "jsonl" | "json" => StreamFormat::Jsonl,
+        "csv" => StreamFormat::Csv,
+        other => return Err(format!("unknown format `{other}`: expected jsonl or csv")),
+    };
+    if path.is_empty() {
+        return Err("expected a file after `=`".into());
+    }
+    Ok(StreamOut {
+        format,
+        path: PathBuf::from(path),
+    })
 }
 
 /// How the capacity search steps the rate; each flag overrides the scenario's

@@ -307,6 +307,7 @@ async fn run_strategy(
         extra["demo_shop"]["limiter_requests_per_second"] = json!(limit);
         return capacity::finish(&plan, &opts, &report, &args.output, Some(extra));
     }
+    let env = run::RunEnv::of(Path::new("tests/load/shop.yaml (embedded)"), &loaded);
     let plan = Arc::new(loaded.plan);
     let tally = Arc::new(Mutex::new(Tally::new(plan.phases.len(), before.clone())));
     let observer = Box::new(ShopObserver {
@@ -314,15 +315,18 @@ async fn run_strategy(
         shop: Arc::clone(shop),
         tally: tally.clone(),
     });
-    let mut summary = run::execute(plan.clone(), &args.output, observer).await;
+    let mut done = match run::execute(plan.clone(), &args.output, observer, &env).await {
+        Ok(done) => done,
+        Err(code) => return code,
+    };
     let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner).clone();
     // What the shop served after the last tick belongs to the last phase.
     tally.add(&shop.stats(), plan.phases.len().saturating_sub(1), None);
     let phase_names: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
     let seen = ShopFigures::new(shop, backends, &before, &tally);
-    summary.notes.extend(seen.notes(&phase_names));
+    done.summary.notes.extend(seen.notes(&phase_names));
     run::finish(
-        &summary,
+        &done,
         &args.output,
         Some(seen.json_with_phases(&phase_names)),
     )

@@ -24,6 +24,19 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+/// Writes `text` to `path`, atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
 /// Writes the summary with the fields of `extra` (an object) added at its top level.
 pub fn write_json_with(
     path: &Path,

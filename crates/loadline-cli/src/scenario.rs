@@ -126,6 +126,15 @@ fn plan_parts(plan: &Plan) -> String {
     o
 }
 
+/// Every phase of a plan on one line: `warm up: 5/s …; steady: …`.
+pub fn phases_line(plan: &loadline_core::plan::Plan) -> String {
+    plan.phases
+        .iter()
+        .map(|p| format!("{}: {}", p.name, phase_text(p)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// How a phase paces and ends, for people.
 pub fn phase_text(p: &Phase) -> String {
     let pacing = match &p.pacing {

@@ -9,6 +9,7 @@ mod bad_input;
 mod capacity;
 mod demo;
 mod engine;
+mod outputs;
 mod profiles;
 mod signals;
 mod thresholds;

@@ -48,6 +48,11 @@ pub struct Loaded {
     pub profiles: Vec<Profile>,
     /// The scenario's `capacity:` settings (all `None` when absent).
     pub capacity: SearchSpec,
+    /// The scenario's `monitor:` settings, when given.
+    pub monitor: Option<loadline_monitor::MonitorConfig>,
+    /// The base URL the load goes to (after `--target`), for monitors that watch
+    /// the process serving it.
+    pub target: Option<url::Url>,
 }
 
 /// A named list of phases.
@@ -128,6 +133,8 @@ pub fn load_str_with(
             let profile = draft.profile.take();
             let profiles = std::mem::take(&mut draft.profiles);
             let capacity = std::mem::take(&mut draft.capacity);
+            let monitor = draft.monitor.take();
+            let target = draft.target.take();
             Ok(Loaded {
                 plan: draft.into_plan(source_name.to_string()),
                 warnings: built
@@ -138,6 +145,8 @@ pub fn load_str_with(
                 profile,
                 profiles,
                 capacity,
+                monitor,
+                target,
             })
         }
         _ => Err(ConfigErrors {

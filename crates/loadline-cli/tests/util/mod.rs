@@ -73,6 +73,7 @@ impl TestServer {
             .route("/tick", get(tick))
             .route("/cookie/set", get(cookie_set))
             .route("/cookie/check", get(cookie_check))
+            .route("/metrics", get(metrics))
             .with_state(seen.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -182,6 +183,18 @@ async fn slow(State(s): State<Shared>, UrlPath(ms): UrlPath<u64>) -> &'static st
 async fn tick(State(s): State<Shared>) -> &'static str {
     bump(&s, "GET /tick").ticks.push(Instant::now());
     "tick"
+}
+
+/// Prometheus text: a counter that grows by 10 per scrape, and a fixed gauge.
+async fn metrics(State(s): State<Shared>) -> String {
+    let n = {
+        let g = bump(&s, "GET /metrics");
+        g.count("GET /metrics")
+    };
+    format!(
+        "# HELP test_jobs_total Jobs.\n# TYPE test_jobs_total counter\ntest_jobs_total{{queue=\"a\"}} {}\n# TYPE test_depth gauge\ntest_depth 7\n",
+        n * 10
+    )
 }
 
 async fn cookie_set(State(s): State<Shared>) -> Response {

@@ -70,6 +70,10 @@ pub(crate) struct Draft {
     pub profiles: Vec<Profile>,
     /// The `capacity:` settings.
     pub capacity: SearchSpec,
+    /// The `monitor:` settings, checked.
+    pub monitor: Option<loadline_monitor::MonitorConfig>,
+    /// The base URL requests go to (after `--target`), when it is a valid URL.
+    pub target: Option<url::Url>,
 }
 
 #[derive(Debug)]
@@ -329,6 +333,21 @@ impl<'a> Builder<'a> {
             .map(|t| self.thresholds(t))
             .unwrap_or_default();
 
+        let monitor = lenient(&doc.monitor).and_then(|m| match m.value.validate() {
+            Ok(()) => Some(m.value.clone()),
+            Err(loadline_monitor::MonitorError::Invalid(problems)) => {
+                for p in problems {
+                    self.error(&m.span, format!("monitor.{}: {}", p.path, p.message));
+                }
+                None
+            }
+            Err(e) => {
+                self.error(&m.span, format!("monitor: {e}"));
+                None
+            }
+        });
+        let target_url = target.and_then(|t| url::Url::parse(&t.value).ok());
+
         let graceful_stop = match lenient(&doc.graceful_stop) {
             Some(s) => self.duration(s, true)?,
             None => DEFAULT_GRACEFUL_STOP,
@@ -361,6 +380,8 @@ impl<'a> Builder<'a> {
             profile,
             profiles,
             capacity,
+            monitor,
+            target: target_url,
         })
     }
 
