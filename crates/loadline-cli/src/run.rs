@@ -72,7 +72,7 @@ impl RunEnv {
             settings.push(("profile".into(), p.clone()));
         }
         if let Some(t) = &loaded.target {
-            settings.push(("target".into(), t.to_string()));
+            settings.push(("target".into(), redacted(t)));
         }
         Self {
             monitor: loaded.monitor.clone(),
@@ -80,6 +80,15 @@ impl RunEnv {
             settings,
         }
     }
+}
+
+/// A URL for display: any password in it replaced by `***`.
+pub fn redacted(url: &url::Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    u.to_string()
 }
 
 /// A finished run: its summary, and what the end-of-run outputs need.

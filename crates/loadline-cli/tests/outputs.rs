@@ -104,7 +104,7 @@ flows:
     let points = jsonl(&series);
     assert!(points.len() >= 2, "{}", points.len());
     let total: u64 = points.iter().map(|p| p["requests"].as_u64().unwrap()).sum();
-    assert!(total <= s["requests"]["total"].as_u64().unwrap());
+    assert_eq!(total, s["requests"]["total"].as_u64().unwrap());
     assert!(points
         .windows(2)
         .all(|w| w[0]["t"].as_f64() < w[1]["t"].as_f64()));

@@ -11,5 +11,6 @@ mod demo;
 mod engine;
 mod outputs;
 mod profiles;
+mod secrets;
 mod signals;
 mod thresholds;

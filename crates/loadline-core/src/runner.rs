@@ -257,13 +257,20 @@ async fn aggregate(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = start;
     let planned = plan.planned_duration();
+    let mut ticked = false;
     loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = done.cancelled() => break,
-        }
+        // The last tick comes when the run is done: it carries the final partial
+        // interval, so the series adds up to the totals.
+        let finished = tokio::select! {
+            _ = interval.tick() => false,
+            _ = done.cancelled() => true,
+        };
         let now = Instant::now();
         let iv = sh.hub.collect();
+        if finished && ticked && iv.all_groups().requests == 0 && iv.iterations() == 0 {
+            break;
+        }
+        ticked = true;
         total.merge(&iv);
         let elapsed = now - start;
         let values = monitors.as_ref().map(|m| m.snapshot()).unwrap_or_default();
@@ -284,6 +291,9 @@ async fn aggregate(
             monitors: &values,
         });
         last = now;
+        if finished {
+            break;
+        }
         if !sh.soft.is_cancelled() {
             for (i, t) in plan.thresholds.iter().enumerate() {
                 if t.abort_on_fail
