@@ -21,7 +21,7 @@ use loadline_report::terminal::ms;
 use serde::Serialize;
 
 use crate::args::{OutputArgs, SearchArgs};
-use crate::{output, run, scenario, EXIT_INVALID, EXIT_RUNTIME};
+use crate::{output, run, scenario, sql, EXIT_INVALID, EXIT_RUNTIME};
 
 /// `loadline capacity`: `profile` (if any) gives the default start rate.
 pub fn capacity(
@@ -41,6 +41,7 @@ pub fn capacity(
         Ok(l) => l,
         Err(code) => return code,
     };
+    let databases = loaded.sql.clone();
     let (plan, opts) = match prepare(loaded, search) {
         Ok(p) => p,
         Err(code) => return code,
@@ -52,9 +53,20 @@ pub fn capacity(
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let report = rt.block_on(execute(&plan, &opts, out));
+    let search = execute(&plan, &opts, out);
+    let done = rt.block_on(sql::around(databases.as_ref(), &plan, out.quiet, search));
     drop(rt);
-    finish(&plan, &opts, &report, out, None)
+    match done {
+        Ok((report, around)) => {
+            let code = finish(&plan, &opts, &report, out, None);
+            if around == sql::Around::TeardownFailed && code == ExitCode::SUCCESS {
+                ExitCode::from(EXIT_RUNTIME)
+            } else {
+                code
+            }
+        }
+        Err(code) => code,
+    }
 }
 
 /// The plan to search with and the complete settings: the flags, else the

@@ -10,6 +10,7 @@ mod demo;
 mod output;
 mod run;
 mod scenario;
+mod sql;
 
 use std::process::ExitCode;
 

@@ -20,7 +20,7 @@ use loadline_report::{html, json, junit, live, markdown, terminal};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{OutputArgs, ScenarioArgs, SearchArgs};
-use crate::{capacity, output, scenario, EXIT_INVALID, EXIT_RUNTIME};
+use crate::{capacity, output, scenario, sql, EXIT_INVALID, EXIT_RUNTIME};
 
 /// `loadline run`.
 pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
@@ -39,16 +39,25 @@ pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
         return code;
     }
     let env = RunEnv::of(file, &loaded);
+    let databases = loaded.sql.clone();
     let plan = Arc::new(loaded.plan);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let done = rt.block_on(execute(plan.clone(), out, progress(&plan, out.quiet), &env));
+    let load = execute(plan.clone(), out, progress(&plan, out.quiet), &env);
+    let done = rt.block_on(sql::around(databases.as_ref(), &plan, out.quiet, load));
     drop(rt);
     match done {
-        Ok(done) => finish(&done, out, None),
-        Err(code) => code,
+        Ok((Ok(done), around)) => {
+            let code = finish(&done, out, None);
+            if around == sql::Around::TeardownFailed && code == ExitCode::SUCCESS {
+                ExitCode::from(EXIT_RUNTIME)
+            } else {
+                code
+            }
+        }
+        Ok((Err(code), _)) | Err(code) => code,
     }
 }
 
@@ -170,8 +179,13 @@ pub async fn execute(
     env: &RunEnv,
 ) -> Result<Executed, ExitCode> {
     let errors = OutputErrors::default();
+    // The report draws every second of the run; without one nothing is kept, so
+    // memory stays flat however long the run.
     let collector = Collector::default();
-    let mut sinks: Vec<Box<dyn PointSink>> = vec![Box::new(collector.clone())];
+    let mut sinks: Vec<Box<dyn PointSink>> = Vec::new();
+    if out.report.is_some() {
+        sinks.push(Box::new(collector.clone()));
+    }
     for s in &out.out {
         match StreamWriter::create(&s.path, s.format, errors.clone()) {
             Ok(w) => sinks.push(Box::new(w)),

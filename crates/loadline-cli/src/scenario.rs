@@ -105,6 +105,16 @@ pub fn describe(loaded: &Loaded) -> String {
         }
     }
     o.push_str(&plan_parts(plan));
+    if let Some(sql) = &loaded.sql {
+        // Names only: validating never connects, and a URL may hold a password.
+        o.push_str(&format!(
+            "  databases ({}): {}; setup {} statement(s), teardown {} (not connected: `run` connects first)\n",
+            sql.databases.len(),
+            sql.databases.join(", "),
+            sql.setup.len(),
+            sql.teardown.len()
+        ));
+    }
     o
 }
 

@@ -10,7 +10,9 @@ const SECRET: &str = "PLANTED-s3cr3t-7f3a";
 #[test]
 fn a_planted_secret_appears_in_no_output() {
     let srv = TestServer::start();
-    let target = srv.url().replace("http://", &format!("http://user:{SECRET}@"));
+    let target = srv
+        .url()
+        .replace("http://", &format!("http://user:{SECRET}@"));
     let sc = Scenario::new(&format!(
         r#"
 name: secrets
@@ -64,8 +66,14 @@ flows:
         .output()
         .unwrap();
     let mut outputs = vec![
-        ("stdout".to_string(), String::from_utf8_lossy(&output.stdout).into_owned()),
-        ("stderr".to_string(), String::from_utf8_lossy(&output.stderr).into_owned()),
+        (
+            "stdout".to_string(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        ),
+        (
+            "stderr".to_string(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ),
         ("validate".to_string(), text(&validate)),
     ];
     for f in &files {
@@ -73,6 +81,9 @@ flows:
     }
     for (name, content) in &outputs {
         assert!(!content.is_empty() || name == "stderr", "{name} is empty");
-        assert!(!content.contains(SECRET), "the secret leaked into {name}:\n{content}");
+        assert!(
+            !content.contains(SECRET),
+            "the secret leaked into {name}:\n{content}"
+        );
     }
 }

@@ -13,4 +13,5 @@ mod outputs;
 mod profiles;
 mod secrets;
 mod signals;
+mod sql;
 mod thresholds;

@@ -24,6 +24,7 @@ mod yaml;
 use std::path::Path;
 use std::time::Duration;
 
+pub use build::SqlPlan;
 pub use error::{ConfigError, ConfigErrors};
 use loadline_core::capacity::SearchSpec;
 use loadline_core::plan::{Phase, Plan};
@@ -53,6 +54,10 @@ pub struct Loaded {
     /// The base URL the load goes to (after `--target`), for monitors that watch
     /// the process serving it.
     pub target: Option<url::Url>,
+    /// The scenario's databases (its SQL protocol is also in the plan) and its
+    /// `setup:` and `teardown:` statements: the caller connects and runs them
+    /// around the load. Loading never connects.
+    pub sql: Option<SqlPlan>,
 }
 
 /// A named list of phases.
@@ -135,6 +140,7 @@ pub fn load_str_with(
             let capacity = std::mem::take(&mut draft.capacity);
             let monitor = draft.monitor.take();
             let target = draft.target.take();
+            let sql = draft.sql.clone();
             Ok(Loaded {
                 plan: draft.into_plan(source_name.to_string()),
                 warnings: built
@@ -147,6 +153,7 @@ pub fn load_str_with(
                 capacity,
                 monitor,
                 target,
+                sql,
             })
         }
         _ => Err(ConfigErrors {

@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 use crate::de::{Entries, Lenient, Spanned};
 
+mod sql;
+pub use sql::{DatabaseDoc, IsolationDoc, PoolModeDoc, QueryDoc, SetupDoc};
+
 /// A list whose items are checked one by one, each remembering where it was
 /// written.
 pub type Items<T> = Spanned<Vec<Lenient<Spanned<T>>>>;
@@ -37,6 +40,13 @@ pub struct ScenarioDoc {
     pub data: Option<Lenient<Entries<Lenient<Spanned<DataDoc>>>>>,
     /// Constants, usable in templates as `{{ name }}`.
     pub vars: Option<Lenient<Entries<serde_json::Value>>>,
+    /// SQL databases, by the name `sql:` and `transaction:` steps use.
+    pub databases: Option<Lenient<Entries<Lenient<Spanned<DatabaseDoc>>>>>,
+    /// SQL statements run once, in order, before the load.
+    pub setup: Option<Lenient<Items<SetupDoc>>>,
+    /// SQL statements run once, in order, after the load (also after a failed or
+    /// interrupted one).
+    pub teardown: Option<Lenient<Items<SetupDoc>>>,
     /// Phases of load, run one after the other (what runs without `--profile`).
     #[schemars(with = "Option<Vec<PhaseDoc>>", length(min = 1))]
     pub phases: Option<Lenient<Items<PhaseDoc>>>,
@@ -200,13 +210,15 @@ pub struct FlowDoc {
     pub steps: Option<Items<StepDoc>>,
 }
 
-/// One step: an HTTP request (`get: /path` …), a pause (`think`) or a `loop`.
+/// One step: an HTTP request (`get: /path` …), an SQL statement (`sql: DB`), a
+/// `transaction`, a pause (`think`) or a `loop`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [
     {"required": ["get"]}, {"required": ["post"]}, {"required": ["put"]},
     {"required": ["patch"]}, {"required": ["delete"]}, {"required": ["head"]},
-    {"required": ["think"]}, {"required": ["loop"]}
+    {"required": ["think"]}, {"required": ["loop"]},
+    {"required": ["sql"]}, {"required": ["transaction"]}
 ]))]
 pub struct StepDoc {
     /// GET this URL: a path starting with `/` or an absolute http(s) URL.
@@ -221,15 +233,27 @@ pub struct StepDoc {
     /// Repeat `steps` this many times.
     #[serde(rename = "loop")]
     pub repeat: Option<Spanned<i64>>,
-    /// The steps of a `loop`.
+    /// Run the SQL statement `query` on this database (a name from `databases:`).
+    pub sql: Option<Spanned<String>>,
+    /// Run `steps` (`sql:` steps) as one transaction on this database: BEGIN,
+    /// the statements, COMMIT; ROLLBACK when one fails.
+    pub transaction: Option<Spanned<String>>,
+    /// The steps of a `loop` or a `transaction`.
     pub steps: Option<Items<StepDoc>>,
-    /// The metric group (default: `METHOD url`).
+    /// The metric group (default: `METHOD url`; `SQL ` and the query's first
+    /// words; `transaction DB`).
     pub name: Option<Spanned<String>>,
     /// Request headers (templates), over the defaults' headers.
     pub headers: Option<Entries<Spanned<String>>>,
-    /// Query parameters (templates), appended to the URL.
-    #[schemars(with = "Option<std::collections::BTreeMap<String, QueryValue>>")]
-    pub query: Option<Entries<Spanned<String>>>,
+    /// HTTP: query parameters (templates), appended to the URL. `sql:` steps:
+    /// the statement (a template), with placeholders `$1`, `$2`, ….
+    pub query: Option<Spanned<QueryDoc>>,
+    /// `sql:` steps: the values bound to `$1`, `$2`, … (templates, or plain
+    /// numbers, booleans and null).
+    #[schemars(with = "Option<Vec<sql::ParamValue>>")]
+    pub params: Option<Spanned<Vec<Spanned<JsonDoc>>>>,
+    /// A `transaction`'s isolation level (default: the database's).
+    pub isolation: Option<Spanned<IsolationDoc>>,
     /// A JSON body; strings may hold templates.
     pub json: Option<Spanned<JsonDoc>>,
     /// A raw body (a template).
@@ -291,7 +315,9 @@ pub enum QueryValue {
     Bool(bool),
 }
 
-/// Checks on a response.
+/// Checks on a response (HTTP: `status`, `body_contains`, `header`) or on a
+/// statement's result (SQL: `rows`, `rows_at_least`, `rows_at_most`, `column`
+/// with `equals`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckDoc {
@@ -301,6 +327,17 @@ pub struct CheckDoc {
     pub body_contains: Option<Spanned<String>>,
     /// A header the response must have.
     pub header: Option<Spanned<String>>,
+    /// SQL: exactly this many rows returned (or, for a statement returning
+    /// none, affected).
+    pub rows: Option<Spanned<i64>>,
+    /// SQL: at least this many rows.
+    pub rows_at_least: Option<Spanned<i64>>,
+    /// SQL: at most this many rows.
+    pub rows_at_most: Option<Spanned<i64>>,
+    /// SQL: a column of the first row, whose value must be `equals`.
+    pub column: Option<Spanned<String>>,
+    /// SQL: the value `column` must have (any YAML value).
+    pub equals: Option<Spanned<JsonDoc>>,
 }
 
 /// One status code or a list.
@@ -346,11 +383,13 @@ impl<'de> Deserialize<'de> for StatusDoc {
     }
 }
 
-/// Where a captured value comes from: exactly one of `json`, `regex`, `header`.
+/// Where a captured value comes from: exactly one of `json`, `regex`, `header`
+/// (HTTP) or `column` (SQL).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [
-    {"required": ["json"]}, {"required": ["regex"]}, {"required": ["header"]}
+    {"required": ["json"]}, {"required": ["regex"]}, {"required": ["header"]},
+    {"required": ["column"]}
 ]))]
 pub struct CaptureDoc {
     /// A JSONPath into the JSON body, e.g. `$.items[0].id`.
@@ -361,6 +400,9 @@ pub struct CaptureDoc {
     pub group: Option<Spanned<i64>>,
     /// A response header's name.
     pub header: Option<Spanned<String>>,
+    /// SQL: a column of the statement's first row (by the name the result set
+    /// gives it).
+    pub column: Option<Spanned<String>>,
 }
 
 /// Any YAML value, remembering where each string was written (for JSON bodies

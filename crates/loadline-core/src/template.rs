@@ -241,6 +241,22 @@ impl Template {
         }
     }
 
+    /// A template that is one typed value: [`Template::eval`] gives `value`
+    /// itself (a number stays a number, `null` stays null) and rendering writes
+    /// its text. For values written as YAML scalars where a type matters, such
+    /// as SQL parameters.
+    ///
+    /// ```
+    /// use loadline_core::template::Template;
+    /// let t = Template::constant(serde_json::json!(10));
+    /// assert_eq!(t.static_text(), None);
+    /// ```
+    pub fn constant(value: Value) -> Self {
+        Self {
+            parts: vec![Part::Var(VarRef::Const(value))],
+        }
+    }
+
     /// The text, when nothing in it varies.
     pub fn static_text(&self) -> Option<&str> {
         match self.parts.as_slice() {
@@ -580,6 +596,16 @@ mod tests {
         assert_eq!(t.render(&mut v), "/p?size=20&t=abc&u=bob&vu=3&h=/home/x");
         let lit = Template::compile("/p?size={{ page_size }}", &TestScope).unwrap();
         assert_eq!(lit.static_text(), Some("/p?size=20"));
+    }
+
+    #[test]
+    fn constants_keep_their_type() {
+        let mut v = vars();
+        for value in [Value::from(10), Value::Null, Value::from(true)] {
+            let t = Template::constant(value.clone());
+            assert_eq!(t.eval(&mut v), value);
+        }
+        assert_eq!(Template::constant(Value::from(2.5)).render(&mut v), "2.5");
     }
 
     #[test]

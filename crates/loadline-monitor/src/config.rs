@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
+use crate::database::{self, DatabaseMonitorSpec};
 use crate::prometheus::exposition::Selector;
 use crate::prometheus::Endpoint;
 use crate::MonitorError;
@@ -53,6 +54,55 @@ pub struct MonitorConfig {
     /// (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_monitor: Option<bool>,
+    /// Databases of the scenario's `databases:` to watch, by name (one, or a
+    /// list): PostgreSQL's and MySQL/MariaDB's own statistics, sampled on a
+    /// connection of the monitor's own.
+    #[serde(
+        default,
+        deserialize_with = "database_names",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(with = "Option<DatabaseNames>")]
+    pub database: Vec<String>,
+    /// The databases to watch with their URLs, filled from `database` by the
+    /// scenario loader (which knows the URLs).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub databases: Vec<DatabaseMonitorSpec>,
+}
+
+/// One database name, or a list of them, as the schema describes `database`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum DatabaseNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Reads `database: main` or `database: [main, replica]`.
+fn database_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a database name from `databases:`, or a list of them")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_owned()])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut names = Vec::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                names.push(name);
+            }
+            Ok(names)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// One process (or group of processes) to watch.
@@ -117,6 +167,7 @@ pub(crate) struct Settings {
     pub all_interfaces: bool,
     pub self_monitor: bool,
     pub prometheus: Vec<Endpoint>,
+    pub databases: Vec<database::Target>,
     /// Things to tell the user when the monitors start.
     pub notes: Vec<String>,
 }
@@ -262,6 +313,22 @@ impl MonitorConfig {
             }
         }
 
+        let mut databases = Vec::new();
+        for (i, spec) in self.databases.iter().enumerate() {
+            match database::Target::new(spec) {
+                Ok(target) => databases.push(target),
+                Err(message) => problem(format!("databases[{i}] ({})", spec.name), message),
+            }
+        }
+        for name in &self.database {
+            if !self.databases.iter().any(|d| d.name == *name) {
+                notes.push(format!(
+                    "database monitor `{name}`: its URL is not known (the scenario's \
+                     `databases:` gives it); it is not watched"
+                ));
+            }
+        }
+
         if !problems.is_empty() {
             return Err(MonitorError::Invalid(problems));
         }
@@ -272,6 +339,7 @@ impl MonitorConfig {
             all_interfaces: target.is_some_and(|t| !is_loopback(t)),
             self_monitor: self.self_monitor.unwrap_or(true),
             prometheus,
+            databases,
             notes,
         })
     }

@@ -9,6 +9,7 @@
 //! | the host | `host.cpu_user_percent`, `host.cpu_system_percent`, `host.cpu_iowait_percent`, `host.mem_used_bytes`, `host.mem_available_bytes`, `host.load1`, `host.net_rx_bytes_per_s{iface=…}`, `host.net_tx_bytes_per_s{iface=…}` |
 //! | Prometheus endpoints | `prom.<name>{labels}` as scraped; counters as `prom.<name>:rate{labels}` per second |
 //! | loadline itself | `loadline.cpu_percent`, `loadline.rss_bytes`, `loadline.cores`, `loadline.saturated` |
+//! | databases (PostgreSQL, MySQL/MariaDB) | `db.xact_commit_per_s`, `db.cache_hit_ratio`, `db.connections{state=…}`, `db.queries_per_s`, `db.threads_running`, … labelled `{db=NAME}`; a database that cannot be reached is a warning |
 //!
 //! CPU percentages of a process are of one core (200 = two full cores); the
 //! host's are of all cores. The aggregator reads the latest values once a tick
@@ -19,6 +20,7 @@
 
 mod board;
 mod config;
+mod database;
 mod host;
 mod linux_proc;
 mod process;
@@ -33,6 +35,7 @@ use loadline_core::monitor::{MonitorSource, MonitorValue};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{ConfigProblem, MonitorConfig, ProcessSpec, PrometheusSpec};
+pub use database::DatabaseMonitorSpec;
 
 use board::Board;
 
@@ -129,6 +132,9 @@ impl Monitors {
         }
         for endpoint in settings.prometheus {
             runtime.spawn(prometheus::run(endpoint, board.slot(), every, stop.clone()));
+        }
+        for target in settings.databases {
+            runtime.spawn(database::run(target, board.slot(), every, stop.clone()));
         }
         Ok(Arc::new(Monitors {
             board,

@@ -4,6 +4,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+/// The largest data file read (all rows are held in memory for the run).
+const MAX_DATA_BYTES: u64 = 1 << 30;
+
 /// Columns and rows of a data file.
 pub(crate) type Table = (Vec<String>, Vec<Vec<Value>>);
 
@@ -13,6 +16,25 @@ pub(crate) fn read(written: &str, path: &Path) -> Result<Table, String> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    // Only regular files of a sane size: a FIFO, a device or a symlink to one
+    // would hang the loader or exhaust memory (rows are held in memory).
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(format!(
+                "data file `{written}` ({}) is not a regular file",
+                path.display()
+            ))
+        }
+        Ok(m) if m.len() > MAX_DATA_BYTES => {
+            return Err(format!(
+                "data file `{written}` is {} MiB: at most {} MiB is read into memory",
+                m.len() >> 20,
+                MAX_DATA_BYTES >> 20
+            ))
+        }
+        Ok(_) => {}
+        Err(e) => return Err(cannot_read(written, path, e)),
+    }
     let (columns, rows) = match ext.as_deref() {
         Some("csv") => read_csv(written, path)?,
         Some("jsonl" | "ndjson") => read_jsonl(written, path)?,
@@ -129,6 +151,11 @@ mod tests {
         assert!(read("u.csv", &csv).unwrap_err().contains("is empty"));
         std::fs::write(&csv, "name\n").unwrap();
         assert!(read("u.csv", &csv).unwrap_err().contains("no rows"));
+        let folder = dir.path().join("folder.csv");
+        std::fs::create_dir(&folder).unwrap();
+        assert!(read("folder.csv", &folder)
+            .unwrap_err()
+            .contains("not a regular file"));
         let e = read("nope.csv", &dir.path().join("nope.csv")).unwrap_err();
         assert!(e.contains("cannot read data file `nope.csv`"), "{e}");
     }

@@ -8,6 +8,7 @@
 mod data;
 mod profiles;
 mod scope;
+mod sql;
 mod steps;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ use crate::yaml::{self, Mark};
 use crate::{Overrides, Profile};
 
 use scope::{FeederInfo, Names};
+pub use sql::SqlPlan;
 pub(crate) use steps::StepDraft;
 
 /// A problem (or a warning) at a position in the scenario text.
@@ -72,6 +74,9 @@ pub(crate) struct Draft {
     pub capacity: SearchSpec,
     /// The `monitor:` settings, checked.
     pub monitor: Option<loadline_monitor::MonitorConfig>,
+    /// The databases and what runs around the load, when the scenario has
+    /// `databases:`.
+    pub sql: Option<SqlPlan>,
     /// The base URL requests go to (after `--target`), when it is a valid URL.
     pub target: Option<url::Url>,
 }
@@ -89,10 +94,14 @@ const HTTP_PROTOCOL: usize = 0;
 impl Draft {
     /// Builds the step executors and assembles the runnable plan.
     pub fn into_plan(self, source: String) -> Plan {
-        let protocols: Vec<Arc<dyn Protocol>> = match self.http {
+        let mut protocols: Vec<Arc<dyn Protocol>> = match self.http {
             Some(settings) => vec![http::HttpProtocol::new(settings)],
             None => Vec::new(),
         };
+        // At the index its steps were built with (after HTTP's, when any).
+        if let Some(sql) = self.sql {
+            protocols.push(sql.protocol);
+        }
         Plan {
             name: self.name,
             source,
@@ -120,6 +129,7 @@ impl StepDraft {
     fn into_step(self) -> Step {
         match self {
             StepDraft::Http(spec) => Step::Exec(http::build_step(*spec)),
+            StepDraft::Exec(exec) => Step::Exec(exec),
             StepDraft::Think(range) => Step::Think(range),
             StepDraft::Loop { count, steps } => Step::Loop {
                 count,
@@ -225,6 +235,8 @@ struct Builder<'a> {
     capture_slots: Vec<String>,
     any_check: bool,
     any_http: bool,
+    /// The databases, and the SQL protocol the steps are built on.
+    sql: sql::SqlBuild,
     /// Keys suggested for misspelt keys, by the mark of their mapping.
     suggested: Vec<(Mark, String)>,
 }
@@ -240,6 +252,7 @@ impl<'a> Builder<'a> {
             capture_slots: Vec::new(),
             any_check: false,
             any_http: false,
+            sql: sql::SqlBuild::default(),
             suggested: Vec::new(),
         }
     }
@@ -314,6 +327,7 @@ impl<'a> Builder<'a> {
             .map(|c| self.capacity(c))
             .unwrap_or_default();
 
+        self.sql_databases(doc, &names);
         let flows = match &doc.flows {
             None => {
                 self.missing(
@@ -346,6 +360,10 @@ impl<'a> Builder<'a> {
                 None
             }
         });
+        let monitor = match (monitor, lenient(&doc.monitor)) {
+            (Some(config), Some(m)) => self.monitor_databases(config, &m.span),
+            (config, _) => config,
+        };
         let target_url = target.and_then(|t| url::Url::parse(&t.value).ok());
 
         let graceful_stop = match lenient(&doc.graceful_stop) {
@@ -376,12 +394,15 @@ impl<'a> Builder<'a> {
             groups: std::mem::take(&mut self.groups),
             capture_slots: self.capture_slots.len(),
             graceful_stop,
-            http: self.any_http.then_some(defaults.settings),
+            // SQL steps were built to come after HTTP's protocol whenever the
+            // scenario has HTTP steps.
+            http: (self.any_http || self.sql.protocol_index > 0).then_some(defaults.settings),
             profile,
             profiles,
             capacity,
             monitor,
             target: target_url,
+            sql: self.sql.finish(),
         })
     }
 

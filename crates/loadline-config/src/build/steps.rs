@@ -1,11 +1,14 @@
 //! Flows' steps: HTTP requests (URL, headers, body, checks, captures), pauses
 //! and loops, with templates compiled against the names in scope at each step.
+//! SQL statements and transactions are read in [`super::sql`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use loadline_core::duration::DurationRange;
 use loadline_core::plan::{default_group_name, OUTCOME_KIND};
+use loadline_core::protocol::StepExec;
 use loadline_core::template::{JsonTemplate, Scope, Template};
 use loadline_protocols::http::{
     BodySpec, CaptureSource, CaptureSpec, Check, HttpSettings, HttpStepSpec, PollSpec, Until,
@@ -17,7 +20,8 @@ use super::scope::{NameScope, Names};
 use super::{is_identifier, Builder, HTTP_PROTOCOL};
 use crate::de::{Entries, Lenient, Span, Spanned};
 use crate::model::{
-    CaptureDoc, CheckDoc, DefaultsDoc, Items, JsonDoc, PollDoc, StatusDoc, StepDoc, UntilDoc,
+    CaptureDoc, CheckDoc, DefaultsDoc, Items, JsonDoc, PollDoc, QueryDoc, StatusDoc, StepDoc,
+    UntilDoc,
 };
 use crate::yaml::Mark;
 
@@ -25,8 +29,14 @@ use crate::yaml::Mark;
 #[derive(Debug)]
 pub(crate) enum StepDraft {
     Http(Box<HttpStepSpec>),
+    /// A step built already (SQL statements and transactions, built as they
+    /// are read so that their problems are located).
+    Exec(Arc<dyn StepExec>),
     Think(DurationRange),
-    Loop { count: u64, steps: Vec<StepDraft> },
+    Loop {
+        count: u64,
+        steps: Vec<StepDraft>,
+    },
 }
 
 /// What every HTTP step starts from.
@@ -65,35 +75,42 @@ const METHODS: [(&str, Method); 6] = [
     ("head", Method::HEAD),
 ];
 
-const KINDS: &str = "get, post, put, patch, delete, head, think or loop";
+const KINDS: &str = "get, post, put, patch, delete, head, sql, transaction, think or loop";
 
 /// What a step does, by its kind key.
-enum Kind<'d> {
+pub(super) enum Kind<'d> {
     Request(&'static str, Method, &'d Spanned<String>),
     Think(&'d Spanned<String>),
     Loop(&'d Spanned<i64>),
+    /// An SQL statement on this database.
+    Sql(&'d Spanned<String>),
+    /// A transaction on this database.
+    Transaction(&'d Spanned<String>),
 }
 
 impl Kind<'_> {
-    fn key(&self) -> &'static str {
+    pub(super) fn key(&self) -> &'static str {
         match self {
             Kind::Request(key, ..) => key,
             Kind::Think(_) => "think",
             Kind::Loop(_) => "loop",
+            Kind::Sql(_) => "sql",
+            Kind::Transaction(_) => "transaction",
         }
     }
 
-    fn span(&self) -> &Span {
+    pub(super) fn span(&self) -> &Span {
         match self {
             Kind::Request(_, _, url) => &url.span,
             Kind::Think(t) => &t.span,
             Kind::Loop(n) => &n.span,
+            Kind::Sql(db) | Kind::Transaction(db) => &db.span,
         }
     }
 }
 
 /// The kind keys a step has, in written order (one, when the step is valid).
-fn kinds(doc: &StepDoc) -> Vec<Kind<'_>> {
+pub(super) fn kinds(doc: &StepDoc) -> Vec<Kind<'_>> {
     let urls = [
         &doc.get,
         &doc.post,
@@ -112,12 +129,14 @@ fn kinds(doc: &StepDoc) -> Vec<Kind<'_>> {
         .collect();
     kinds.extend(doc.think.as_ref().map(Kind::Think));
     kinds.extend(doc.repeat.as_ref().map(Kind::Loop));
+    kinds.extend(doc.sql.as_ref().map(Kind::Sql));
+    kinds.extend(doc.transaction.as_ref().map(Kind::Transaction));
     kinds.sort_by_key(|k| k.span().mark);
     kinds
 }
 
 /// The names a step flow has seen so far.
-struct FlowScope<'n> {
+pub(super) struct FlowScope<'n> {
     names: &'n Names,
     /// Captures assigned by the steps walked so far, with their slots.
     known: Vec<(String, usize)>,
@@ -126,7 +145,7 @@ struct FlowScope<'n> {
 }
 
 impl FlowScope<'_> {
-    fn scope(&self) -> NameScope<'_> {
+    pub(super) fn scope(&self) -> NameScope<'_> {
         NameScope {
             names: self.names,
             captures: &self.known,
@@ -270,7 +289,7 @@ impl Builder<'_> {
                 let all: Vec<&str> = METHODS
                     .iter()
                     .map(|(k, _)| *k)
-                    .chain(["think", "loop"])
+                    .chain(["think", "loop", "sql", "transaction"])
                     .collect();
                 self.missing(&step.span, &all, format!("a step needs one of {KINDS}"));
                 None
@@ -294,13 +313,19 @@ impl Builder<'_> {
                     Kind::Request(_, method, url) => self
                         .http_step(method.clone(), url, doc, scope, defaults)
                         .map(|spec| StepDraft::Http(Box::new(spec))),
+                    Kind::Sql(db) => self.sql_step(step, db, scope),
+                    Kind::Transaction(db) => self.transaction_step(step, db, scope),
                 }
             }
         }
     }
 
     /// Reports keys that do not belong with the step's kind.
-    fn check_keys_fit(&mut self, kind: &str, step: &Spanned<StepDoc>) {
+    pub(super) fn check_keys_fit(&mut self, kind: &str, step: &Spanned<StepDoc>) {
+        if kind == "sql" || kind == "transaction" {
+            self.check_sql_keys_fit(kind, step);
+            return;
+        }
         let d = &step.value;
         let whole = || step.span.clone();
         let span_of = |s: &Option<Spanned<_>>| s.as_ref().map(|s: &Spanned<_>| s.span.clone());
@@ -309,7 +334,7 @@ impl Builder<'_> {
             misplaced.extend([
                 ("name", span_of(&d.name)),
                 ("headers", first_key(&d.headers)),
-                ("query", first_key(&d.query)),
+                ("query", d.query.as_ref().map(|s| s.span.clone())),
                 ("json", d.json.as_ref().map(|s| s.span.clone())),
                 ("body", span_of(&d.body)),
                 ("form", d.form.as_ref().map(|s| s.span.clone())),
@@ -324,12 +349,15 @@ impl Builder<'_> {
         if kind != "loop" {
             misplaced.push(("steps", d.steps.as_ref().map(|s| s.span.clone())));
         }
+        misplaced.push(("params", d.params.as_ref().map(|s| s.span.clone())));
+        misplaced.push(("isolation", d.isolation.as_ref().map(|s| s.span.clone())));
         for (key, span) in misplaced {
             let Some(span) = span else { continue };
-            let belongs = if key == "steps" {
-                "a `loop`"
-            } else {
-                "an HTTP request step"
+            let belongs = match key {
+                "steps" => "a `loop` or a `transaction`",
+                "params" => "an `sql:` step",
+                "isolation" => "a `transaction`",
+                _ => "an HTTP request step",
             };
             self.error(
                 &span,
@@ -413,11 +441,20 @@ impl Builder<'_> {
                 (requests, poll)
             }
         };
-        let query = doc
-            .query
-            .as_ref()
-            .map(|q| self.pairs(q, &scope))
-            .unwrap_or_default();
+        let query = match doc.query.as_ref() {
+            None => Vec::new(),
+            Some(Spanned {
+                value: QueryDoc::Params(q),
+                ..
+            }) => self.pairs(q, &scope),
+            Some(q) => {
+                self.error(
+                    &q.span,
+                    "the `query` of an HTTP step is a mapping of query parameters, e.g. `query: { page: 2 }` (SQL text belongs to `sql:` steps)",
+                );
+                Vec::new()
+            }
+        };
         let headers = match &doc.headers {
             Some(h) => self.headers(defaults.headers.clone(), h, &scope),
             None => defaults.headers.clone(),
@@ -576,7 +613,7 @@ impl Builder<'_> {
     }
 
     /// A YAML value as JSON, as written (no templates).
-    fn plain_value(&mut self, doc: &Spanned<JsonDoc>) -> Option<Value> {
+    pub(super) fn plain_value(&mut self, doc: &Spanned<JsonDoc>) -> Option<Value> {
         Some(match &doc.value {
             JsonDoc::Null => Value::Null,
             JsonDoc::Bool(b) => Value::Bool(*b),
@@ -831,6 +868,20 @@ impl Builder<'_> {
 
     fn checks(&mut self, doc: &CheckDoc) -> Vec<Check> {
         self.any_check = true;
+        for (key, span) in [
+            ("rows", doc.rows.as_ref().map(|s| &s.span)),
+            ("rows_at_least", doc.rows_at_least.as_ref().map(|s| &s.span)),
+            ("rows_at_most", doc.rows_at_most.as_ref().map(|s| &s.span)),
+            ("column", doc.column.as_ref().map(|s| &s.span)),
+            ("equals", doc.equals.as_ref().map(|s| &s.span)),
+        ] {
+            if let Some(span) = span {
+                self.error(
+                    span,
+                    format!("`{key}` checks the result of an `sql:` step; an HTTP step checks `status`, `body_contains` or `header`"),
+                );
+            }
+        }
         let mut checks = Vec::new();
         if let Some(status) = &doc.status {
             if let Some(codes) = self.status_codes(status) {
@@ -865,32 +916,9 @@ impl Builder<'_> {
     ) -> Vec<CaptureSpec> {
         let mut out = Vec::new();
         for (name, doc) in &entries.0 {
-            let mut ok = true;
-            if !is_identifier(&name.value) {
-                self.error(
-                    &name.span,
-                    format!(
-                        "`{}` is not a capture name: use letters, digits and `_`, such as `order_id`",
-                        name.value
-                    ),
-                );
-                ok = false;
-            } else if let Some(kind) = flow.names.is_declared(&name.value) {
-                self.error(
-                    &name.span,
-                    format!(
-                        "the capture `{}` would hide the {kind} of the same name: choose another name",
-                        name.value
-                    ),
-                );
-                ok = false;
-            }
-            let slot = self.capture_slot(&name.value);
-            if !flow.known.iter().any(|(n, _)| *n == name.value) {
-                flow.known.push((name.value.clone(), slot));
-            }
+            let slot = self.capture_name(name, flow);
             let source = doc.get().and_then(|d| self.capture_source(d));
-            if let (true, Some(source)) = (ok, source) {
+            if let (Some(slot), Some(source)) = (slot, source) {
                 out.push(CaptureSpec {
                     slot,
                     name: name.value.clone(),
@@ -901,8 +929,50 @@ impl Builder<'_> {
         out
     }
 
+    /// Checks a capture's name and gives its slot (`None` when the name is
+    /// refused). The name becomes known to the steps after this one either way,
+    /// so that one mistake does not cascade.
+    pub(super) fn capture_name(
+        &mut self,
+        name: &Spanned<String>,
+        flow: &mut FlowScope<'_>,
+    ) -> Option<usize> {
+        let mut ok = true;
+        if !is_identifier(&name.value) {
+            self.error(
+                &name.span,
+                format!(
+                    "`{}` is not a capture name: use letters, digits and `_`, such as `order_id`",
+                    name.value
+                ),
+            );
+            ok = false;
+        } else if let Some(kind) = flow.names.is_declared(&name.value) {
+            self.error(
+                &name.span,
+                format!(
+                    "the capture `{}` would hide the {kind} of the same name: choose another name",
+                    name.value
+                ),
+            );
+            ok = false;
+        }
+        let slot = self.capture_slot(&name.value);
+        if !flow.known.iter().any(|(n, _)| *n == name.value) {
+            flow.known.push((name.value.clone(), slot));
+        }
+        ok.then_some(slot)
+    }
+
     fn capture_source(&mut self, doc: &Spanned<CaptureDoc>) -> Option<CaptureSource> {
         let d = &doc.value;
+        if let Some(column) = &d.column {
+            self.error(
+                &column.span,
+                "`column` captures from the result of an `sql:` step; an HTTP step captures `json`, `regex` or `header`",
+            );
+            return None;
+        }
         let mut sources: Vec<(&str, &Span)> = [
             ("json", &d.json),
             ("regex", &d.regex),
@@ -996,7 +1066,7 @@ impl Builder<'_> {
 }
 
 /// Where a mapping's first key was written (or nothing for an empty mapping).
-fn first_key<T>(entries: &Option<Entries<T>>) -> Option<Span> {
+pub(super) fn first_key<T>(entries: &Option<Entries<T>>) -> Option<Span> {
     entries
         .as_ref()
         .and_then(|e| e.0.first())
