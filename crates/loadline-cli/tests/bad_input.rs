@@ -150,3 +150,35 @@ fn the_published_schema_is_current() {
         "docs/loadline.schema.json is stale: run `cargo run -p loadline-cli -- schema > docs/loadline.schema.json`"
     );
 }
+
+mod shared {
+    include!("../../loadline-config/src/build/malformed_cases.rs");
+
+    /// Every malformed file of the config builder's table, through the binary.
+    #[test]
+    fn the_whole_malformed_table_exits_2_at_the_right_line() {
+        assert!(CASES.len() >= 40, "{}", CASES.len());
+        let mut failures = Vec::new();
+        for c in CASES {
+            let sc = crate::util::Scenario::new(&(c.lines.join("\n") + "\n"));
+            sc.file("users.csv", "name,password\nann,secret1\nbob,secret2\n");
+            sc.file("empty.csv", "");
+            let out = crate::util::loadline()
+                .arg("validate")
+                .arg(&sc.path)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let first = err.lines().next().unwrap_or("");
+            let at = format!("scenario.yaml:{}:", c.line);
+            if out.status.code() != Some(2)
+                || !first.contains(&at)
+                || c.words.iter().any(|w| !first.contains(w))
+                || err.contains("panicked")
+            {
+                failures.push(format!("{}: {:?}: {first}", c.name, out.status.code()));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
