@@ -111,6 +111,15 @@ pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Loaded, Conf
     load_str_with(&source, &text, base_dir, overrides)
 }
 
+/// The number of lines of `text` as YAML counts them (breaks at `\n`, `\r\n` and a
+/// lone `\r`); at least 1.
+fn text_lines(text: &str) -> usize {
+    let breaks =
+        text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();
+    let unterminated = !text.is_empty() && !text.ends_with(['\n', '\r']);
+    (breaks + usize::from(unterminated)).max(1)
+}
+
 /// Loads a scenario from text; `source_name` names it in messages and data files
 /// are found relative to `base_dir`.
 pub fn load_str(source_name: &str, text: &str, base_dir: &Path) -> Result<Loaded, ConfigErrors> {
@@ -125,9 +134,12 @@ pub fn load_str_with(
     overrides: &Overrides,
 ) -> Result<Loaded, ConfigErrors> {
     let built = build::build_with(text, base_dir, overrides);
+    // The parser reports the end of a document on the line after its last one;
+    // point at the last line that exists instead.
+    let last_line = text_lines(text);
     let located = |p: build::Problem| ConfigError {
         file: source_name.to_string(),
-        line: p.mark.line,
+        line: p.mark.line.min(last_line),
         column: p.mark.column,
         path: p.path,
         // One error per line, whatever a library's message looks like.
@@ -230,5 +242,21 @@ mod tests {
         assert!(text.contains("body_contains") && text.contains("default_profile"));
         assert_eq!(schema["additionalProperties"], false);
         assert!(schema["properties"]["phases"]["minItems"] == 1);
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn errors_at_the_end_of_a_document_point_at_its_last_line() {
+        assert_eq!(text_lines(""), 1);
+        assert_eq!(text_lines("a"), 1);
+        assert_eq!(text_lines("a\nb\n"), 2);
+        assert_eq!(text_lines("a\r\nb"), 2);
+        assert_eq!(text_lines("\r\r3"), 3);
+        let e = load_str("s.yaml", "!", Path::new("/nonexistent")).unwrap_err();
+        assert!(e.errors.iter().all(|e| e.line == 1), "{e}");
     }
 }

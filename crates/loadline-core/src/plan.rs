@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::duration::DurationRange;
-use crate::metrics::GroupId;
 use crate::protocol::{Protocol, StepExec};
 use crate::threshold::Threshold;
 
@@ -27,7 +26,7 @@ pub struct Plan {
     pub flows: Vec<Flow>,
     pub feeders: Arc<Vec<Feeder>>,
     pub thresholds: Vec<Threshold>,
-    /// The metric groups, indexed by [`GroupId`].
+    /// The metric groups, indexed by [`crate::metrics::GroupId`].
     pub groups: Vec<GroupInfo>,
     /// The protocols the steps use, indexed by the number each step's executor
     /// was built with; each VU keeps one state per protocol.
@@ -187,13 +186,6 @@ impl Feeder {
 /// Identifies a metric group by the step that feeds it.
 pub fn default_group_name(method: &str, url_template: &str) -> String {
     format!("{method} {url_template}")
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Plan>();
-    let _ = GroupId::default();
 }
 
 #[cfg(test)]
