@@ -21,7 +21,7 @@ use loadline_report::terminal::ms;
 use serde::Serialize;
 
 use crate::args::{OutputArgs, SearchArgs};
-use crate::{output, run, scenario, sql, EXIT_INVALID, EXIT_RUNTIME};
+use crate::{output, run, scenario, EXIT_INVALID, EXIT_RUNTIME};
 
 /// `loadline capacity`: `profile` (if any) gives the default start rate.
 pub fn capacity(
@@ -41,7 +41,6 @@ pub fn capacity(
         Ok(l) => l,
         Err(code) => return code,
     };
-    let databases = loaded.sql.clone();
     let (plan, opts) = match prepare(loaded, search) {
         Ok(p) => p,
         Err(code) => return code,
@@ -54,17 +53,10 @@ pub fn capacity(
         Err(code) => return code,
     };
     let search = execute(&plan, &opts, out);
-    let done = rt.block_on(sql::around(databases.as_ref(), &plan, out.quiet, search));
+    let done = rt.block_on(run::around(&plan, out.quiet, search));
     drop(rt);
     match done {
-        Ok((report, around)) => {
-            let code = finish(&plan, &opts, &report, out, None);
-            if around == sql::Around::TeardownFailed && code == ExitCode::SUCCESS {
-                ExitCode::from(EXIT_RUNTIME)
-            } else {
-                code
-            }
-        }
+        Ok((report, finished)) => finished.over(finish(&plan, &opts, &report, out, None)),
         Err(code) => code,
     }
 }
@@ -101,7 +93,7 @@ pub fn prepare(
 
 /// Runs the search, printing each step as it ends (unless quiet).
 pub async fn execute(plan: &Plan, opts: &SearchOptions, out: &OutputArgs) -> CapacityReport {
-    let run_opts = run::interruptible(plan.graceful_stop, out.seed);
+    let run_opts = loadline_run::interruptible(plan.graceful_stop, out.seed, Arc::new(run::Stderr));
     if !out.quiet {
         println!("{}", intro(plan, opts));
         println!("{}", header());
@@ -130,7 +122,7 @@ pub fn finish(
         }
     }
     print!("{}", verdict(report));
-    let mut code = report.exit_code();
+    let mut code = run::exit_code(report.status());
     if let Some(path) = &out.summary_json {
         let doc = CapacityDoc {
             name: plan.name.as_deref(),
@@ -159,12 +151,12 @@ pub fn finish(
             Err(e) => {
                 eprintln!("error: {e}");
                 if code == 0 {
-                    code = i32::from(EXIT_RUNTIME);
+                    code = EXIT_RUNTIME;
                 }
             }
         }
     }
-    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_RUNTIME))
+    ExitCode::from(code)
 }
 
 /// The JSON report (`--summary-json`).

@@ -307,7 +307,7 @@ async fn run_strategy(
         extra["demo_shop"]["limiter_requests_per_second"] = json!(limit);
         return capacity::finish(&plan, &opts, &report, &args.output, Some(extra));
     }
-    let env = run::RunEnv::of(Path::new("tests/load/shop.yaml (embedded)"), &loaded);
+    let env = run::env_of(Path::new("tests/load/shop.yaml (embedded)"), &loaded);
     let plan = Arc::new(loaded.plan);
     let tally = Arc::new(Mutex::new(Tally::new(plan.phases.len(), before.clone())));
     let observer = Box::new(ShopObserver {

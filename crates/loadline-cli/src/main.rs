@@ -10,7 +10,6 @@ mod demo;
 mod output;
 mod run;
 mod scenario;
-mod sql;
 
 use std::process::ExitCode;
 

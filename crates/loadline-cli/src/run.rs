@@ -1,26 +1,23 @@
-//! `loadline run`, and the parts of running a plan that `demo` shares: the
-//! runtime, the signal handling, the live progress and the outputs.
+//! `loadline run`, and the parts of running a plan that `capacity` and `demo`
+//! share: the runtime, the live progress, the protocols' lifecycle around the
+//! load, and the end-of-run outputs. The run itself is [`loadline_run`]'s; this
+//! module turns flags into its settings and its results into text and exit codes.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use loadline_core::monitor::MonitorSource;
 use loadline_core::plan::Plan;
-use loadline_core::runner::{self, NoObserver, Observer, RunOptions};
-use loadline_core::summary::Summary;
-use loadline_monitor::{MonitorConfig, Monitors};
+use loadline_core::runner::{NoObserver, Observer};
+use loadline_core::summary::Status;
 use loadline_report::html::ReportMeta;
-use loadline_report::prometheus::PromSink;
-use loadline_report::series::SeriesPoint;
-use loadline_report::stream::{Collector, Fanout, OutputErrors, PointSink, StreamWriter};
 use loadline_report::{html, json, junit, live, markdown, terminal};
-use tokio_util::sync::CancellationToken;
+pub use loadline_run::{Executed, RunEnv};
+use loadline_run::{Notify, Outputs};
 
 use crate::args::{OutputArgs, ScenarioArgs, SearchArgs};
-use crate::{capacity, output, scenario, sql, EXIT_INVALID, EXIT_RUNTIME};
+use crate::{capacity, output, scenario, EXIT_INVALID, EXIT_RUNTIME};
 
 /// `loadline run`.
 pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
@@ -38,74 +35,104 @@ pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
     if let Err(code) = check_output(out) {
         return code;
     }
-    let env = RunEnv::of(file, &loaded);
-    let databases = loaded.sql.clone();
+    let env = env_of(file, &loaded);
     let plan = Arc::new(loaded.plan);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     let load = execute(plan.clone(), out, progress(&plan, out.quiet), &env);
-    let done = rt.block_on(sql::around(databases.as_ref(), &plan, out.quiet, load));
+    let done = rt.block_on(around(&plan, out.quiet, load));
     drop(rt);
     match done {
-        Ok((Ok(done), around)) => {
-            let code = finish(&done, out, None);
-            if around == sql::Around::TeardownFailed && code == ExitCode::SUCCESS {
-                ExitCode::from(EXIT_RUNTIME)
-            } else {
-                code
-            }
-        }
+        Ok((Ok(done), finished)) => finished.over(finish(&done, out, None)),
         Ok((Err(code), _)) | Err(code) => code,
     }
 }
 
-/// What a run needs besides its plan: what to monitor, and what the report says
-/// about where the run came from.
-#[derive(Debug, Clone, Default)]
-pub struct RunEnv {
-    /// The scenario's `monitor:` settings (defaults apply when absent).
-    pub monitor: Option<MonitorConfig>,
-    /// The base URL the load goes to, so the process serving it can be watched.
-    pub target: Option<url::Url>,
-    /// Rows for the report's settings table.
-    pub settings: Vec<(String, String)>,
+/// The exit code of a run's status (see the README).
+pub fn exit_code(status: Status) -> u8 {
+    match status {
+        Status::Passed => 0,
+        Status::Failed => 3,
+        Status::Aborted => 4,
+        Status::Interrupted => 130,
+    }
 }
 
-impl RunEnv {
-    /// The environment of a run of `loaded`, read from `file`.
-    pub fn of(file: &Path, loaded: &loadline_config::Loaded) -> Self {
-        let mut settings = vec![("scenario".to_string(), file.display().to_string())];
-        if let Some(p) = &loaded.profile {
-            settings.push(("profile".into(), p.clone()));
-        }
-        if let Some(t) = &loaded.target {
-            settings.push(("target".into(), redacted(t)));
-        }
-        Self {
-            monitor: loaded.monitor.clone(),
-            target: loaded.target.clone(),
-            settings,
+/// Prints on stderr what the run has to say.
+#[derive(Debug, Clone, Copy)]
+pub struct Stderr;
+
+impl Notify for Stderr {
+    fn notice(&self, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+/// What the protocols' `finish` (teardown) left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    failed: bool,
+}
+
+impl Finished {
+    /// `code`, or 1 when a passing run's teardown failed.
+    pub fn over(self, code: ExitCode) -> ExitCode {
+        if self.failed && code == ExitCode::SUCCESS {
+            ExitCode::from(EXIT_RUNTIME)
+        } else {
+            code
         }
     }
 }
 
-/// A URL for display: any password in it replaced by `***`.
-pub fn redacted(url: &url::Url) -> String {
-    let mut u = url.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
+/// Runs `load` between the preparation of the plan's protocols (connections,
+/// setup: their readiness printed unless `quiet`) and their finish (teardown).
+/// `Err` (exit 1, reported) when a protocol was not ready: nothing was sent.
+pub async fn around<T>(
+    plan: &Plan,
+    quiet: bool,
+    load: impl std::future::Future<Output = T>,
+) -> Result<(T, Finished), ExitCode> {
+    let on_ready = |lines: &[String]| {
+        if !quiet {
+            for line in lines {
+                println!("{line}");
+            }
+        }
+    };
+    match loadline_run::around(plan, on_ready, load).await {
+        Ok(done) => {
+            for e in &done.finish_errors {
+                eprintln!("error: {e}");
+            }
+            let failed = !done.finish_errors.is_empty();
+            Ok((done.outcome, Finished { failed }))
+        }
+        Err(not_ready) => {
+            for e in &not_ready.lines {
+                eprintln!("error: {e}");
+            }
+            Err(ExitCode::from(EXIT_RUNTIME))
+        }
     }
-    u.to_string()
 }
 
-/// A finished run: its summary, and what the end-of-run outputs need.
-pub struct Executed {
-    pub summary: Summary,
-    series: Vec<SeriesPoint>,
-    errors: OutputErrors,
-    settings: Vec<(String, String)>,
+/// The environment of a run of `loaded`, read from `file`.
+pub fn env_of(file: &Path, loaded: &loadline_config::Loaded) -> RunEnv {
+    let mut settings = vec![("scenario".to_string(), file.display().to_string())];
+    if let Some(p) = &loaded.profile {
+        settings.push(("profile".into(), p.clone()));
+    }
+    if let Some(t) = &loaded.target {
+        settings.push(("target".into(), loadline_run::redacted(t)));
+    }
+    RunEnv {
+        monitor: loaded.monitor.clone(),
+        target: loaded.target.clone(),
+        settings,
+    }
 }
 
 /// Checks, before any load, that the output files can be written.
@@ -155,103 +182,28 @@ pub fn progress(plan: &Plan, quiet: bool) -> Box<dyn Observer> {
     ))
 }
 
-/// Run options whose tokens Ctrl-C (or SIGTERM) cancels: the first stops new
-/// iterations, the second cuts in-flight ones off. Call inside the runtime.
-pub fn interruptible(graceful: Duration, seed: Option<u64>) -> RunOptions {
-    let stop = CancellationToken::new();
-    let kill = CancellationToken::new();
-    tokio::spawn(watch_signals(stop.clone(), kill.clone(), graceful));
-    RunOptions {
-        stop,
-        kill,
-        seed,
-        ..RunOptions::default()
-    }
-}
-
-/// Runs `plan`, interruptible, with its monitors and streamed outputs, and
-/// summarizes it. Fails (exit code 2) only before the load: a streamed file that
-/// cannot be created, a Prometheus address that cannot be bound.
+/// Runs `plan` with the outputs the flags ask for (see [`loadline_run::execute`]).
+/// Fails (exit code 2, reported) only before the load.
 pub async fn execute(
     plan: Arc<Plan>,
     out: &OutputArgs,
     observer: Box<dyn Observer>,
     env: &RunEnv,
 ) -> Result<Executed, ExitCode> {
-    let errors = OutputErrors::default();
-    // The report draws every second of the run; without one nothing is kept, so
-    // memory stays flat however long the run.
-    let collector = Collector::default();
-    let mut sinks: Vec<Box<dyn PointSink>> = Vec::new();
-    if out.report.is_some() {
-        sinks.push(Box::new(collector.clone()));
-    }
-    for s in &out.out {
-        match StreamWriter::create(&s.path, s.format, errors.clone()) {
-            Ok(w) => sinks.push(Box::new(w)),
-            Err(e) => {
-                eprintln!("error: --out: {e}");
-                return Err(ExitCode::from(EXIT_INVALID));
-            }
-        }
-    }
-    let stop_outputs = CancellationToken::new();
-    let _stop_on_return = stop_outputs.clone().drop_guard();
-    if let Some(addr) = out.prometheus_listen {
-        let sink = PromSink::default();
-        match sink.serve(addr, stop_outputs.clone()).await {
-            Ok(bound) => {
-                eprintln!("serving the run's live metrics at http://{bound}/metrics");
-                sinks.push(Box::new(sink));
-            }
-            Err(e) => {
-                eprintln!("error: --prometheus-listen {addr}: {e}");
-                return Err(ExitCode::from(EXIT_INVALID));
-            }
-        }
-    }
-    let monitors = if out.no_monitor {
-        None
-    } else {
-        let config = env.monitor.clone().unwrap_or_default();
-        match Monitors::start(&config, env.target.as_ref(), stop_outputs.clone()) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::warn!("monitors not started: {e}");
-                None
-            }
-        }
+    let outputs = Outputs {
+        keep_series: out.report.is_some(),
+        streams: out.out.iter().map(|s| (s.format, s.path.clone())).collect(),
+        prometheus_listen: out.prometheus_listen,
+        no_monitor: out.no_monitor,
+        seed: out.seed,
     };
-    let mut opts = interruptible(plan.graceful_stop, out.seed);
-    opts.monitors = monitors.clone().map(|m| m as Arc<dyn MonitorSource>);
-    let observer = Box::new(Fanout::new(sinks, vec![observer]));
-    let result = runner::run(plan.clone(), opts, observer).await;
-    stop_outputs.cancel();
+    let done = loadline_run::execute(plan, &outputs, observer, env, Arc::new(Stderr)).await;
     if !out.quiet && std::io::stdout().is_terminal() {
         println!();
     }
-    let mut summary = Summary::new(&plan, &result);
-    if monitors.as_ref().is_some_and(|m| m.saturation_seen()) {
-        summary.notes.push(
-            "loadline itself was near CPU saturation during the run: its latencies include its own queueing (see the loadline.* monitor series)"
-                .into(),
-        );
-    }
-    let mut settings = env.settings.clone();
-    settings.push(("phases".into(), crate::scenario::phases_line(&plan)));
-    settings.push((
-        "monitors".into(),
-        if monitors.is_some() { "on" } else { "off" }.into(),
-    ));
-    if let Some(seed) = out.seed {
-        settings.push(("seed".into(), seed.to_string()));
-    }
-    settings.push(("loadline".into(), env!("CARGO_PKG_VERSION").into()));
-    Ok(Executed {
-        summary,
-        series: collector.points(),
-        errors,
-        settings,
+    done.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_INVALID)
     })
 }
 
@@ -261,7 +213,7 @@ pub async fn execute(
 pub fn finish(done: &Executed, out: &OutputArgs, extra: Option<serde_json::Value>) -> ExitCode {
     let summary = &done.summary;
     print!("{}", terminal::render(summary));
-    let mut code = summary.status.exit_code();
+    let mut code = exit_code(summary.status);
     let mut failures = done.errors.take();
     let meta = ReportMeta {
         settings: done.settings.clone(),
@@ -296,7 +248,7 @@ pub fn finish(done: &Executed, out: &OutputArgs, extra: Option<serde_json::Value
         eprintln!("error: {e}");
     }
     if !failures.is_empty() && code == 0 {
-        code = i32::from(EXIT_RUNTIME);
+        code = EXIT_RUNTIME;
     }
     if let Some(path) = &out.summary_json {
         let written = match extra {
@@ -308,38 +260,10 @@ pub fn finish(done: &Executed, out: &OutputArgs, extra: Option<serde_json::Value
             Err(e) => {
                 eprintln!("error: {e}");
                 if code == 0 {
-                    code = i32::from(EXIT_RUNTIME);
+                    code = EXIT_RUNTIME;
                 }
             }
         }
     }
-    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_RUNTIME))
-}
-
-/// First SIGINT/SIGTERM: stop starting iterations and let in-flight ones finish;
-/// a second one: cut them off.
-async fn watch_signals(stop: CancellationToken, kill: CancellationToken, graceful: Duration) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot listen for signals; Ctrl-C will end loadline without a summary");
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!(
-        "\nstopping: no new iterations; in-flight ones get up to {} to finish (signal again to cut them off)",
-        loadline_core::duration::format_duration(graceful)
-    );
-    stop.cancel();
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("\ncutting off in-flight iterations");
-    kill.cancel();
+    ExitCode::from(code)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use loadline_config::{ConfigErrors, Loaded, Overrides};
 use loadline_core::duration::format_duration;
-use loadline_core::plan::{Pacing, Phase, Plan, Stop};
+use loadline_core::plan::{Pacing, Phase, Plan};
 
 use crate::args::ScenarioArgs;
 use crate::EXIT_INVALID;
@@ -105,15 +105,10 @@ pub fn describe(loaded: &Loaded) -> String {
         }
     }
     o.push_str(&plan_parts(plan));
-    if let Some(sql) = &loaded.sql {
-        // Names only: validating never connects, and a URL may hold a password.
-        o.push_str(&format!(
-            "  databases ({}): {}; setup {} statement(s), teardown {} (not connected: `run` connects first)\n",
-            sql.databases.len(),
-            sql.databases.join(", "),
-            sql.setup.len(),
-            sql.teardown.len()
-        ));
+    for protocol in &plan.protocols {
+        for line in protocol.describe() {
+            o.push_str(&format!("  {line}\n"));
+        }
     }
     o
 }
@@ -136,39 +131,9 @@ fn plan_parts(plan: &Plan) -> String {
     o
 }
 
-/// Every phase of a plan on one line: `warm up: 5/s …; steady: …`.
-pub fn phases_line(plan: &loadline_core::plan::Plan) -> String {
-    plan.phases
-        .iter()
-        .map(|p| format!("{}: {}", p.name, phase_text(p)))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// How a phase paces and ends, for people.
 pub fn phase_text(p: &Phase) -> String {
-    let pacing = match &p.pacing {
-        Pacing::Open {
-            rate,
-            ramp_to,
-            max_vus,
-        } => match ramp_to {
-            Some(to) => format!("{rate}/s rising to {to}/s, at most {max_vus} VUs"),
-            None => format!("{rate}/s, at most {max_vus} VUs"),
-        },
-        Pacing::Closed { vus } => format!("{vus} looping VUs"),
-    };
-    let stop = match &p.stop {
-        Stop::Duration(d) => format!("for {}", format_duration(*d)),
-        Stop::Iterations {
-            total,
-            max_duration,
-        } => match max_duration {
-            Some(d) => format!("{total} iterations (at most {})", format_duration(*d)),
-            None => format!("{total} iterations"),
-        },
-    };
-    format!("{pacing}, {stop}")
+    p.describe()
 }
 
 /// A duration in the largest units that fit: `25s`, `1m35s`, `2h1m`.

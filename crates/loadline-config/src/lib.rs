@@ -15,17 +15,14 @@
 //! ```
 
 mod build;
-mod de;
 mod error;
 mod model;
-mod suggest;
-mod yaml;
 
 use std::path::Path;
 use std::time::Duration;
 
-pub use build::SqlPlan;
 pub use error::{ConfigError, ConfigErrors};
+pub use loadline_protocols::registry::Registry;
 use loadline_core::capacity::SearchSpec;
 use loadline_core::plan::{Phase, Plan};
 
@@ -54,10 +51,6 @@ pub struct Loaded {
     /// The base URL the load goes to (after `--target`), for monitors that watch
     /// the process serving it.
     pub target: Option<url::Url>,
-    /// The scenario's databases (its SQL protocol is also in the plan) and its
-    /// `setup:` and `teardown:` statements: the caller connects and runs them
-    /// around the load. Loading never connects.
-    pub sql: Option<SqlPlan>,
 }
 
 /// A named list of phases.
@@ -97,6 +90,16 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
 
 /// [`load_file`] with command-line overrides.
 pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErrors> {
+    load_file_in(&Registry::builtin(), path, overrides)
+}
+
+/// [`load_file_with`] with the protocols of `registry` (loadline's own are
+/// [`Registry::builtin`]).
+pub fn load_file_in(
+    registry: &Registry,
+    path: &Path,
+    overrides: &Overrides,
+) -> Result<Loaded, ConfigErrors> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         errors: vec![ConfigError {
@@ -108,7 +111,7 @@ pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Loaded, Conf
         }],
     })?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    load_str_with(&source, &text, base_dir, overrides)
+    load_str_in(registry, &source, &text, base_dir, overrides)
 }
 
 /// The number of lines of `text` as YAML counts them (breaks at `\n`, `\r\n` and a
@@ -133,7 +136,18 @@ pub fn load_str_with(
     base_dir: &Path,
     overrides: &Overrides,
 ) -> Result<Loaded, ConfigErrors> {
-    let built = build::build_with(text, base_dir, overrides);
+    load_str_in(&Registry::builtin(), source_name, text, base_dir, overrides)
+}
+
+/// [`load_str_with`] with the protocols of `registry`.
+pub fn load_str_in(
+    registry: &Registry,
+    source_name: &str,
+    text: &str,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Result<Loaded, ConfigErrors> {
+    let built = build::build_with(registry, text, base_dir, overrides);
     // The parser reports the end of a document on the line after its last one;
     // point at the last line that exists instead.
     let last_line = text_lines(text);
@@ -152,7 +166,6 @@ pub fn load_str_with(
             let capacity = std::mem::take(&mut draft.capacity);
             let monitor = draft.monitor.take();
             let target = draft.target.take();
-            let sql = draft.sql.clone();
             Ok(Loaded {
                 plan: draft.into_plan(source_name.to_string()),
                 warnings: built
@@ -165,7 +178,6 @@ pub fn load_str_with(
                 capacity,
                 monitor,
                 target,
-                sql,
             })
         }
         _ => Err(ConfigErrors {
@@ -174,10 +186,57 @@ pub fn load_str_with(
     }
 }
 
-/// The JSON Schema of the native scenario format, pretty-printed.
+/// The JSON Schema of the native scenario format with loadline's own protocols,
+/// pretty-printed.
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(model::ScenarioDoc);
-    serde_json::to_string_pretty(&schema).unwrap_or_default()
+    json_schema_in(&Registry::builtin())
+}
+
+/// The JSON Schema of the native scenario format with the protocols of
+/// `registry`: the skeleton (phases, flows, thresholds…), each protocol's
+/// sections as top-level properties, and a step as any one of the format's own
+/// steps or the protocols' step documents.
+pub fn json_schema_in(registry: &Registry) -> String {
+    let mut generator = schemars::SchemaGenerator::default();
+    let root = generator.root_schema_for::<model::ScenarioDoc>();
+    let mut root = root.to_value();
+    let mut steps = vec![
+        generator.subschema_for::<build::ThinkDoc>().to_value(),
+        generator.subschema_for::<build::LoopDoc>().to_value(),
+    ];
+    for entry in registry.entries() {
+        for document in entry.steps(&mut generator) {
+            steps.push(document.schema.to_value());
+        }
+        for section in entry.sections(&mut generator) {
+            if let Some(props) = root
+                .get_mut("properties")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                props.insert(section.key.to_string(), section.schema.to_value());
+            }
+        }
+    }
+    let mut defs = serde_json::Map::new();
+    for (name, schema) in generator.take_definitions(true) {
+        defs.insert(name, schema);
+    }
+    defs.insert(
+        "Step".into(),
+        serde_json::json!({
+            "description": "One step: a pause (`think`), a `loop`, or a protocol's step (an HTTP request `get: /path`, an SQL statement, …): exactly one kind key.",
+            "anyOf": steps,
+        }),
+    );
+    if let Some(obj) = root.as_object_mut() {
+        let existing = obj
+            .entry("$defs")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let Some(existing) = existing.as_object_mut() {
+            existing.extend(defs);
+        }
+    }
+    serde_json::to_string_pretty(&root).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::plan::{Pacing, Phase, Plan, Stop, DEFAULT_MAX_VUS};
 use crate::runner::{self, NoObserver, Observer, RunOptions};
-use crate::summary::{LatencyMs, Summary, ThresholdResult};
+use crate::summary::{LatencyMs, Status, Summary, ThresholdResult};
 
 /// Default growth factor between two climbing steps.
 pub const DEFAULT_FACTOR: f64 = 1.5;
@@ -302,13 +302,13 @@ pub struct CapacityReport {
 }
 
 impl CapacityReport {
-    /// 0 when a passing rate was found, 3 when even the start rate failed, 130
-    /// when interrupted (see the README's exit codes).
-    pub fn exit_code(&self) -> i32 {
+    /// Passed when a passing rate was found, failed when even the start rate
+    /// failed, interrupted when stopped.
+    pub fn status(&self) -> Status {
         match (self.end, self.max_passing_rate) {
-            (SearchEnd::Interrupted, _) => 130,
-            (_, Some(_)) => 0,
-            (_, None) => 3,
+            (SearchEnd::Interrupted, _) => Status::Interrupted,
+            (_, Some(_)) => Status::Passed,
+            (_, None) => Status::Failed,
         }
     }
 }
@@ -475,6 +475,8 @@ pub fn step_plan(plan: &Plan, rate: f64, duration: Duration, max_vus: u64) -> Pl
         protocols: plan.protocols.clone(),
         capture_slots: plan.capture_slots,
         graceful_stop: plan.graceful_stop,
+        error_classes: plan.error_classes.clone(),
+        counters: plan.counters.clone(),
     }
 }
 
@@ -584,7 +586,7 @@ mod tests {
         assert_eq!(r.max_passing_rate, Some(75.94));
         assert_eq!(r.first_failing_rate, Some(80.16));
         assert_eq!(r.failed_thresholds.len(), 1);
-        assert_eq!(r.exit_code(), 0);
+        assert_eq!(r.status(), Status::Passed);
     }
 
     #[test]
@@ -603,7 +605,7 @@ mod tests {
         assert_eq!(r.end, SearchEnd::StartFailed);
         assert_eq!(r.max_passing_rate, None);
         assert_eq!(r.first_failing_rate, Some(10.0));
-        assert_eq!(r.exit_code(), 3);
+        assert_eq!(r.status(), Status::Failed);
     }
 
     #[test]
@@ -631,7 +633,7 @@ mod tests {
         assert_eq!(r.end, SearchEnd::Interrupted);
         assert_eq!(r.max_passing_rate, Some(10.0));
         assert_eq!(r.first_failing_rate, None);
-        assert_eq!(r.exit_code(), 130);
+        assert_eq!(r.status(), Status::Interrupted);
     }
 
     #[test]
@@ -734,6 +736,8 @@ mod tests {
             protocols: vec![],
             capture_slots: 0,
             graceful_stop: Duration::from_secs(10),
+            error_classes: crate::metrics::generic_error_classes(),
+            counters: vec![],
         };
         let o = SearchOptions {
             step_duration: Duration::from_secs(3),

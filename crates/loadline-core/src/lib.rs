@@ -6,6 +6,7 @@
 //! [`protocol::StepExec`], scenario formats build a [`plan::Plan`], and outputs
 //! read the [`summary::Summary`] and the live [`metrics::Snapshot`]s.
 
+pub mod build;
 pub mod capacity;
 pub mod duration;
 pub mod metrics;

@@ -19,7 +19,9 @@ pub type GroupId = usize;
 /// Highest recordable latency, in microseconds (one hour); longer values saturate.
 const MAX_MICROS: u64 = 3_600_000_000;
 
-/// Why a request got no usable response. A small fixed set: counts are keyed on it.
+/// Why a request got no usable response, for the failures every protocol can
+/// meet. Protocols declare classes of their own (a database's deadlock) at build
+/// time; both are recorded as an [`ErrorClass`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
     /// Connection refused or unreachable.
@@ -36,25 +38,12 @@ pub enum ErrorKind {
     Protocol,
     /// A capture found nothing to capture.
     Capture,
-    /// SQL: the database broke a deadlock by failing this statement (SQLSTATE 40P01,
-    /// MySQL 1213).
-    Deadlock,
-    /// SQL: a serialization failure (SQLSTATE 40001).
-    Serialization,
-    /// SQL: a unique constraint was violated (SQLSTATE 23505, MySQL 1062).
-    UniqueViolation,
-    /// SQL: a lock wait timed out (SQLSTATE 55P03, MySQL 1205).
-    LockTimeout,
-    /// SQL: another integrity constraint was violated (SQLSTATE class 23).
-    Constraint,
-    /// SQL: any other error reported by the database (syntax, permissions, data).
-    Sql,
     /// Anything else.
     Other,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::Dns,
         ErrorKind::Timeout,
@@ -62,12 +51,6 @@ impl ErrorKind {
         ErrorKind::Tls,
         ErrorKind::Protocol,
         ErrorKind::Capture,
-        ErrorKind::Deadlock,
-        ErrorKind::Serialization,
-        ErrorKind::UniqueViolation,
-        ErrorKind::LockTimeout,
-        ErrorKind::Constraint,
-        ErrorKind::Sql,
         ErrorKind::Other,
     ];
 
@@ -80,13 +63,74 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Capture => "capture",
-            ErrorKind::Deadlock => "deadlock",
-            ErrorKind::Serialization => "serialization",
-            ErrorKind::UniqueViolation => "unique_violation",
-            ErrorKind::LockTimeout => "lock_timeout",
-            ErrorKind::Constraint => "constraint",
-            ErrorKind::Sql => "sql",
             ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// An error class as counted: an index into the plan's error classes
+/// ([`crate::plan::Plan::error_classes`]), whose first entries are the
+/// [`ErrorKind`]s in their order, followed by the classes protocols declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ErrorClass(u16);
+
+impl ErrorClass {
+    /// The class at `index` of the plan's list.
+    pub const fn from_index(index: u16) -> Self {
+        Self(index)
+    }
+
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl From<ErrorKind> for ErrorClass {
+    fn from(kind: ErrorKind) -> Self {
+        Self(kind as u16)
+    }
+}
+
+/// The names of the generic error classes, in [`ErrorKind::ALL`]'s order: the
+/// start of every plan's list of error classes.
+pub fn generic_error_classes() -> Vec<String> {
+    ErrorKind::ALL.iter().map(|k| k.as_str().to_string()).collect()
+}
+
+/// An extra per-group counter a protocol declared (SQL's `rows`): an index into
+/// [`crate::plan::Plan::counters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CounterId(u16);
+
+impl CounterId {
+    pub const fn from_index(index: u16) -> Self {
+        Self(index)
+    }
+
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// How many of each thing a run's figures hold: sizes every [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub groups: usize,
+    pub phases: usize,
+    /// Error classes, generic and declared.
+    pub error_classes: usize,
+    /// Extra counters per group.
+    pub counters: usize,
+}
+
+impl Shape {
+    /// Groups and phases with the generic error classes and no extra counters.
+    pub fn new(groups: usize, phases: usize) -> Self {
+        Self {
+            groups,
+            phases,
+            error_classes: ErrorKind::ALL.len(),
+            counters: 0,
         }
     }
 }
@@ -101,9 +145,25 @@ pub struct RequestSample {
     pub status: Option<u16>,
     /// Whether it counts as failed (no response, or a failure status).
     pub failed: bool,
-    pub error: Option<ErrorKind>,
+    pub error: Option<ErrorClass>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+}
+
+impl RequestSample {
+    /// The sample of a request that was never sent (no connection, a URL that
+    /// could not be rendered): failed, with no latency and no bytes.
+    pub fn unsent(group: GroupId, error: impl Into<ErrorClass>) -> Self {
+        Self {
+            group,
+            latency: Duration::ZERO,
+            status: None,
+            failed: true,
+            error: Some(error.into()),
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -125,29 +185,29 @@ pub struct GroupStats {
     pub failed: u64,
     /// Response status counts, in first-seen order.
     pub status: Vec<(u16, u64)>,
-    /// Error counts, indexed like [`ErrorKind::ALL`].
-    pub errors: [u64; ErrorKind::ALL.len()],
+    /// Error counts, indexed by [`ErrorClass`].
+    pub errors: Vec<u64>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub checks_passed: u64,
     pub checks_failed: u64,
-    /// Rows returned or affected (SQL steps).
-    pub rows: u64,
+    /// The protocols' extra counters, indexed by [`CounterId`] (SQL's rows).
+    pub counters: Vec<u64>,
 }
 
 impl GroupStats {
-    fn new() -> Self {
+    fn new(shape: &Shape) -> Self {
         Self {
             latency: new_histogram(),
             requests: 0,
             failed: 0,
             status: Vec::new(),
-            errors: [0; ErrorKind::ALL.len()],
+            errors: vec![0; shape.error_classes],
             bytes_sent: 0,
             bytes_received: 0,
             checks_passed: 0,
             checks_failed: 0,
-            rows: 0,
+            counters: vec![0; shape.counters],
         }
     }
 
@@ -161,10 +221,26 @@ impl GroupStats {
             self.add_status(code, 1);
         }
         if let Some(e) = s.error {
-            self.errors[e as usize] += 1;
+            self.add_error(e, 1);
         }
         self.bytes_sent += s.bytes_sent;
         self.bytes_received += s.bytes_received;
+    }
+
+    fn add_error(&mut self, class: ErrorClass, n: u64) {
+        let i = class.index();
+        if i >= self.errors.len() {
+            self.errors.resize(i + 1, 0);
+        }
+        self.errors[i] += n;
+    }
+
+    fn add_counter(&mut self, counter: CounterId, n: u64) {
+        let i = counter.index();
+        if i >= self.counters.len() {
+            self.counters.resize(i + 1, 0);
+        }
+        self.counters[i] += n;
     }
 
     fn add_status(&mut self, code: u16, n: u64) {
@@ -183,23 +259,39 @@ impl GroupStats {
         for &(code, n) in &o.status {
             self.add_status(code, n);
         }
-        for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
-            *a += b;
+        for (i, n) in o.errors.iter().enumerate() {
+            if *n > 0 {
+                self.add_error(ErrorClass::from_index(i as u16), *n);
+            }
         }
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
-        self.rows += o.rows;
+        for (i, n) in o.counters.iter().enumerate() {
+            if *n > 0 {
+                self.add_counter(CounterId::from_index(i as u16), *n);
+            }
+        }
     }
 
-    /// Error counts by kind, leaving out zeros.
-    pub fn error_counts(&self) -> impl Iterator<Item = (ErrorKind, u64)> + '_ {
-        ErrorKind::ALL
+    /// Error counts by class, leaving out zeros.
+    pub fn error_counts(&self) -> impl Iterator<Item = (ErrorClass, u64)> + '_ {
+        self.errors
             .iter()
-            .zip(self.errors.iter())
+            .enumerate()
             .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (*k, *n))
+            .map(|(i, n)| (ErrorClass::from_index(i as u16), *n))
+    }
+
+    /// The count of one error class.
+    pub fn errors_of(&self, class: impl Into<ErrorClass>) -> u64 {
+        self.errors.get(class.into().index()).copied().unwrap_or(0)
+    }
+
+    /// The value of one extra counter.
+    pub fn counter(&self, counter: CounterId) -> u64 {
+        self.counters.get(counter.index()).copied().unwrap_or(0)
     }
 }
 
@@ -226,10 +318,10 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new(groups: usize, phases: usize) -> Self {
+    pub fn new(shape: &Shape) -> Self {
         Self {
-            groups: (0..groups).map(|_| GroupStats::new()).collect(),
-            phases: vec![PhaseStats::default(); phases],
+            groups: (0..shape.groups).map(|_| GroupStats::new(shape)).collect(),
+            phases: vec![PhaseStats::default(); shape.phases],
             schedule_lag: new_histogram(),
             iteration_duration: new_histogram(),
         }
@@ -248,9 +340,20 @@ impl Stats {
         let _ = self.iteration_duration.add(&o.iteration_duration);
     }
 
+    /// The shape of these figures.
+    pub fn shape(&self) -> Shape {
+        let first = self.groups.first();
+        Shape {
+            groups: self.groups.len(),
+            phases: self.phases.len(),
+            error_classes: first.map_or(ErrorKind::ALL.len(), |g| g.errors.len()),
+            counters: first.map_or(0, |g| g.counters.len()),
+        }
+    }
+
     /// All groups merged into one.
     pub fn all_groups(&self) -> GroupStats {
-        let mut all = GroupStats::new();
+        let mut all = GroupStats::new(&self.shape());
         for g in &self.groups {
             all.merge(g);
         }
@@ -260,7 +363,7 @@ impl Stats {
     /// The groups of single requests merged into one, leaving out outcome groups
     /// (see [`crate::plan::GroupInfo::is_request`]): the run's request totals.
     pub fn all_requests(&self, infos: &[crate::plan::GroupInfo]) -> GroupStats {
-        let mut all = GroupStats::new();
+        let mut all = GroupStats::new(&self.shape());
         for (i, g) in self.groups.iter().enumerate() {
             if infos.get(i).is_none_or(|info| info.is_request()) {
                 all.merge(g);
@@ -302,8 +405,7 @@ static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub struct MetricsHub {
     id: u64,
-    groups: usize,
-    phases: usize,
+    shape: Shape,
     shards: Mutex<Vec<ShardCell>>,
     /// VUs alive now (closed model) or iterations running now (open model).
     pub active_vus: AtomicI64,
@@ -316,11 +418,10 @@ fn lock(m: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
 }
 
 impl MetricsHub {
-    pub fn new(groups: usize, phases: usize) -> Arc<Self> {
+    pub fn new(shape: Shape) -> Arc<Self> {
         Arc::new(Self {
             id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
-            groups,
-            phases,
+            shape,
             shards: Mutex::new(Vec::new()),
             active_vus: AtomicI64::new(0),
         })
@@ -332,7 +433,7 @@ impl MetricsHub {
             let shard = match slot.as_ref() {
                 Some((id, shard)) if *id == self.id => shard.clone(),
                 _ => {
-                    let shard = Arc::new(Mutex::new(Stats::new(self.groups, self.phases)));
+                    let shard = Arc::new(Mutex::new(Stats::new(&self.shape)));
                     self.shards
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -367,20 +468,21 @@ impl MetricsHub {
         });
     }
 
-    /// Counts rows returned or affected by a query of `group`.
-    pub fn record_rows(&self, group: GroupId, rows: u64) {
+    /// Adds `n` to a protocol's extra counter of `group` (rows returned by a query).
+    pub fn record_count(&self, group: GroupId, counter: CounterId, n: u64) {
         self.with_shard(|st| {
             if let Some(g) = st.groups.get_mut(group) {
-                g.rows += rows;
+                g.add_counter(counter, n);
             }
         });
     }
 
     /// Counts an error that is not tied to one request's response (a failed capture).
-    pub fn record_error(&self, group: GroupId, kind: ErrorKind) {
+    pub fn record_error(&self, group: GroupId, class: impl Into<ErrorClass>) {
+        let class = class.into();
         self.with_shard(|st| {
             if let Some(g) = st.groups.get_mut(group) {
-                g.errors[kind as usize] += 1;
+                g.add_error(class, 1);
             }
         });
     }
@@ -418,9 +520,9 @@ impl MetricsHub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut out = Stats::new(self.groups, self.phases);
+        let mut out = Stats::new(&self.shape);
         for shard in shards {
-            let fresh = Stats::new(self.groups, self.phases);
+            let fresh = Stats::new(&self.shape);
             let taken = std::mem::replace(&mut *lock(&shard), fresh);
             out.merge(&taken);
         }
@@ -446,7 +548,7 @@ mod tests {
 
     #[test]
     fn shards_from_many_threads_merge_exactly() {
-        let hub = MetricsHub::new(2, 1);
+        let hub = MetricsHub::new(Shape::new(2, 1));
         std::thread::scope(|s| {
             for t in 0..4u64 {
                 let hub = &hub;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::duration::DurationRange;
+use crate::duration::{format_duration, DurationRange};
+use crate::metrics::{ErrorClass, Shape};
 use crate::protocol::{Protocol, StepExec};
 use crate::threshold::Threshold;
 
@@ -34,9 +35,33 @@ pub struct Plan {
     /// How many capture slots a VU needs.
     pub capture_slots: usize,
     pub graceful_stop: Duration,
+    /// The error classes counted, by [`crate::metrics::ErrorClass`]: the generic
+    /// ones ([`crate::metrics::generic_error_classes`]), then those the protocols
+    /// declared.
+    pub error_classes: Vec<String>,
+    /// The extra per-group counters the protocols declared (SQL's `rows`), by
+    /// [`crate::metrics::CounterId`].
+    pub counters: Vec<String>,
 }
 
 impl Plan {
+    /// The sizes of the plan's figures.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            groups: self.groups.len(),
+            phases: self.phases.len(),
+            error_classes: self.error_classes.len(),
+            counters: self.counters.len(),
+        }
+    }
+
+    /// The name of an error class.
+    pub fn error_class_name(&self, class: ErrorClass) -> &str {
+        self.error_classes
+            .get(class.index())
+            .map_or("other", String::as_str)
+    }
+
     /// The planned duration, when every phase has one.
     pub fn planned_duration(&self) -> Option<Duration> {
         self.phases.iter().map(|p| p.planned_duration()).sum()
@@ -72,6 +97,32 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// How the phase paces and ends, for people: `5/s, at most 100 VUs, for 30s`.
+    pub fn describe(&self) -> String {
+        let pacing = match &self.pacing {
+            Pacing::Open {
+                rate,
+                ramp_to,
+                max_vus,
+            } => match ramp_to {
+                Some(to) => format!("{rate}/s rising to {to}/s, at most {max_vus} VUs"),
+                None => format!("{rate}/s, at most {max_vus} VUs"),
+            },
+            Pacing::Closed { vus } => format!("{vus} looping VUs"),
+        };
+        let stop = match &self.stop {
+            Stop::Duration(d) => format!("for {}", format_duration(*d)),
+            Stop::Iterations {
+                total,
+                max_duration,
+            } => match max_duration {
+                Some(d) => format!("{total} iterations (at most {})", format_duration(*d)),
+                None => format!("{total} iterations"),
+            },
+        };
+        format!("{pacing}, {stop}")
+    }
+
     pub fn planned_duration(&self) -> Option<Duration> {
         match self.stop {
             Stop::Duration(d) => Some(d),

@@ -156,7 +156,7 @@ impl Shared {
 
 /// Runs `plan` to its end (or until stopped) and returns the merged results.
 pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>) -> RunResult {
-    let hub = MetricsHub::new(plan.groups.len(), plan.phases.len());
+    let hub = MetricsHub::new(plan.shape());
     let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
     let mut acc = 0u32;
     let flow_weights = plan
@@ -215,7 +215,7 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     done.cancel();
     let mut total = match aggregator.await {
         Ok(total) => total,
-        Err(_) => Stats::new(plan.groups.len(), plan.phases.len()),
+        Err(_) => Stats::new(&plan.shape()),
     };
     total.merge(&hub.collect());
     sh.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -252,7 +252,7 @@ async fn aggregate(
     monitors: Option<Arc<dyn MonitorSource>>,
 ) -> Stats {
     let plan = &sh.plan;
-    let mut total = Stats::new(plan.groups.len(), plan.phases.len());
+    let mut total = Stats::new(&plan.shape());
     let mut interval = tokio::time::interval_at(start + tick, tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = start;
@@ -618,6 +618,8 @@ mod tests {
             protocols: vec![],
             capture_slots: 0,
             graceful_stop: Duration::from_millis(300),
+            error_classes: crate::metrics::generic_error_classes(),
+            counters: vec![],
         })
     }
 

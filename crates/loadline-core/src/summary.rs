@@ -25,16 +25,6 @@ pub enum Status {
 }
 
 impl Status {
-    /// The process exit code for this status (see the README).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Status::Passed => 0,
-            Status::Failed => 3,
-            Status::Aborted => 4,
-            Status::Interrupted => 130,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Passed => "passed",
@@ -112,17 +102,14 @@ pub struct StepSummary {
     pub checks: CheckTotals,
     pub bytes_sent: u64,
     pub bytes_received: u64,
-    /// Rows returned or affected (SQL steps only).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub rows: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
+    /// The protocols' extra counters that counted something (SQL's `rows`),
+    /// as fields of the step.
+    #[serde(flatten)]
+    pub counters: BTreeMap<String, u64>,
 }
 
 impl StepSummary {
-    fn new(name: &str, g: &GroupStats) -> Self {
+    fn new(plan: &Plan, name: &str, g: &GroupStats) -> Self {
         Self {
             name: name.to_string(),
             requests: g.requests,
@@ -131,7 +118,7 @@ impl StepSummary {
             status: g.status.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
             errors: g
                 .error_counts()
-                .map(|(k, n)| (k.as_str().to_string(), n))
+                .map(|(k, n)| (plan.error_class_name(k).to_string(), n))
                 .collect(),
             checks: CheckTotals {
                 passed: g.checks_passed,
@@ -139,7 +126,13 @@ impl StepSummary {
             },
             bytes_sent: g.bytes_sent,
             bytes_received: g.bytes_received,
-            rows: g.rows,
+            counters: plan
+                .counters
+                .iter()
+                .zip(&g.counters)
+                .filter(|(_, n)| **n > 0)
+                .map(|(name, n)| (name.clone(), *n))
+                .collect(),
         }
     }
 }
@@ -313,7 +306,7 @@ impl Summary {
                 .groups
                 .iter()
                 .zip(&total.groups)
-                .map(|(info, g)| StepSummary::new(&info.name, g))
+                .map(|(info, g)| StepSummary::new(plan, &info.name, g))
                 .collect(),
             thresholds,
             phases: plan

@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn evaluates_on_merged_stats() {
-        let hub = MetricsHub::new(1, 1);
+        let hub = MetricsHub::new(crate::metrics::Shape::new(1, 1));
         for i in 1..=100u64 {
             hub.record_request(&RequestSample {
                 group: 0,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::metrics::MetricsHub;
 use crate::plan::Plan;
+use crate::protocol::Slot;
 use crate::template::Vars;
 
 /// One virtual user.
@@ -34,11 +35,11 @@ impl Vu {
         }
     }
 
-    /// Splits the VU into its variables, the state of protocol `index` (downcast to
-    /// `T`) and its metrics, so a step can render templates while holding its
-    /// connection. `None` if the state is not a `T` (a plan built wrongly).
-    pub fn parts<T: 'static>(&mut self, index: usize) -> Option<(&mut Vars, &mut T, &MetricsHub)> {
-        let state = self.states.get_mut(index)?.downcast_mut::<T>()?;
+    /// Splits the VU into its variables, the state in `slot` and its metrics, so
+    /// a step can render templates while holding its connection. `None` only for
+    /// a plan whose protocols are not the ones its steps were built with.
+    pub fn parts<S: 'static>(&mut self, slot: Slot<S>) -> Option<(&mut Vars, &mut S, &MetricsHub)> {
+        let state = self.states.get_mut(slot.index())?.downcast_mut::<S>()?;
         Some((&mut self.vars, state, &self.metrics))
     }
 }

@@ -4,5 +4,6 @@
 //! fill the specs, the engine runs the executors.
 
 pub mod http;
+pub mod registry;
 #[cfg(feature = "sql")]
 pub mod sql;

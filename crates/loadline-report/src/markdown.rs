@@ -14,7 +14,7 @@ fn cell(s: &str) -> String {
 pub fn render(s: &Summary) -> String {
     let mut o = String::new();
     let title = s.name.as_deref().unwrap_or(&s.scenario);
-    let mark = if s.status.exit_code() == 0 {
+    let mark = if s.status == loadline_core::summary::Status::Passed {
         "✅"
     } else {
         "❌"

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use loadline_core::metrics::{ErrorKind, GroupStats};
+use loadline_core::metrics::GroupStats;
 use loadline_core::runner::Tick;
 use serde::Serialize;
 
@@ -79,7 +79,7 @@ impl SeriesPoint {
         let all = tick.interval.all_requests(&plan.groups);
         let mut errors = BTreeMap::new();
         for (kind, n) in all.error_counts() {
-            errors.insert(kind.as_str().to_string(), n);
+            errors.insert(plan.error_class_name(kind).to_string(), n);
         }
         let groups = plan
             .groups
@@ -144,10 +144,8 @@ impl SeriesPoint {
         if let Some(lag) = self.schedule_lag_p99_ms {
             out.push(("schedule_lag_p99_ms".into(), lag));
         }
-        for kind in ErrorKind::ALL {
-            if let Some(n) = self.errors.get(kind.as_str()) {
-                out.push((format!("errors{{kind={}}}", kind.as_str()), *n as f64));
-            }
+        for (kind, n) in &self.errors {
+            out.push((format!("errors{{kind={kind}}}"), *n as f64));
         }
         for (name, g) in &self.groups {
             let label = label_value(name);

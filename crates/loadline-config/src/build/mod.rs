@@ -1,41 +1,42 @@
-//! From the deserialized model to a Plan: checks what every value means and
-//! compiles every template, collecting each problem with its position.
-//!
-//! The builder first produces a [`Draft`] — the plan with HTTP steps still as
-//! [`http::HttpStepSpec`]s — and only [`Draft::into_plan`] turns the specs into
-//! executors, so the checks can be tested without building executors.
+//! From the deserialized model to a Plan: checks what every value means,
+//! compiles every template, and has each protocol build its own steps (see
+//! [`loadline_protocols::registry`]) through the build context the [`Builder`]
+//! implements, collecting each problem with its position.
 
 mod data;
 mod profiles;
 mod scope;
-mod sql;
 mod steps;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use loadline_core::build::{BuildCtx, Severity};
 use loadline_core::capacity::SearchSpec;
 use loadline_core::duration::parse_duration;
+use loadline_core::metrics::{generic_error_classes, CounterId, ErrorClass, GroupId};
 use loadline_core::plan::{
-    Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Step, Stop, DEFAULT_GRACEFUL_STOP,
-    DEFAULT_MAX_VUS,
+    Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop, DEFAULT_GRACEFUL_STOP,
+    DEFAULT_MAX_VUS, OUTCOME_KIND,
 };
 use loadline_core::protocol::Protocol;
+use loadline_core::template::Scope;
 use loadline_core::threshold::{parse_condition, parse_selector, MetricName, Threshold};
-use loadline_protocols::http::{self, HttpSettings};
+use loadline_doc::de::{self, DeError, Entries, Lenient, Raw, Sink, Span, Spanned};
+use loadline_doc::suggest::did_you_mean;
+use loadline_doc::yaml::{self, Mark};
+use loadline_monitor::{DatabaseMonitorSpec, MonitorConfig};
+use loadline_protocols::registry::{ProtocolBuilder, Registry, Scenario, Target};
 
-use crate::de::{self, DeError, Entries, Lenient, Sink, Span, Spanned};
 use crate::model::{
     Conditions, DataDoc, FlowDoc, Items, OrderDoc, PhaseDoc, ScenarioDoc, ThresholdDoc,
 };
-use crate::suggest::did_you_mean;
-use crate::yaml::{self, Mark};
 use crate::{Overrides, Profile};
 
-use scope::{FeederInfo, Names};
-pub use sql::SqlPlan;
-pub(crate) use steps::StepDraft;
+use scope::{FeederInfo, NameScope, Names};
+pub(crate) use steps::{LoopDoc, ThinkDoc};
+use steps::KindInfo;
 
 /// A problem (or a warning) at a position in the scenario text.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,19 +54,20 @@ pub(crate) struct Built {
     pub warnings: Vec<Problem>,
 }
 
-/// A checked plan whose HTTP steps are still specs.
+/// A checked plan, with what the caller needs besides it.
 #[derive(Debug)]
 pub(crate) struct Draft {
     pub name: Option<String>,
     pub phases: Vec<Phase>,
-    pub flows: Vec<FlowDraft>,
+    pub flows: Vec<Flow>,
     pub feeders: Vec<Feeder>,
     pub thresholds: Vec<Threshold>,
     pub groups: Vec<GroupInfo>,
     pub capture_slots: usize,
     pub graceful_stop: Duration,
-    /// The settings of the plan's HTTP protocol, when any step uses HTTP.
-    pub http: Option<HttpSettings>,
+    pub protocols: Vec<Arc<dyn Protocol>>,
+    pub error_classes: Vec<String>,
+    pub counters: Vec<String>,
     /// The profile `phases` came from (`None`: the `phases` key, or none).
     pub profile: Option<String>,
     /// Every profile of the scenario.
@@ -73,68 +75,27 @@ pub(crate) struct Draft {
     /// The `capacity:` settings.
     pub capacity: SearchSpec,
     /// The `monitor:` settings, checked.
-    pub monitor: Option<loadline_monitor::MonitorConfig>,
-    /// The databases and what runs around the load, when the scenario has
-    /// `databases:`.
-    pub sql: Option<SqlPlan>,
+    pub monitor: Option<MonitorConfig>,
     /// The base URL requests go to (after `--target`), when it is a valid URL.
     pub target: Option<url::Url>,
 }
 
-#[derive(Debug)]
-pub(crate) struct FlowDraft {
-    pub name: String,
-    pub weight: u32,
-    pub steps: Vec<StepDraft>,
-}
-
-/// The index of the HTTP protocol in the plan's protocol list.
-const HTTP_PROTOCOL: usize = 0;
-
 impl Draft {
-    /// Builds the step executors and assembles the runnable plan.
+    /// Assembles the runnable plan.
     pub fn into_plan(self, source: String) -> Plan {
-        let mut protocols: Vec<Arc<dyn Protocol>> = match self.http {
-            Some(settings) => vec![http::HttpProtocol::new(settings)],
-            None => Vec::new(),
-        };
-        // At the index its steps were built with (after HTTP's, when any).
-        if let Some(sql) = self.sql {
-            protocols.push(sql.protocol);
-        }
         Plan {
             name: self.name,
             source,
             phases: self.phases,
-            flows: self
-                .flows
-                .into_iter()
-                .map(|f| Flow {
-                    name: f.name,
-                    weight: f.weight,
-                    steps: f.steps.into_iter().map(StepDraft::into_step).collect(),
-                })
-                .collect(),
+            flows: self.flows,
             feeders: Arc::new(self.feeders),
             thresholds: self.thresholds,
             groups: self.groups,
-            protocols,
+            protocols: self.protocols,
             capture_slots: self.capture_slots,
             graceful_stop: self.graceful_stop,
-        }
-    }
-}
-
-impl StepDraft {
-    fn into_step(self) -> Step {
-        match self {
-            StepDraft::Http(spec) => Step::Exec(http::build_step(*spec)),
-            StepDraft::Exec(exec) => Step::Exec(exec),
-            StepDraft::Think(range) => Step::Think(range),
-            StepDraft::Loop { count, steps } => Step::Loop {
-                count,
-                steps: steps.into_iter().map(StepDraft::into_step).collect(),
-            },
+            error_classes: self.error_classes,
+            counters: self.counters,
         }
     }
 }
@@ -142,11 +103,16 @@ impl StepDraft {
 /// Parses, deserializes and checks a scenario text.
 #[cfg(test)]
 pub(crate) fn build(text: &str, base_dir: &Path) -> Built {
-    build_with(text, base_dir, &Overrides::default())
+    build_with(&Registry::builtin(), text, base_dir, &Overrides::default())
 }
 
 /// Parses, deserializes and checks a scenario text, with command-line overrides.
-pub(crate) fn build_with(text: &str, base_dir: &Path, overrides: &Overrides) -> Built {
+pub(crate) fn build_with(
+    registry: &Registry,
+    text: &str,
+    base_dir: &Path,
+    overrides: &Overrides,
+) -> Built {
     let (root, yaml_problems) = match yaml::parse(text) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -161,7 +127,7 @@ pub(crate) fn build_with(text: &str, base_dir: &Path, overrides: &Overrides) -> 
             }
         }
     };
-    let mut b = Builder::new(base_dir, overrides);
+    let mut b = Builder::new(registry, base_dir, overrides);
     b.problems
         .extend(yaml_problems.into_iter().map(|e| Problem {
             mark: e.mark,
@@ -178,12 +144,29 @@ pub(crate) fn build_with(text: &str, base_dir: &Path, overrides: &Overrides) -> 
             None
         }
         Some(root) => {
+            // The protocols' sections are theirs to read.
+            let sections: Vec<(&'static str, Raw)> = b
+                .sections
+                .iter()
+                .filter_map(|(key, _)| {
+                    let raw = Raw {
+                        node: root.clone(),
+                        path: String::new(),
+                    };
+                    raw.get(key).map(|r| (*key, r))
+                })
+                .collect();
+            let skeleton = Raw {
+                node: root.clone(),
+                path: String::new(),
+            }
+            .without(|k| sections.iter().any(|(s, _)| *s == k));
             let sink = Sink::default();
-            let doc = de::from_node::<ScenarioDoc>(root, &sink);
+            let doc = de::from_node::<ScenarioDoc>(&skeleton.node, &sink);
             b.suggested = sink.take_suggestions();
             b.problems
                 .extend(sink.into_errors().into_iter().map(problem_from_de));
-            doc.and_then(|doc| b.scenario(&doc, root.mark))
+            doc.and_then(|doc| b.scenario(&doc, root.mark, &sections))
         }
     };
     let Builder {
@@ -225,6 +208,7 @@ const MAX_ITERATIONS: i64 = 1_000_000_000;
 const MAX_WEIGHT: i64 = 1_000_000;
 
 struct Builder<'a> {
+    registry: &'a Registry,
     base_dir: &'a Path,
     overrides: &'a Overrides,
     problems: Vec<Problem>,
@@ -234,16 +218,85 @@ struct Builder<'a> {
     /// Capture slot names; a name keeps its slot across flows.
     capture_slots: Vec<String>,
     any_check: bool,
-    any_http: bool,
-    /// The databases, and the SQL protocol the steps are built on.
-    sql: sql::SqlBuild,
     /// Keys suggested for misspelt keys, by the mark of their mapping.
     suggested: Vec<(Mark, String)>,
+    /// Every kind of step, the format's own and the protocols'.
+    kinds: Vec<KindInfo>,
+    /// The protocols' top-level sections, with the index of their entry.
+    sections: Vec<(&'static str, usize)>,
+    /// The names a template in the current step may use.
+    scope: NameScope,
+    /// The names a template outside any iteration may use (no captures).
+    fixed: Names,
+    /// The plan's protocols, in the order they joined.
+    protocols: Vec<Arc<dyn Protocol>>,
+    /// Every error class counted: the generic ones, then the declared ones.
+    error_classes: Vec<String>,
+    /// The extra counters the protocols declared.
+    counters: Vec<String>,
+}
+
+/// The keys a schema's object accepts (following a `$ref` into the generator's
+/// definitions).
+fn schema_keys(generator: &schemars::SchemaGenerator, schema: &schemars::Schema) -> Vec<String> {
+    let value = schema.as_value();
+    let resolved = match value.get("$ref").and_then(|r| r.as_str()) {
+        Some(r) => r
+            .rsplit('/')
+            .next()
+            .and_then(|name| generator.definitions().get(name)),
+        None => Some(value),
+    };
+    resolved
+        .and_then(|v| v.get("properties"))
+        .and_then(|p| p.as_object())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 impl<'a> Builder<'a> {
-    fn new(base_dir: &'a Path, overrides: &'a Overrides) -> Self {
+    fn new(registry: &'a Registry, base_dir: &'a Path, overrides: &'a Overrides) -> Self {
+        let mut generator = schemars::SchemaGenerator::default();
+        let mut kinds = Vec::new();
+        let mut sections = Vec::new();
+        let own = [
+            (
+                steps::THINK,
+                "a `think` step",
+                generator.subschema_for::<steps::ThinkDoc>(),
+            ),
+            (
+                steps::LOOP,
+                "a `loop`",
+                generator.subschema_for::<steps::LoopDoc>(),
+            ),
+        ];
+        for (key, described, schema) in own {
+            kinds.push(KindInfo {
+                key,
+                described,
+                keys: schema_keys(&generator, &schema),
+                builder: None,
+            });
+        }
+        for (i, entry) in registry.entries().iter().enumerate() {
+            for document in entry.steps(&mut generator) {
+                let keys = schema_keys(&generator, &document.schema);
+                for kind in document.kinds {
+                    kinds.push(KindInfo {
+                        key: kind.key,
+                        described: kind.described,
+                        keys: keys.clone(),
+                        builder: Some(i),
+                    });
+                }
+            }
+            for section in entry.sections(&mut generator) {
+                sections.push((section.key, i));
+            }
+        }
         Self {
+            registry,
             base_dir,
             overrides,
             problems: Vec::new(),
@@ -251,9 +304,14 @@ impl<'a> Builder<'a> {
             groups: Vec::new(),
             capture_slots: Vec::new(),
             any_check: false,
-            any_http: false,
-            sql: sql::SqlBuild::default(),
             suggested: Vec::new(),
+            kinds,
+            sections,
+            scope: NameScope::default(),
+            fixed: Names::default(),
+            protocols: Vec::new(),
+            error_classes: generic_error_classes(),
+            counters: Vec::new(),
         }
     }
 
@@ -289,12 +347,19 @@ impl<'a> Builder<'a> {
         });
     }
 
-    fn scenario(&mut self, doc: &ScenarioDoc, root: Mark) -> Option<Draft> {
+    fn scenario(
+        &mut self,
+        doc: &ScenarioDoc,
+        root: Mark,
+        sections: &[(&'static str, Raw)],
+    ) -> Option<Draft> {
         let root_span = Span {
             mark: root,
             ..Span::default()
         };
-        let names = self.names(doc);
+        let (names, loaded) = self.names(doc);
+        self.scope.names = names.clone();
+        self.fixed = names;
         let target_override = self.overrides.target.as_ref().map(|t| Spanned {
             span: Span {
                 path: "--target".into(),
@@ -303,7 +368,33 @@ impl<'a> Builder<'a> {
             value: t.clone(),
         });
         let target = target_override.as_ref().or(lenient(&doc.target));
-        let defaults = self.http_defaults(target, lenient(&doc.defaults), &names);
+        let base = match target {
+            None => Target::Missing,
+            Some(t) => match self.target(t) {
+                Some(url) => Target::Base(url),
+                None => Target::Invalid,
+            },
+        };
+        // Every protocol reads its sections before any step is built.
+        let registry = self.registry;
+        let mut builders: Vec<Box<dyn ProtocolBuilder>> = Vec::new();
+        for (i, entry) in registry.entries().iter().enumerate() {
+            let scenario = Scenario {
+                sections: self
+                    .sections
+                    .iter()
+                    .filter(|(_, owner)| *owner == i)
+                    .filter_map(|(key, _)| {
+                        sections
+                            .iter()
+                            .find(|(k, _)| k == key)
+                            .map(|(k, r)| (*k, r.clone()))
+                    })
+                    .collect(),
+                target: base.clone(),
+            };
+            builders.push(entry.begin(&scenario, self));
+        }
 
         let phases = match &doc.phases {
             None if doc.profiles.is_none() => {
@@ -327,7 +418,6 @@ impl<'a> Builder<'a> {
             .map(|c| self.capacity(c))
             .unwrap_or_default();
 
-        self.sql_databases(doc, &names);
         let flows = match &doc.flows {
             None => {
                 self.missing(
@@ -339,7 +429,7 @@ impl<'a> Builder<'a> {
             }
             Some(list) => list
                 .get()
-                .map(|l| self.flows(l, &names, &defaults))
+                .map(|l| self.flows(l, &mut builders))
                 .unwrap_or_default(),
         };
 
@@ -361,7 +451,7 @@ impl<'a> Builder<'a> {
             }
         });
         let monitor = match (monitor, lenient(&doc.monitor)) {
-            (Some(config), Some(m)) => self.monitor_databases(config, &m.span),
+            (Some(config), Some(m)) => self.monitor_databases(config, &m.span, &builders),
             (config, _) => config,
         };
         let target_url = target.and_then(|t| url::Url::parse(&t.value).ok());
@@ -384,7 +474,7 @@ impl<'a> Builder<'a> {
             }
         }
 
-        let feeders = names.feeders.into_iter().filter_map(|f| f.loaded).collect();
+        let feeders = loaded.into_iter().flatten().collect();
         Some(Draft {
             name: lenient(&doc.name).map(|n| n.value.clone()),
             phases,
@@ -394,21 +484,21 @@ impl<'a> Builder<'a> {
             groups: std::mem::take(&mut self.groups),
             capture_slots: self.capture_slots.len(),
             graceful_stop,
-            // SQL steps were built to come after HTTP's protocol whenever the
-            // scenario has HTTP steps.
-            http: (self.any_http || self.sql.protocol_index > 0).then_some(defaults.settings),
+            protocols: std::mem::take(&mut self.protocols),
+            error_classes: std::mem::take(&mut self.error_classes),
+            counters: std::mem::take(&mut self.counters),
             profile,
             profiles,
             capacity,
             monitor,
             target: target_url,
-            sql: self.sql.finish(),
         })
     }
 
     /// The constants and data files templates can refer to.
-    fn names(&mut self, doc: &ScenarioDoc) -> Names {
+    fn names(&mut self, doc: &ScenarioDoc) -> (Names, scope::Loaded) {
         let mut names = Names::default();
+        let mut read = Vec::new();
         for (key, value) in lenient(&doc.vars)
             .map(|e| e.0.as_slice())
             .unwrap_or_default()
@@ -446,10 +536,10 @@ impl<'a> Builder<'a> {
             names.feeders.push(FeederInfo {
                 name: key.value.clone(),
                 columns: loaded.as_ref().map(|f| f.columns.clone()),
-                loaded,
             });
+            read.push(loaded);
         }
-        names
+        (names, read)
     }
 
     fn feeder(&mut self, name: &str, doc: &Spanned<DataDoc>) -> Option<Feeder> {
@@ -590,9 +680,8 @@ impl<'a> Builder<'a> {
     fn flows(
         &mut self,
         list: &Items<FlowDoc>,
-        names: &Names,
-        defaults: &steps::HttpDefaults,
-    ) -> Vec<FlowDraft> {
+        builders: &mut [Box<dyn ProtocolBuilder>],
+    ) -> Vec<Flow> {
         if list.value.is_empty() {
             self.error(
                 &list.span,
@@ -631,10 +720,10 @@ impl<'a> Builder<'a> {
                     );
                     None
                 }
-                Some(steps) => Some(self.flow_steps(steps, names, defaults)),
+                Some(steps) => Some(self.flow_steps(steps, builders)),
             };
             if let (Some(weight), Some(steps)) = (weight, steps) {
-                out.push(FlowDraft {
+                out.push(Flow {
                     name,
                     weight,
                     steps,
@@ -761,16 +850,24 @@ impl<'a> Builder<'a> {
     }
 
     /// The metric group of this name and kind, created on first use. A name
-    /// already used by a group of another kind (a polling step's outcome and a
-    /// plain request) is an error at `span`.
+    /// already used by a group of another kind is an error at `span`.
     fn group(&mut self, name: String, kind: &str, span: &Span) -> Option<usize> {
         match self.groups.iter().position(|g| g.name == name) {
             Some(id) if self.groups[id].kind == kind => Some(id),
-            Some(_) => {
+            Some(id) => {
+                let what = |k: &str| {
+                    if k == OUTCOME_KIND {
+                        "an outcome (a polling step, a transaction or a pool wait)".to_string()
+                    } else {
+                        format!("a `{k}` request")
+                    }
+                };
+                let other = what(&self.groups[id].kind);
                 self.error(
                     span,
                     format!(
-                        "the name `{name}` is used by a polling step (`until:`) and by another kind of step: a polling step's name measures the time until its condition held, so give the other step another name"
+                        "the name `{name}` is used by {other} and by {}: a metric group counts one kind of thing, so give one of them another `name`",
+                        what(kind)
                     ),
                 );
                 None
@@ -783,6 +880,92 @@ impl<'a> Builder<'a> {
                 Some(self.groups.len() - 1)
             }
         }
+    }
+
+    fn target(&mut self, t: &Spanned<String>) -> Option<url::Url> {
+        let text = t.value.trim();
+        let url = match url::Url::parse(text.trim_end_matches('/')) {
+            Ok(url) => url,
+            Err(e) => {
+                self.error(
+                    &t.span,
+                    format!(
+                        "invalid target URL `{text}`: {e}; expected e.g. http://127.0.0.1:8080"
+                    ),
+                );
+                return None;
+            }
+        };
+        let problem = if !matches!(url.scheme(), "http" | "https") {
+            Some(format!(
+                "the target must be an http:// or https:// URL, found scheme `{}`",
+                url.scheme()
+            ))
+        } else if url.host_str().is_none_or(str::is_empty) {
+            Some(format!("the target URL `{text}` has no host"))
+        } else if url.query().is_some() || url.fragment().is_some() {
+            Some(format!(
+                "the target URL `{text}` is a base: drop its `?query` or `#fragment`"
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => {
+                self.error(&t.span, p);
+                None
+            }
+            None => Some(url),
+        }
+    }
+
+    /// Fills the databases a `monitor:` block names with their URLs; an unknown
+    /// name is an error, a database without server statistics a warning.
+    fn monitor_databases(
+        &mut self,
+        mut monitor: MonitorConfig,
+        span: &Span,
+        builders: &[Box<dyn ProtocolBuilder>],
+    ) -> Option<MonitorConfig> {
+        let known: Vec<_> = builders.iter().flat_map(|b| b.databases()).collect();
+        let mut watched = Vec::new();
+        let mut ok = true;
+        for name in std::mem::take(&mut monitor.database) {
+            match known.iter().find(|d| d.name == name) {
+                None => {
+                    let names: Vec<&str> = known.iter().map(|d| d.name.as_str()).collect();
+                    let mut msg = format!("monitor.database: no database is called `{name}`");
+                    if names.is_empty() {
+                        msg.push_str(": the scenario has no `databases:`");
+                    } else {
+                        msg.push_str(&format!(": expected one of {}", quoted_list(&names)));
+                    }
+                    if let Some(s) = did_you_mean(&name, names.iter().copied()) {
+                        msg.push_str(&format!("; did you mean `{s}`?"));
+                    }
+                    self.error(span, msg);
+                    ok = false;
+                }
+                // Its settings are invalid (reported).
+                Some(d) if d.url.is_none() => ok = false,
+                Some(d) => match (&d.unwatchable, &d.url) {
+                    (Some(why), _) => self.warn(
+                        span,
+                        format!("monitor.database: `{name}` is {why}; it is not monitored"),
+                    ),
+                    (None, Some(url)) => {
+                        monitor.databases.push(DatabaseMonitorSpec {
+                            name: name.clone(),
+                            url: url.clone(),
+                        });
+                        watched.push(name);
+                    }
+                    (None, None) => ok = false,
+                },
+            }
+        }
+        monitor.database = watched;
+        ok.then_some(monitor)
     }
 
     /// The capture slot of this name.
@@ -808,3 +991,109 @@ fn quoted_list(items: &[&str]) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+impl BuildCtx for Builder<'_> {
+    fn report(&mut self, severity: Severity, mark: Mark, path: &str, message: String) {
+        let problem = Problem {
+            mark,
+            path: path.to_string(),
+            message,
+        };
+        match severity {
+            Severity::Error => self.problems.push(problem),
+            Severity::Warning => self.warnings.push(problem),
+        }
+    }
+
+    fn error_count(&self) -> usize {
+        self.problems.len()
+    }
+
+    fn suggested(&mut self, mapping: Mark, key: String) {
+        self.suggested.push((mapping, key));
+    }
+
+    fn was_suggested(&self, mapping: Mark, keys: &[&str]) -> bool {
+        self.suggested
+            .iter()
+            .any(|(mark, key)| *mark == mapping && keys.contains(&key.as_str()))
+    }
+
+    fn scope(&self) -> &dyn Scope {
+        &self.scope
+    }
+
+    fn fixed_scope(&self) -> &dyn Scope {
+        &self.fixed
+    }
+
+    fn capture(&mut self, name: &str, at: &Span) -> Option<usize> {
+        let mut ok = true;
+        if !is_identifier(name) {
+            self.error(
+                at,
+                format!(
+                    "`{name}` is not a capture name: use letters, digits and `_`, such as `order_id`"
+                ),
+            );
+            ok = false;
+        } else if let Some(kind) = self.scope.names.is_declared(name) {
+            self.error(
+                at,
+                format!(
+                    "the capture `{name}` would hide the {kind} of the same name: choose another name"
+                ),
+            );
+            ok = false;
+        }
+        let slot = self.capture_slot(name);
+        if !self.scope.captures.iter().any(|(n, _)| n == name) {
+            self.scope.captures.push((name.to_string(), slot));
+        }
+        ok.then_some(slot)
+    }
+
+    fn note_check(&mut self) {
+        self.any_check = true;
+    }
+
+    fn group(&mut self, name: String, kind: &str, at: &Span) -> Option<GroupId> {
+        Builder::group(self, name, kind, at)
+    }
+
+    fn error_classes(&mut self, names: &[&str]) -> Vec<ErrorClass> {
+        names
+            .iter()
+            .map(|name| {
+                let index = match self.error_classes.iter().position(|c| c == name) {
+                    Some(i) => i,
+                    None => {
+                        self.error_classes.push((*name).to_string());
+                        self.error_classes.len() - 1
+                    }
+                };
+                ErrorClass::from_index(u16::try_from(index).unwrap_or(u16::MAX))
+            })
+            .collect()
+    }
+
+    fn counter(&mut self, name: &str) -> CounterId {
+        let index = match self.counters.iter().position(|c| c == name) {
+            Some(i) => i,
+            None => {
+                self.counters.push(name.to_string());
+                self.counters.len() - 1
+            }
+        };
+        CounterId::from_index(u16::try_from(index).unwrap_or(u16::MAX))
+    }
+
+    fn add_protocol(&mut self, protocol: Arc<dyn Protocol>) -> usize {
+        self.protocols.push(protocol);
+        self.protocols.len() - 1
+    }
+
+    fn base_dir(&self) -> &Path {
+        self.base_dir
+    }
+}

@@ -9,9 +9,9 @@ use loadline_core::capacity::{Growth, SearchSpec};
 use loadline_core::plan::{Phase, Stop};
 
 use super::{lenient, quoted_list, Builder, MAX_MAX_VUS};
-use crate::de::{Span, Spanned};
+use loadline_doc::de::{Span, Spanned};
 use crate::model::{CapacityDoc, ScenarioDoc};
-use crate::suggest::did_you_mean;
+use loadline_doc::suggest::did_you_mean;
 use crate::{Profile, CAPACITY_PROFILE};
 
 /// The most bisection steps a capacity search may ask for.

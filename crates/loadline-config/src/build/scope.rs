@@ -5,22 +5,24 @@ use loadline_core::plan::Feeder;
 use loadline_core::template::{PathSeg, Scope, VarRef};
 use serde_json::Value;
 
-use crate::suggest::did_you_mean;
+use loadline_doc::suggest::did_you_mean;
 
 /// The names declared for the whole scenario.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Names {
     pub vars: Vec<(String, Value)>,
     pub feeders: Vec<FeederInfo>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct FeederInfo {
     pub name: String,
     /// `None` when the file could not be read (already reported).
     pub columns: Option<Vec<String>>,
-    pub loaded: Option<Feeder>,
 }
+
+/// The data files read, in the order of [`Names::feeders`] (`None`: not read).
+pub(crate) type Loaded = Vec<Option<Feeder>>;
 
 impl Names {
     pub fn is_declared(&self, name: &str) -> Option<&'static str> {
@@ -35,67 +37,81 @@ impl Names {
 }
 
 /// The names in scope for one template.
-pub(crate) struct NameScope<'a> {
-    pub names: &'a Names,
+#[derive(Debug, Default)]
+pub(crate) struct NameScope {
+    pub names: Names,
     /// Captures assigned by earlier steps: name and slot.
-    pub captures: &'a [(String, usize)],
+    pub captures: Vec<(String, usize)>,
     /// Every name some step of this flow captures, for a better message when a
     /// template uses one too early.
-    pub flow_captures: &'a [String],
+    pub flow_captures: Vec<String>,
 }
 
-impl Scope for NameScope<'_> {
+impl Scope for NameScope {
     fn resolve(&self, name: &str, path: &[PathSeg]) -> Result<VarRef, String> {
-        if let Some((_, slot)) = self.captures.iter().find(|(n, _)| n == name) {
-            return Ok(VarRef::Capture {
-                slot: *slot,
-                path: path.to_vec(),
-            });
-        }
-        if let Some((_, value)) = self.names.vars.iter().find(|(n, _)| n == name) {
-            return walk(name, value, path).map(|v| VarRef::Const(v.clone()));
-        }
-        if let Some((index, feeder)) = self
-            .names
-            .feeders
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.name == name)
-        {
-            return column(index, feeder, path);
-        }
-        if self.flow_captures.iter().any(|n| n == name) {
-            return Err(format!(
-                "`{name}` is used before any step captures it: capture it in an earlier step of this flow"
-            ));
-        }
-        Err(self.unknown(name))
+        resolve(&self.names, &self.captures, &self.flow_captures, name, path)
     }
 }
 
-impl NameScope<'_> {
-    fn unknown(&self, name: &str) -> String {
-        let known: Vec<&str> = self
-            .captures
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .chain(self.names.vars.iter().map(|(n, _)| n.as_str()))
-            .chain(self.names.feeders.iter().map(|f| f.name.as_str()))
-            .collect();
-        let mut msg = format!("unknown name `{name}`");
-        if known.is_empty() {
-            msg.push_str(": no vars, data files or captured values are defined here");
-        } else {
-            msg.push_str(&format!(
-                ": expected a var, a data file or a value captured earlier ({})",
-                known.join(", ")
-            ));
-        }
-        if let Some(s) = did_you_mean(name, known) {
-            msg.push_str(&format!("; did you mean `{s}`?"));
-        }
-        msg
+/// Outside any iteration (setup statements, connection URLs): no captures.
+impl Scope for Names {
+    fn resolve(&self, name: &str, path: &[PathSeg]) -> Result<VarRef, String> {
+        resolve(self, &[], &[], name, path)
     }
+}
+
+fn resolve(
+    names: &Names,
+    captures: &[(String, usize)],
+    flow_captures: &[String],
+    name: &str,
+    path: &[PathSeg],
+) -> Result<VarRef, String> {
+    if let Some((_, slot)) = captures.iter().find(|(n, _)| n == name) {
+        return Ok(VarRef::Capture {
+            slot: *slot,
+            path: path.to_vec(),
+        });
+    }
+    if let Some((_, value)) = names.vars.iter().find(|(n, _)| n == name) {
+        return walk(name, value, path).map(|v| VarRef::Const(v.clone()));
+    }
+    if let Some((index, feeder)) = names
+        .feeders
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.name == name)
+    {
+        return column(index, feeder, path);
+    }
+    if flow_captures.iter().any(|n| n == name) {
+        return Err(format!(
+            "`{name}` is used before any step captures it: capture it in an earlier step of this flow"
+        ));
+    }
+    Err(unknown(names, captures, name))
+}
+
+fn unknown(names: &Names, captures: &[(String, usize)], name: &str) -> String {
+    let known: Vec<&str> = captures
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(names.vars.iter().map(|(n, _)| n.as_str()))
+        .chain(names.feeders.iter().map(|f| f.name.as_str()))
+        .collect();
+    let mut msg = format!("unknown name `{name}`");
+    if known.is_empty() {
+        msg.push_str(": no vars, data files or captured values are defined here");
+    } else {
+        msg.push_str(&format!(
+            ": expected a var, a data file or a value captured earlier ({})",
+            known.join(", ")
+        ));
+    }
+    if let Some(s) = did_you_mean(name, known) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    }
+    msg
 }
 
 /// Follows `.key` and `[index]` into a constant.

@@ -7,13 +7,13 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION, USER_AGENT};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use loadline_core::metrics::{ErrorKind, GroupId, MetricsHub, RequestSample};
+use loadline_core::metrics::{ErrorKind, MetricsHub, RequestSample};
 use loadline_core::protocol::{BoxFuture, StepExec, StepOutcome};
 use loadline_core::template::{JsonTemplate, Vars};
 use loadline_core::vu::Vu;
@@ -173,9 +173,9 @@ impl HttpStep {
 
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
         let group = self.spec.group;
-        let Some((vars, state, hub)) = vu.parts::<VuState>(self.spec.protocol_index) else {
+        let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
             // A plan that pairs this step with another protocol's state.
-            vu.metrics.record_request(&unsent(group, ErrorKind::Other));
+            vu.metrics.record_request(&RequestSample::unsent(group, ErrorKind::Other));
             return StepOutcome::AbortIteration;
         };
         let outcome = match &self.spec.poll {
@@ -218,7 +218,7 @@ impl HttpStep {
                     latency: start.elapsed(),
                     status: answered.then_some(state.head.status),
                     failed: true,
-                    error: Some(ErrorKind::Timeout),
+                    error: Some(ErrorKind::Timeout.into()),
                     bytes_sent: 0,
                     bytes_received: 0,
                 });
@@ -236,7 +236,7 @@ impl HttpStep {
         let (mut origin, mut target) = match self.first_target(vars, state) {
             Ok(t) => t,
             Err(kind) => {
-                hub.record_request(&unsent(group, kind));
+                hub.record_request(&RequestSample::unsent(group, kind));
                 return false;
             }
         };
@@ -267,7 +267,7 @@ impl HttpStep {
             );
             if let Err(kind) = built {
                 state.req = req;
-                hub.record_request(&unsent(group, kind));
+                hub.record_request(&RequestSample::unsent(group, kind));
                 return false;
             }
             let request_len = req.len() as u64;
@@ -298,7 +298,7 @@ impl HttpStep {
                 bytes_received: progress.received,
             };
             if let Err(kind) = result {
-                sample.error = Some(kind);
+                sample.error = Some(kind.into());
                 hub.record_request(&sample);
                 return false;
             }
@@ -553,19 +553,6 @@ fn holds(until: &Until, state: &VuState) -> bool {
             .ok()
             .and_then(|doc| path.query(&doc).first().cloned())
             .is_some_and(|found| equals.as_ref().is_none_or(|want| *want == found)),
-    }
-}
-
-/// The sample of a request that could not even be built or sent.
-fn unsent(group: GroupId, kind: ErrorKind) -> RequestSample {
-    RequestSample {
-        group,
-        latency: Duration::ZERO,
-        status: None,
-        failed: true,
-        error: Some(kind),
-        bytes_sent: 0,
-        bytes_received: 0,
     }
 }
 

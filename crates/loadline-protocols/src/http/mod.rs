@@ -8,7 +8,9 @@
 //! [`HttpStepSpec`] into the executor that sends the request, follows redirects,
 //! runs the checks and captures, and reports one sample per request.
 
+mod build;
 mod conn;
+pub mod doc;
 mod exec;
 mod spec;
 #[cfg(test)]
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use cookie_store::CookieStore;
 use loadline_core::protocol::{Protocol, StepExec};
 
+pub use build::{Http, REQUESTS_SUFFIX};
 pub use spec::*;
 
 use conn::{Origin, Pool};
@@ -95,8 +98,8 @@ impl Protocol for HttpProtocol {
     }
 }
 
-/// One VU's HTTP state.
-struct VuState {
+/// One VU's HTTP state (opaque: its connections, cookie jar and buffers).
+pub struct VuState {
     shared: Arc<Shared>,
     pool: Pool,
     jar: CookieStore,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 use loadline_core::metrics::GroupId;
+use loadline_core::protocol::Slot;
 use loadline_core::template::{JsonTemplate, Template};
 
 /// Settings shared by every HTTP step of a plan.
@@ -91,8 +92,8 @@ pub struct CaptureSpec {
 /// One HTTP request step.
 #[derive(Debug, Clone)]
 pub struct HttpStepSpec {
-    /// The index of the [`crate::http::HttpProtocol`] in the plan's protocol list.
-    pub protocol_index: usize,
+    /// Where each VU keeps its HTTP state.
+    pub slot: Slot<super::VuState>,
     pub group: GroupId,
     pub method: Method,
     pub url: UrlSpec,

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, TryFutureExt};
-use loadline_core::metrics::ErrorKind;
+use super::errors::ErrorKind;
 use loadline_core::protocol::BoxFuture;
 use serde_json::Value;
 use sqlx::error::DatabaseError;

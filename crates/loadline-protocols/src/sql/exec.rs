@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loadline_core::metrics::{ErrorKind, GroupId, MetricsHub, RequestSample};
+use loadline_core::metrics::{GroupId, MetricsHub, RequestSample};
+
+use super::errors::{ErrorKind, SqlMetrics};
 use loadline_core::protocol::{BoxFuture, StepExec, StepOutcome};
 use loadline_core::template::Vars;
 use loadline_core::vu::Vu;
@@ -107,23 +109,23 @@ impl SqlStep {
 
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
         let group = self.spec.group;
-        let Some((vars, state, hub)) = vu.parts::<VuState>(self.spec.protocol_index) else {
+        let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
             // A plan that pairs this step with another protocol's state.
-            vu.metrics.record_request(&unsent(group, ErrorKind::Other));
+            vu.metrics.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
             return StepOutcome::AbortIteration;
         };
         let VuState { conns, scratch } = state;
         let Some(slot) = conns.get_mut(self.db.index) else {
-            hub.record_request(&unsent(group, ErrorKind::Other));
+            hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
             return StepOutcome::AbortIteration;
         };
         let (lease, waited) =
             conn::acquire(self.db.pool(), &self.db.options, slot, self.spec.timeout).await;
-        record_wait(hub, self.spec.wait_group, waited, &lease);
+        record_wait(hub, &self.db.metrics, self.spec.wait_group, waited, &lease);
         let mut lease = match lease {
             Ok(lease) => lease,
             Err(f) => {
-                hub.record_request(&unsent(group, f.kind));
+                hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(f.kind)));
                 self.log_once(&f);
                 return StepOutcome::AbortIteration;
             }
@@ -162,7 +164,7 @@ impl SqlStep {
                     .map_err(|e| e.to_string())
                     .and_then(|used| check_param_count(used, params.len()));
                 if let Err(reason) = used {
-                    hub.record_request(&unsent(group, ErrorKind::Other));
+                    hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
                     self.log_once(&Failure::client(ErrorKind::Other, reason));
                     return Err(ErrorKind::Other);
                 }
@@ -199,7 +201,7 @@ impl SqlStep {
                     latency,
                     status: None,
                     failed: true,
-                    error: Some(f.kind),
+                    error: Some(self.db.metrics.class(f.kind)),
                     bytes_sent: 0,
                     bytes_received: 0,
                 });
@@ -217,7 +219,7 @@ impl SqlStep {
             bytes_received: 0,
         });
         let rows = ran.rows();
-        hub.record_rows(group, rows);
+        hub.record_count(group, self.db.metrics.rows, rows);
         let first = ran.first.as_deref();
         let cell = |i: usize| first.and_then(|r| r.get(i)).and_then(Option::as_ref);
         for (check, col) in self.spec.checks.iter().zip(&self.check_cols) {
@@ -235,7 +237,7 @@ impl SqlStep {
             match (cell(col), vars.captures.get_mut(capture.slot)) {
                 (Some(v), Some(slot)) => *slot = Some(v.clone()),
                 _ => {
-                    hub.record_error(group, ErrorKind::Capture);
+                    hub.record_error(group, self.db.metrics.class(ErrorKind::Capture));
                     return Err(ErrorKind::Capture);
                 }
             }
@@ -283,21 +285,9 @@ fn check_param_count(used: usize, given: usize) -> Result<(), String> {
     })
 }
 
-/// The sample of a statement that was never sent.
-fn unsent(group: GroupId, kind: ErrorKind) -> RequestSample {
-    RequestSample {
-        group,
-        latency: Duration::ZERO,
-        status: None,
-        failed: true,
-        error: Some(kind),
-        bytes_sent: 0,
-        bytes_received: 0,
-    }
-}
-
 fn record_wait<T>(
     hub: &MetricsHub,
+    metrics: &SqlMetrics,
     group: Option<GroupId>,
     waited: Option<Duration>,
     got: &Result<T, Failure>,
@@ -308,7 +298,7 @@ fn record_wait<T>(
             latency,
             status: None,
             failed: got.is_err(),
-            error: got.as_ref().err().map(|f| f.kind),
+            error: got.as_ref().err().map(|f| metrics.class(f.kind)),
             bytes_sent: 0,
             bytes_received: 0,
         });
@@ -366,22 +356,22 @@ impl TransactionStep {
 
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
         let group = self.spec.group;
-        let Some((vars, state, hub)) = vu.parts::<VuState>(self.spec.protocol_index) else {
-            vu.metrics.record_request(&unsent(group, ErrorKind::Other));
+        let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
+            vu.metrics.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
             return StepOutcome::AbortIteration;
         };
         let VuState { conns, scratch } = state;
         let Some(slot) = conns.get_mut(self.db.index) else {
-            hub.record_request(&unsent(group, ErrorKind::Other));
+            hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
             return StepOutcome::AbortIteration;
         };
         let timeout = self.spec.timeout;
         let (lease, waited) = conn::acquire(self.db.pool(), &self.db.options, slot, timeout).await;
-        record_wait(hub, self.spec.wait_group, waited, &lease);
+        record_wait(hub, &self.db.metrics, self.spec.wait_group, waited, &lease);
         let lease = match lease {
             Ok(lease) => lease,
             Err(f) => {
-                hub.record_request(&unsent(group, f.kind));
+                hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(f.kind)));
                 self.log_once(&f);
                 return StepOutcome::AbortIteration;
             }
@@ -434,7 +424,7 @@ impl TransactionStep {
             latency: start.elapsed(),
             status: None,
             failed: error.is_some(),
-            error,
+            error: error.map(|k| self.db.metrics.class(k)),
             bytes_sent: 0,
             bytes_received: 0,
         });

@@ -88,8 +88,11 @@
 //! statement timed out on it) is closed, never reused. A transaction abandoned
 //! half-way (the run ended) closes its connection, which rolls it back.
 
+mod build;
 mod calendar;
 mod conn;
+pub mod doc;
+mod errors;
 mod exec;
 mod mysql;
 mod pg;
@@ -103,14 +106,19 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use loadline_core::metrics::GroupId;
-use loadline_core::protocol::{Protocol, StepExec};
+use loadline_core::plan::Plan;
+use loadline_core::protocol::{BoxFuture, HookResult, Protocol, StepExec};
 use serde_json::Value;
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::ConnectOptions;
 
+pub use build::Sql;
+pub use errors::{ErrorKind, SqlMetrics, DECLARED_CLASSES, ROWS_COUNTER};
 pub use spec::*;
 
 use conn::{DbConn, DbOptions, DbPool, Failure};
@@ -266,6 +274,8 @@ pub(crate) struct Database {
     size: u32,
     mode: PoolMode,
     pool: OnceLock<DbPool>,
+    /// Where its figures go in the plan's metrics.
+    pub(crate) metrics: SqlMetrics,
 }
 
 impl fmt::Debug for Database {
@@ -336,6 +346,7 @@ impl Database {
             size: spec.pool,
             mode: spec.mode,
             pool: OnceLock::new(),
+            metrics: SqlMetrics::default(),
         })
     }
 
@@ -400,9 +411,16 @@ fn scrub_text(text: &str, passwords: &[String]) -> String {
     out
 }
 
-/// The SQL protocol of one plan: its databases.
+/// The SQL protocol of one plan: its databases, and the statements run once
+/// around the load.
 pub struct SqlProtocol {
     databases: Vec<Arc<Database>>,
+    /// `setup:`, run by [`Protocol::prepare`] before the load, in order.
+    setup: Vec<SetupStatement>,
+    /// `teardown:`, run by [`Protocol::finish`] after it, in order.
+    teardown: Vec<SetupStatement>,
+    /// Whether [`Protocol::prepare`] reached every database (teardown runs only then).
+    connected: std::sync::atomic::AtomicBool,
     /// The statements of the steps built so far whose text does not vary:
     /// database index, metric group, SQL as sent.
     statements: Mutex<Vec<(usize, GroupId, String)>>,
@@ -418,17 +436,43 @@ impl fmt::Debug for SqlProtocol {
 
 impl SqlProtocol {
     /// Reads the databases' URLs (no connection is opened yet). A `sqlite://`
-    /// file is created when first connected to, if missing.
+    /// file is created when first connected to, if missing. Its figures go to the
+    /// classes and counter of [`SqlMetrics::default`]; it has no setup or
+    /// teardown.
     pub fn new(databases: Vec<DatabaseSpec>) -> Result<Arc<Self>, SqlError> {
+        Self::with(databases, Vec::new(), Vec::new(), SqlMetrics::default())
+    }
+
+    /// [`SqlProtocol::new`] with the statements run around the load and the
+    /// plan's metrics layout.
+    pub fn with(
+        databases: Vec<DatabaseSpec>,
+        setup: Vec<SetupStatement>,
+        teardown: Vec<SetupStatement>,
+        metrics: SqlMetrics,
+    ) -> Result<Arc<Self>, SqlError> {
         let databases = databases
             .iter()
             .enumerate()
-            .map(|(i, spec)| Database::new(i, spec).map(Arc::new))
+            .map(|(i, spec)| {
+                Database::new(i, spec).map(|mut db| {
+                    db.metrics = metrics;
+                    Arc::new(db)
+                })
+            })
             .collect::<Result<_, _>>()?;
         Ok(Arc::new(Self {
             databases,
+            setup,
+            teardown,
+            connected: std::sync::atomic::AtomicBool::new(false),
             statements: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// The databases' names, in order.
+    pub fn database_names(&self) -> Vec<String> {
+        self.databases.iter().map(|d| d.name.clone()).collect()
     }
 
     /// The index of the database called `name`.
@@ -608,11 +652,100 @@ impl Protocol for SqlProtocol {
             scratch: Scratch::default(),
         })
     }
+
+    /// Connects every database (filling the shared pools), runs `setup:`, then
+    /// prepares every statement: an unreachable database, wrong credentials or a
+    /// syntax error stop the run before any load.
+    fn prepare<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, HookResult> {
+        Box::pin(async move {
+            if let Err(e) = self.connect_all().await {
+                return Err(vec![
+                    e.to_string(),
+                    "a database is not available: nothing was run".into(),
+                ]);
+            }
+            self.connected.store(true, Ordering::Relaxed);
+            if let Err(e) = self.run_setup(&self.setup).await {
+                return Err(vec![e.to_string(), NOT_READY.into()]);
+            }
+            if let Err(errors) = self.prepare_all().await {
+                let mut lines: Vec<String> = errors.iter().map(|e| explain(e, plan)).collect();
+                lines.push(NOT_READY.into());
+                return Err(lines);
+            }
+            Ok(vec![self.ready_line(plan)])
+        })
+    }
+
+    /// Runs `teardown:` (when the databases were reached) and closes the pools.
+    fn finish(&self) -> BoxFuture<'_, HookResult> {
+        Box::pin(async move {
+            if !self.connected.load(Ordering::Relaxed) {
+                return Ok(Vec::new());
+            }
+            let result = self.run_setup(&self.teardown).await;
+            self.close().await;
+            match result {
+                Ok(()) => Ok(Vec::new()),
+                Err(e) => Err(vec![format!("teardown: {e}")]),
+            }
+        })
+    }
+
+    /// Names only: validating never connects, and a URL may hold a password.
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
+            "databases ({}): {}; setup {} statement(s), teardown {} (not connected: `run` connects first)",
+            self.databases.len(),
+            self.database_names().join(", "),
+            self.setup.len(),
+            self.teardown.len()
+        )]
+    }
+}
+
+const NOT_READY: &str = "the databases are not ready for the load: nothing was run";
+
+/// An error before the load, with a statement's metric group named as its step.
+fn explain(e: &SqlError, plan: &Plan) -> String {
+    match e {
+        SqlError::Prepare {
+            database,
+            group,
+            reason,
+        } => match plan.groups.get(*group) {
+            Some(g) => format!(
+                "step `{}` (database `{database}`): the statement does not prepare: {reason}",
+                g.name
+            ),
+            None => e.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+impl SqlProtocol {
+    /// `databases ready: main, replica; setup ran 3 statement(s); 2 statement step(s) checked`.
+    fn ready_line(&self, plan: &Plan) -> String {
+        let statements = plan
+            .groups
+            .iter()
+            .filter(|g| g.kind == build::SQL_KIND)
+            .count();
+        let mut line = format!("databases ready: {}", self.database_names().join(", "));
+        if !self.setup.is_empty() {
+            line.push_str(&format!("; setup ran {} statement(s)", self.setup.len()));
+        }
+        if statements > 0 {
+            line.push_str(&format!("; {statements} statement step(s) checked"));
+        }
+        line
+    }
 }
 
 /// One VU's SQL state: its own connections (per-VU mode), one slot per
-/// database, and buffers reused between statements.
-pub(crate) struct VuState {
+/// database, and buffers reused between statements (opaque).
+pub struct VuState {
     conns: Vec<Option<DbConn>>,
     scratch: Scratch,
 }

@@ -27,7 +27,7 @@ pub(crate) async fn run(
         let value = params.get(i).unwrap_or(&Value::Null);
         bind(&mut args, value).map_err(|e| {
             Failure::client(
-                loadline_core::metrics::ErrorKind::Sql,
+                super::errors::ErrorKind::Sql,
                 format!("parameter {}: {e}", n + 1),
             )
         })?;

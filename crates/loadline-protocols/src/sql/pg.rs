@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use futures_util::TryStreamExt;
-use loadline_core::metrics::ErrorKind;
+use super::errors::ErrorKind;
 use serde_json::{Number, Value};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;

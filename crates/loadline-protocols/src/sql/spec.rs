@@ -8,6 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use loadline_core::metrics::GroupId;
+use loadline_core::protocol::Slot;
 use loadline_core::template::Template;
 use serde_json::Value;
 
@@ -91,9 +92,8 @@ pub struct SqlCapture {
 /// One SQL statement step.
 #[derive(Debug, Clone)]
 pub struct SqlStepSpec {
-    /// The index of the [`SqlProtocol`](super::SqlProtocol) in the plan's
-    /// protocol list.
-    pub protocol_index: usize,
+    /// Where each VU keeps its SQL state.
+    pub slot: Slot<super::VuState>,
     /// The metric group of the statement (latency, rows, errors).
     pub group: GroupId,
     /// The index of the database in the protocol's list. Inside a transaction
@@ -137,9 +137,8 @@ impl Isolation {
 /// ROLLBACK when a statement fails.
 #[derive(Debug, Clone)]
 pub struct TransactionSpec {
-    /// The index of the [`SqlProtocol`](super::SqlProtocol) in the plan's
-    /// protocol list.
-    pub protocol_index: usize,
+    /// Where each VU keeps its SQL state.
+    pub slot: Slot<super::VuState>,
     /// The index of the database in the protocol's list.
     pub database: usize,
     /// An outcome group: one sample per transaction, its latency from BEGIN to

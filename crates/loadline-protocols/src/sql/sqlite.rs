@@ -3,7 +3,7 @@
 //! the type each value has.
 
 use futures_util::TryStreamExt;
-use loadline_core::metrics::ErrorKind;
+use super::errors::ErrorKind;
 use serde_json::Value;
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};

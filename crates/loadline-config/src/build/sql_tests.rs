@@ -26,12 +26,12 @@ use serde_json::Value;
 use super::scope::{NameScope, Names};
 use super::steps::{first_key, kinds, FlowScope, Kind, StepDraft};
 use super::{lenient, quoted_list, Builder};
-use crate::de::{Entries, Lenient, Span, Spanned};
+use loadline_doc::de::{Entries, Lenient, Span, Spanned};
 use crate::model::{
     CaptureDoc, CheckDoc, DatabaseDoc, IsolationDoc, Items, JsonDoc, PoolModeDoc, QueryDoc,
     ScenarioDoc, SetupDoc, StepDoc,
 };
-use crate::suggest::did_you_mean;
+use loadline_doc::suggest::did_you_mean;
 
 /// The kind of a statement's metric group.
 pub(crate) const SQL_KIND: &str = "sql";

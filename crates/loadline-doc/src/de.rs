@@ -128,15 +128,7 @@ pub fn from_node<'de, T: Deserialize<'de>>(node: &Node, sink: &Sink) -> Option<T
     T::deserialize(de).ok()
 }
 
-/// Where a value was written.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Span {
-    pub mark: Mark,
-    /// Like `phases[0].arrival_rate`.
-    pub path: String,
-    /// See [`Scalar::content_column`].
-    pub content_column: Option<usize>,
-}
+pub use loadline_core::build::Span;
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +139,140 @@ pub struct Spanned<T> {
 
 const SPANNED: &str = "$loadline::Spanned";
 const LENIENT: &str = "$loadline::Lenient";
+const RAW: &str = "$loadline::Raw";
+
+thread_local! {
+    /// The node a [`Raw`] is being deserialized from, handed over by the
+    /// deserializer (serde's data model has no way to pass it through).
+    static RAW_NODE: RefCell<Option<Raw>> = const { RefCell::new(None) };
+}
+
+/// A value kept as its node, to be read later by whoever owns it: the scenario
+/// skeleton keeps each step as a `Raw`, and the protocol the step belongs to
+/// reads its own step document from it with [`read`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raw {
+    pub node: Node,
+    /// Like `flows[0].steps[2]`.
+    pub path: String,
+}
+
+impl Raw {
+    /// Where the value was written.
+    pub fn span(&self) -> Span {
+        Span {
+            mark: self.node.mark,
+            path: self.path.clone(),
+            content_column: None,
+        }
+    }
+
+    /// The keys of a mapping with their value nodes, in written order (empty for
+    /// any other value).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Node, &Node)> {
+        let entries: &[(Node, Node)] = match &self.node.value {
+            NodeValue::Map(entries) => entries,
+            _ => &[],
+        };
+        entries.iter().filter_map(|(k, v)| match &k.value {
+            NodeValue::Scalar(s) => Some((s.text.as_str(), k, v)),
+            _ => None,
+        })
+    }
+
+    /// The value under `key`, as a `Raw`, when this is a mapping that has it.
+    pub fn get(&self, key: &str) -> Option<Raw> {
+        self.entries().find(|(k, _, _)| *k == key).map(|(k, _, v)| Raw {
+            node: v.clone(),
+            path: child_key_path(&self.path, k),
+        })
+    }
+
+    /// This mapping without the entries whose key `drop` refuses.
+    pub fn without(&self, drop: impl Fn(&str) -> bool) -> Raw {
+        let node = match &self.node.value {
+            NodeValue::Map(entries) => Node {
+                mark: self.node.mark,
+                value: NodeValue::Map(
+                    entries
+                        .iter()
+                        .filter(|(k, _)| match &k.value {
+                            NodeValue::Scalar(s) => !drop(&s.text),
+                            _ => true,
+                        })
+                        .cloned()
+                        .collect(),
+                ),
+            },
+            _ => self.node.clone(),
+        };
+        Raw {
+            node,
+            path: self.path.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                RAW_NODE
+                    .with(|r| r.borrow_mut().take())
+                    .ok_or_else(|| E::custom("internal: a raw node is read only by loadline's deserializer"))
+            }
+        }
+        d.deserialize_newtype_struct(RAW, V)
+    }
+}
+
+impl schemars::JsonSchema for Raw {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AnyValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::Schema::from(true)
+    }
+}
+
+/// A list whose items are checked one by one, each remembering where it was
+/// written.
+pub type Items<T> = Spanned<Vec<Lenient<Spanned<T>>>>;
+
+/// Deserializes a [`Raw`] value as a `T`, recording every error in `sink` with
+/// paths under the raw value's own.
+pub fn from_raw<'de, T: Deserialize<'de>>(raw: &Raw, sink: &Sink) -> Option<T> {
+    let de = NodeDe {
+        node: &raw.node,
+        path: raw.path.clone(),
+        sink,
+        record: true,
+    };
+    T::deserialize(de).ok()
+}
+
+/// Reads a [`Raw`] value as a `T`, reporting every error (and the keys suggested
+/// for misspelt ones) to `ctx`. `None` when the value as a whole could not be
+/// built; the parts that could are still checked by the caller.
+pub fn read<'de, T: Deserialize<'de>>(
+    raw: &Raw,
+    ctx: &mut dyn loadline_core::build::BuildCtx,
+) -> Option<T> {
+    let sink = Sink::default();
+    let value = from_raw(raw, &sink);
+    for (mark, key) in sink.take_suggestions() {
+        ctx.suggested(mark, key);
+    }
+    for e in sink.into_errors() {
+        ctx.error_at(e.mark.unwrap_or(raw.node.mark), &e.path, e.message);
+    }
+    value
+}
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -476,6 +602,15 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DeError> {
+        if name == RAW {
+            RAW_NODE.with(|r| {
+                *r.borrow_mut() = Some(Raw {
+                    node: self.node.clone(),
+                    path: self.path.clone(),
+                })
+            });
+            return visitor.visit_unit();
+        }
         let inner = NodeDe {
             record: name == LENIENT,
             ..self.child(self.node, self.path.clone())

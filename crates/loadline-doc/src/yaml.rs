@@ -10,19 +10,13 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-/// A position in the scenario text, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Mark {
-    pub line: usize,
-    pub column: usize,
-}
+pub use loadline_core::build::Mark;
 
-impl Mark {
-    fn from_marker(m: &Marker) -> Self {
-        Self {
-            line: m.line(),
-            column: m.col() + 1,
-        }
+/// The 1-based position of a parser marker.
+fn mark_of(m: &Marker) -> Mark {
+    Mark {
+        line: m.line(),
+        column: m.col() + 1,
     }
 }
 
@@ -178,10 +172,10 @@ pub fn parse(text: &str) -> Result<(Option<Node>, Vec<YamlError>), YamlError> {
     };
     loop {
         let (event, marker) = parser.next_token().map_err(|e| YamlError {
-            mark: Mark::from_marker(e.marker()),
+            mark: mark_of(e.marker()),
             message: format!("invalid YAML: {}", e.info()),
         })?;
-        let mark = Mark::from_marker(&marker);
+        let mark = mark_of(&marker);
         match event {
             Event::StreamEnd => break,
             Event::DocumentStart => {

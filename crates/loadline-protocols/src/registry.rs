@@ -1,0 +1,138 @@
+//! The protocols a scenario can use, as the scenario format sees them. Each
+//! protocol has an entry here that names the step keys it owns (`get`, `sql`…),
+//! the top-level scenario sections it reads (`defaults`, `databases`…), the JSON
+//! Schema of both, and a builder that turns its step documents into executors
+//! through core's [`BuildCtx`]. Adding a protocol is one folder and one line in
+//! [`Registry::builtin`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use loadline_core::build::BuildCtx;
+use loadline_core::protocol::StepExec;
+use loadline_doc::de::Raw;
+use schemars::{Schema, SchemaGenerator};
+
+/// One kind of step: the key that makes a step this kind, and how messages name
+/// such a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepKind {
+    /// Like `get` or `sql`.
+    pub key: &'static str,
+    /// Like "an HTTP request step" or "an `sql:` step".
+    pub described: &'static str,
+}
+
+/// A step document: the kinds of step it covers and its JSON Schema (whose
+/// properties are the keys such a step accepts).
+#[derive(Debug, Clone)]
+pub struct StepDocument {
+    pub kinds: Vec<StepKind>,
+    pub schema: Schema,
+}
+
+/// A top-level section of the scenario that a protocol owns.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub key: &'static str,
+    pub schema: Schema,
+}
+
+/// The base URL the scenario's relative paths are joined to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// The scenario has no `target:`.
+    Missing,
+    /// It has one that is not valid (reported already).
+    Invalid,
+    Base(url::Url),
+}
+
+/// What a protocol's builder starts from: its own top-level sections, as
+/// written, and the scenario's target.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The sections of [`ProtocolEntry::sections`] the scenario has.
+    pub sections: Vec<(&'static str, Raw)>,
+    pub target: Target,
+}
+
+impl Scenario {
+    /// The section called `key`, when the scenario has it.
+    pub fn section(&self, key: &str) -> Option<&Raw> {
+        self.sections.iter().find(|(k, _)| *k == key).map(|(_, r)| r)
+    }
+}
+
+/// A database a protocol connects to, by the name the scenario gives it, for
+/// the `monitor:` block to watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedDatabase {
+    pub name: String,
+    /// Its URL; `None` when its settings are invalid (reported already).
+    pub url: Option<String>,
+    /// Why its server has no statistics to watch (an embedded database).
+    pub unwatchable: Option<String>,
+}
+
+/// A protocol as the scenario format sees it.
+pub trait ProtocolEntry: Send + Sync {
+    /// A short name such as `http`.
+    fn name(&self) -> &'static str;
+    /// The step documents it reads, with the kinds of step each covers.
+    fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument>;
+    /// The top-level scenario sections it reads.
+    fn sections(&self, _generator: &mut SchemaGenerator) -> Vec<Section> {
+        Vec::new()
+    }
+    /// Starts building one scenario's part of this protocol: reads its sections
+    /// (every problem reported to `ctx`). Called for every scenario, whether or
+    /// not any step uses the protocol, before any step is built.
+    fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder>;
+}
+
+/// Builds one scenario's steps of a protocol.
+pub trait ProtocolBuilder {
+    /// Builds a step whose kind key is `kind` (one of the entry's). `None` when
+    /// the step has problems (reported to `ctx`).
+    fn step(&mut self, kind: &str, step: &Raw, ctx: &mut dyn BuildCtx)
+        -> Option<Arc<dyn StepExec>>;
+    /// The databases this protocol connects to, for `monitor:` to refer to.
+    fn databases(&self) -> Vec<NamedDatabase> {
+        Vec::new()
+    }
+}
+
+/// The protocols a scenario can use.
+#[derive(Clone, Default)]
+pub struct Registry {
+    entries: Vec<Arc<dyn ProtocolEntry>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| e.name()))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// loadline's own protocols: one line each.
+    pub fn builtin() -> Self {
+        let registry = Registry::default().with(crate::http::Http);
+        #[cfg(feature = "sql")]
+        let registry = registry.with(crate::sql::Sql);
+        registry
+    }
+
+    /// This registry with `entry` added.
+    pub fn with(mut self, entry: impl ProtocolEntry + 'static) -> Self {
+        self.entries.push(Arc::new(entry));
+        self
+    }
+
+    pub fn entries(&self) -> &[Arc<dyn ProtocolEntry>] {
+        &self.entries
+    }
+}
