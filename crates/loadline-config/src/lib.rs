@@ -22,9 +22,9 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use loadline_protocols::registry::Registry;
 use loadline_core::capacity::SearchSpec;
 use loadline_core::plan::{Phase, Plan};
+pub use loadline_protocols::registry::Registry;
 
 /// The profile name that means "the capacity search" rather than a list of phases
 /// (`loadline run FILE --profile capacity` is `loadline capacity FILE`). A

@@ -172,7 +172,10 @@ impl dyn BuildCtx + '_ {
     pub fn duration(&mut self, text: &str, at: &Span, allow_zero: bool) -> Option<Duration> {
         match parse_duration(text) {
             Ok(d) if d.is_zero() && !allow_zero => {
-                self.error(at, format!("expected a duration above zero, found `{text}`"));
+                self.error(
+                    at,
+                    format!("expected a duration above zero, found `{text}`"),
+                );
                 None
             }
             Ok(d) => Some(d),

@@ -94,7 +94,10 @@ impl From<ErrorKind> for ErrorClass {
 /// The names of the generic error classes, in [`ErrorKind::ALL`]'s order: the
 /// start of every plan's list of error classes.
 pub fn generic_error_classes() -> Vec<String> {
-    ErrorKind::ALL.iter().map(|k| k.as_str().to_string()).collect()
+    ErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect()
 }
 
 /// An extra per-group counter a protocol declared (SQL's `rows`): an index into

@@ -27,7 +27,7 @@ pub type HookResult = Result<Vec<String>, Vec<String>>;
 
 /// A protocol family (HTTP, SQL, …) as the engine sees it: one value per plan,
 /// shared by every VU.
-pub trait Protocol: Send + Sync + Debug {
+pub trait Protocol: Send + Sync + Debug + Any {
     /// A short name such as `http`.
     fn name(&self) -> &'static str;
     /// The fresh per-VU state (connections are opened lazily by the steps).
@@ -98,7 +98,9 @@ pub enum StepOutcome {
     AbortIteration,
 }
 
-/// One executable step. It reports its samples to the VU's metrics itself.
-pub trait StepExec: Send + Sync + Debug {
+/// One executable step. It reports its samples to the VU's metrics itself. (A
+/// step is `Any`, so that the protocol that built it can look inside it again,
+/// e.g. for tests: `(step as &dyn Any).downcast_ref::<MyStep>()`.)
+pub trait StepExec: Send + Sync + Debug + Any {
     fn run<'a>(&'a self, vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome>;
 }

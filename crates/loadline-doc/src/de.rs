@@ -182,10 +182,12 @@ impl Raw {
 
     /// The value under `key`, as a `Raw`, when this is a mapping that has it.
     pub fn get(&self, key: &str) -> Option<Raw> {
-        self.entries().find(|(k, _, _)| *k == key).map(|(k, _, v)| Raw {
-            node: v.clone(),
-            path: child_key_path(&self.path, k),
-        })
+        self.entries()
+            .find(|(k, _, _)| *k == key)
+            .map(|(k, _, v)| Raw {
+                node: v.clone(),
+                path: child_key_path(&self.path, k),
+            })
     }
 
     /// This mapping without the entries whose key `drop` refuses.
@@ -222,9 +224,9 @@ impl<'de> Deserialize<'de> for Raw {
                 f.write_str("any value")
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                RAW_NODE
-                    .with(|r| r.borrow_mut().take())
-                    .ok_or_else(|| E::custom("internal: a raw node is read only by loadline's deserializer"))
+                RAW_NODE.with(|r| r.borrow_mut().take()).ok_or_else(|| {
+                    E::custom("internal: a raw node is read only by loadline's deserializer")
+                })
             }
         }
         d.deserialize_newtype_struct(RAW, V)

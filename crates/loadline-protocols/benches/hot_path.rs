@@ -70,7 +70,7 @@ fn render_json_body(b: Bencher) {
 
 #[divan::bench]
 fn record_request(b: Bencher) {
-    let hub = MetricsHub::new(4, 1);
+    let hub = MetricsHub::new(loadline_core::metrics::Shape::new(4, 1));
     let mut n = 0u64;
     b.bench_local(|| {
         n = n.wrapping_add(7919);

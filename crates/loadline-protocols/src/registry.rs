@@ -60,7 +60,10 @@ pub struct Scenario {
 impl Scenario {
     /// The section called `key`, when the scenario has it.
     pub fn section(&self, key: &str) -> Option<&Raw> {
-        self.sections.iter().find(|(k, _)| *k == key).map(|(_, r)| r)
+        self.sections
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, r)| r)
     }
 }
 

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadline_core::metrics::{ErrorKind, GroupStats, MetricsHub, Stats};
+use loadline_core::metrics::{generic_error_classes, GroupStats, MetricsHub, Stats};
 use loadline_core::plan::{GroupInfo, Plan, OUTCOME_KIND};
-use loadline_core::protocol::{StepExec, StepOutcome};
+use loadline_core::protocol::{Slot, StepExec, StepOutcome};
 use loadline_core::template::{PathSeg, Scope, Template, VarRef};
 use loadline_core::vu::Vu;
 use loadline_protocols::sql::{
-    DatabaseSpec, Isolation, PoolMode, SetupStatement, SqlCapture, SqlCheck, SqlError, SqlProtocol,
-    SqlStepSpec, TransactionSpec,
+    DatabaseSpec, ErrorKind, Isolation, PoolMode, SetupStatement, SqlCapture, SqlCheck, SqlError,
+    SqlMetrics, SqlProtocol, SqlStepSpec, TransactionSpec, DECLARED_CLASSES, ROWS_COUNTER,
 };
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -178,8 +178,15 @@ impl Harness {
             protocols: vec![proto.clone()],
             capture_slots: 4,
             graceful_stop: Duration::from_secs(1),
+            // The layout `SqlProtocol::new` records into: SQL's classes and
+            // counter right after the generic ones.
+            error_classes: generic_error_classes()
+                .into_iter()
+                .chain(DECLARED_CLASSES.iter().map(|c| c.to_string()))
+                .collect(),
+            counters: vec![ROWS_COUNTER.into()],
         };
-        let hub = MetricsHub::new(plan.groups.len(), 1);
+        let hub = MetricsHub::new(plan.shape());
         Self { plan, hub, proto }
     }
 
@@ -238,7 +245,7 @@ impl Harness {
 /// A statement step on the test database, in group [`STMT`], waits in [`WAIT`].
 fn stmt(query: &str, params: &[&str]) -> SqlStepSpec {
     SqlStepSpec {
-        protocol_index: 0,
+        slot: Slot::new(0),
         group: STMT,
         database: 0,
         query: template(query),
@@ -251,9 +258,12 @@ fn stmt(query: &str, params: &[&str]) -> SqlStepSpec {
 }
 
 fn errors(g: &GroupStats, kind: ErrorKind) -> u64 {
-    g.error_counts()
-        .find(|(k, _)| *k == kind)
-        .map_or(0, |(_, n)| n)
+    g.errors_of(SqlMetrics::default().class(kind))
+}
+
+/// Rows returned or affected, as counted.
+fn rows(g: &GroupStats) -> u64 {
+    g.counter(SqlMetrics::default().rows)
 }
 
 /// A latency quantile of a group, in milliseconds.
@@ -294,7 +304,7 @@ async fn inserts_match_count(backend: Backend, mode: PoolMode) {
     assert_eq!(g.requests, vus * iterations);
     assert_eq!(g.failed, 0, "{:?}", g.error_counts().collect::<Vec<_>>());
     assert_eq!((g.requests - g.failed) as i64, stored);
-    assert_eq!(g.rows, vus * iterations);
+    assert_eq!(rows(g), vus * iterations);
     assert_eq!(g.latency.len(), vus * iterations);
     let waits = st.groups[WAIT].requests;
     match mode {
@@ -361,7 +371,7 @@ async fn deadlock_is_counted_and_rolled_back(backend: Backend) {
     let tx = h
         .proto
         .build_transaction(TransactionSpec {
-            protocol_index: 0,
+            slot: Slot::new(0),
             database: 0,
             group: TX,
             wait_group: Some(WAIT),
@@ -577,10 +587,10 @@ async fn checks_and_captures(backend: Backend) {
     let st = h.stats();
     h.setup(&[&format!("DROP TABLE {table}")]).await;
     let g = &st.groups[STMT];
-    assert_eq!((g.requests, g.rows), (1, 2));
+    assert_eq!((g.requests, rows(g)), (1, 2));
     assert_eq!((g.checks_passed, g.checks_failed), (3, 1));
     let u = &st.groups[OTHER];
-    assert_eq!((u.rows, u.checks_passed), (3, 1));
+    assert_eq!((rows(u), u.checks_passed), (3, 1));
     let m = &st.groups[SLEEP];
     assert_eq!((m.requests, m.failed), (1, 0));
     assert_eq!(errors(m, ErrorKind::Capture), 1);
@@ -613,7 +623,7 @@ async fn failed_transaction_rolls_back(backend: Backend) {
     let tx = |ids: &[&str]| {
         h.proto
             .build_transaction(TransactionSpec {
-                protocol_index: 0,
+                slot: Slot::new(0),
                 database: 0,
                 group: TX,
                 wait_group: Some(WAIT),
@@ -928,7 +938,7 @@ async fn bad_statements_are_found_before_the_load(backend: Backend) {
     h.step(stmt("SELEC {{ $randint(1, 1) }}", &[]));
     h.proto
         .build_transaction(TransactionSpec {
-            protocol_index: 0,
+            slot: Slot::new(0),
             database: 0,
             group: TX,
             wait_group: None,

@@ -56,7 +56,7 @@ pub(crate) fn summary() -> Summary {
             },
             bytes_sent: 123_456,
             bytes_received: 9_876_543,
-            rows: 0,
+            counters: Default::default(),
         }],
         thresholds: vec![
             ThresholdResult {

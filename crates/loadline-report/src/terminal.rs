@@ -267,7 +267,7 @@ mod tests {
                 },
                 bytes_sent: 123_456,
                 bytes_received: 9_876_543,
-                rows: 0,
+                counters: Default::default(),
             }],
             thresholds: vec![ThresholdResult {
                 metric: "errors".into(),

@@ -26,7 +26,9 @@ use loadline_core::summary::Summary;
 use loadline_monitor::{MonitorConfig, Monitors};
 use loadline_report::prometheus::PromSink;
 use loadline_report::series::SeriesPoint;
-use loadline_report::stream::{Collector, Fanout, OutputErrors, PointSink, StreamFormat, StreamWriter};
+use loadline_report::stream::{
+    Collector, Fanout, OutputErrors, PointSink, StreamFormat, StreamWriter,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use lifecycle::{around, Around, NotReady};

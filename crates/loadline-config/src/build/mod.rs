@@ -35,8 +35,8 @@ use crate::model::{
 use crate::{Overrides, Profile};
 
 use scope::{FeederInfo, NameScope, Names};
-pub(crate) use steps::{LoopDoc, ThinkDoc};
 use steps::KindInfo;
+pub(crate) use steps::{LoopDoc, ThinkDoc};
 
 /// A problem (or a warning) at a position in the scenario text.
 #[derive(Debug, Clone, PartialEq)]
@@ -857,9 +857,9 @@ impl<'a> Builder<'a> {
             Some(id) => {
                 let what = |k: &str| {
                     if k == OUTCOME_KIND {
-                        "an outcome (a polling step, a transaction or a pool wait)".to_string()
+                        "outcomes (polling steps, transactions, pool waits)".to_string()
                     } else {
-                        format!("a `{k}` request")
+                        format!("`{k}` steps")
                     }
                 };
                 let other = what(&self.groups[id].kind);
@@ -988,6 +988,8 @@ fn quoted_list(items: &[&str]) -> String {
         .join(", ")
 }
 
+#[cfg(test)]
+mod sql_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;

@@ -9,10 +9,10 @@ use loadline_core::capacity::{Growth, SearchSpec};
 use loadline_core::plan::{Phase, Stop};
 
 use super::{lenient, quoted_list, Builder, MAX_MAX_VUS};
-use loadline_doc::de::{Span, Spanned};
 use crate::model::{CapacityDoc, ScenarioDoc};
-use loadline_doc::suggest::did_you_mean;
 use crate::{Profile, CAPACITY_PROFILE};
+use loadline_doc::de::{Span, Spanned};
+use loadline_doc::suggest::did_you_mean;
 
 /// The most bisection steps a capacity search may ask for.
 const MAX_REFINE: i64 = 20;

@@ -65,7 +65,11 @@ impl Builder<'_> {
         self.steps(steps, builders)
     }
 
-    fn steps(&mut self, steps: &Items<Raw>, builders: &mut [Box<dyn ProtocolBuilder>]) -> Vec<Step> {
+    fn steps(
+        &mut self,
+        steps: &Items<Raw>,
+        builders: &mut [Box<dyn ProtocolBuilder>],
+    ) -> Vec<Step> {
         if steps.value.is_empty() {
             self.error_at(
                 steps.span.mark,
@@ -132,7 +136,9 @@ impl Builder<'_> {
             }
             None => {
                 let doc = doc_de::read::<LoopDoc>(&raw, self.ctx())?;
-                let count = self.ctx().int_in(doc.repeat.value, &doc.repeat.span, 1, MAX_LOOP);
+                let count = self
+                    .ctx()
+                    .int_in(doc.repeat.value, &doc.repeat.span, 1, MAX_LOOP);
                 let steps = match &doc.steps {
                     Some(steps) => self.steps(steps, builders),
                     None => {
@@ -189,7 +195,11 @@ impl Builder<'_> {
                 continue;
             }
             let mut owners: Vec<&str> = Vec::new();
-            for k in self.kinds.iter().filter(|k| k.keys.iter().any(|x| x == key)) {
+            for k in self
+                .kinds
+                .iter()
+                .filter(|k| k.keys.iter().any(|x| x == key))
+            {
                 if !owners.contains(&k.described) {
                     owners.push(k.described);
                 }

@@ -1,9 +1,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use loadline_core::plan::{Pacing, Stop, DEFAULT_MAX_VUS};
+use loadline_core::plan::{Pacing, Step, Stop, DEFAULT_MAX_VUS};
 use loadline_core::threshold::MetricName;
-use loadline_protocols::http::{BodySpec, CaptureSource, Check, UrlSpec};
+use loadline_protocols::http::{
+    BodySpec, CaptureSource, Check, HttpSettings, HttpStepSpec, UrlSpec,
+};
 
 use super::*;
 
@@ -72,6 +74,22 @@ fn data_dir() -> tempfile::TempDir {
     .unwrap();
     std::fs::write(dir.path().join("empty.csv"), "").unwrap();
     dir
+}
+
+/// The spec of an HTTP step.
+fn http_spec(step: &Step) -> &HttpStepSpec {
+    let Step::Exec(exec) = step else {
+        panic!("not a protocol step: {step:?}")
+    };
+    loadline_protocols::http::spec_of(exec.as_ref()).expect("an HTTP step")
+}
+
+/// The settings of the plan's HTTP protocol.
+fn http_settings(d: &Draft) -> &HttpSettings {
+    d.protocols
+        .iter()
+        .find_map(|p| loadline_protocols::http::settings_of(p.as_ref()))
+        .expect("an HTTP protocol")
 }
 
 fn draft(text: &str, dir: &Path) -> Draft {
@@ -169,14 +187,12 @@ fn the_documented_example_builds() {
     assert_eq!(d.feeders[0].rows.len(), 2);
     assert_eq!(d.capture_slots, 2);
     assert_eq!(d.graceful_stop, DEFAULT_GRACEFUL_STOP);
-    let http = d.http.as_ref().unwrap();
+    let http = http_settings(&d);
     assert!(http.cookies && !http.insecure);
 
     // The first request: relative URL, default headers, status check, JSON capture.
-    let StepDraft::Http(list) = &d.flows[0].steps[0] else {
-        panic!("not an HTTP step")
-    };
-    assert_eq!(list.method, ::http::Method::GET);
+    let list = http_spec(&d.flows[0].steps[0]);
+    assert_eq!(list.method.as_str(), "GET");
     assert_eq!(list.group, 0);
     assert_eq!(list.timeout, Duration::from_secs(5));
     assert_eq!(list.max_redirects, 10);
@@ -193,15 +209,13 @@ fn the_documented_example_builds() {
         list.captures.as_slice(),
         [c] if c.name == "first_id" && c.slot == 0 && matches!(c.source, CaptureSource::Json(_))
     ));
-    assert!(matches!(&d.flows[0].steps[1], StepDraft::Think(r) if r.max == Duration::from_secs(3)));
+    assert!(matches!(&d.flows[0].steps[1], Step::Think(r) if r.max == Duration::from_secs(3)));
 
     // The loop's request: header merged over the defaults, JSON body, capture slot 1.
-    let StepDraft::Loop { count: 2, steps } = &d.flows[1].steps[1] else {
+    let Step::Loop { count: 2, steps } = &d.flows[1].steps[1] else {
         panic!("not a loop of 2")
     };
-    let StepDraft::Http(order) = &steps[0] else {
-        panic!("not an HTTP step")
-    };
+    let order = http_spec(&steps[0]);
     assert_eq!(order.group, 3);
     let names: Vec<_> = order.headers.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["accept", "authorization"]);
@@ -340,15 +354,13 @@ flows:
     assert!(built.warnings[0].message.contains("starts no iterations"));
     let d = built.draft.unwrap();
     assert_eq!(d.graceful_stop, Duration::ZERO);
-    let settings = d.http.unwrap();
+    let settings = http_settings(&d).clone();
     assert!(settings.insecure);
     assert_eq!(settings.max_body, 2048);
     assert!(
         matches!(d.phases[0].pacing, Pacing::Open { max_vus, .. } if max_vus == DEFAULT_MAX_VUS)
     );
-    let StepDraft::Http(a) = &d.flows[0].steps[0] else {
-        panic!()
-    };
+    let a = http_spec(&d.flows[0].steps[0]);
     assert!(
         matches!(&a.url, UrlSpec::Absolute(t) if t.static_text() == Some("https://example.test/a"))
     );
@@ -378,9 +390,7 @@ flows:
         })
         .collect();
     assert_eq!(groups, [None, Some(1), Some(0)]);
-    let StepDraft::Http(b) = &d.flows[0].steps[1] else {
-        panic!()
-    };
+    let b = http_spec(&d.flows[0].steps[1]);
     assert_eq!(b.max_redirects, 0);
     assert_eq!(b.timeout, Duration::from_secs(2));
     assert!(matches!(&b.body, BodySpec::Form(f) if f.len() == 2));
@@ -422,9 +432,7 @@ thresholds:
     assert_eq!(d.thresholds[0].delay, Duration::from_secs(5));
     assert_eq!(d.feeders[0].columns, ["id", "tags"]);
     assert_eq!(d.feeders[0].order, loadline_core::plan::FeederOrder::Unique);
-    let StepDraft::Http(s) = &d.flows[0].steps[0] else {
-        panic!()
-    };
+    let s = http_spec(&d.flows[0].steps[0]);
     let UrlSpec::Relative { base, .. } = &s.url else {
         panic!()
     };
@@ -472,7 +480,7 @@ fn http_steps(d: &Draft) -> Vec<&loadline_protocols::http::HttpStepSpec> {
         .steps
         .iter()
         .filter_map(|s| match s {
-            StepDraft::Http(h) => Some(h.as_ref()),
+            Step::Exec(e) => loadline_protocols::http::spec_of(e.as_ref()),
             _ => None,
         })
         .collect()
@@ -582,7 +590,7 @@ fn polling_mistakes_are_located() {
         (12, "from 100 to 599, found 99"),
         (14, "invalid JSONPath"),
         (16, "`until` needs a condition"),
-        (21, "used by a polling step"),
+        (21, "used by outcomes (polling steps"),
         (23, "`until` does not fit a `think` step"),
         (26, "above zero"),
         (26, "unknown unit"),
@@ -614,7 +622,7 @@ flows: [ { steps: [ { get: / } ] } ]
 
 fn with(text: &str, overrides: Overrides) -> Built {
     let dir = data_dir();
-    build_with(text, dir.path(), &overrides)
+    build_with(&Registry::builtin(), text, dir.path(), &overrides)
 }
 
 fn phase_names(d: &Draft) -> Vec<&str> {

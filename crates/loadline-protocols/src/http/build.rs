@@ -20,7 +20,9 @@ use super::spec::{
     UrlSpec,
 };
 use super::{HttpProtocol, VuState};
-use crate::registry::{ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind, Target};
+use crate::registry::{
+    ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind, Target,
+};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_REDIRECTS: i64 = 10;
@@ -126,7 +128,11 @@ impl ProtocolBuilder for HttpBuilder {
     }
 }
 
-fn read_defaults(ctx: &mut dyn BuildCtx, target: Target, doc: Option<&DefaultsDoc>) -> HttpDefaults {
+fn read_defaults(
+    ctx: &mut dyn BuildCtx,
+    target: Target,
+    doc: Option<&DefaultsDoc>,
+) -> HttpDefaults {
     let mut defaults = HttpDefaults {
         target,
         headers: Vec::new(),
@@ -181,8 +187,7 @@ fn http_step(
         // a group of their own.
         Some(pace) => {
             let outcome = ctx.group(group_name.clone(), OUTCOME_KIND, &name_span);
-            let requests =
-                ctx.group(format!("{group_name}{REQUESTS_SUFFIX}"), "http", &name_span);
+            let requests = ctx.group(format!("{group_name}{REQUESTS_SUFFIX}"), "http", &name_span);
             let poll = match (pace, outcome) {
                 (Some((until, interval, timeout)), Some(outcome_group)) => Some(PollSpec {
                     until,
@@ -254,7 +259,9 @@ fn http_step(
 /// not poll, `Some(None)` when it does but something is wrong (reported).
 #[allow(clippy::type_complexity)]
 fn read_poll(
-    ctx: &mut dyn BuildCtx, doc: &HttpStepDoc) -> Option<Option<(Until, Duration, Duration)>> {
+    ctx: &mut dyn BuildCtx,
+    doc: &HttpStepDoc,
+) -> Option<Option<(Until, Duration, Duration)>> {
     let Some(until) = &doc.until else {
         if let Some(p) = &doc.poll {
             ctx.error(
@@ -279,7 +286,9 @@ fn read_poll(
 }
 
 fn read_pace(
-    ctx: &mut dyn BuildCtx, doc: &Spanned<PollDoc>) -> (Option<Duration>, Option<Duration>) {
+    ctx: &mut dyn BuildCtx,
+    doc: &Spanned<PollDoc>,
+) -> (Option<Duration>, Option<Duration>) {
     let interval = match &doc.value.interval {
         Some(i) => ctx.duration(&i.value, &i.span, false),
         None => Some(DEFAULT_POLL_INTERVAL),
@@ -299,8 +308,7 @@ fn read_pace(
     (interval, timeout)
 }
 
-fn read_until(
-    ctx: &mut dyn BuildCtx, doc: &Spanned<UntilDoc>) -> Option<Until> {
+fn read_until(ctx: &mut dyn BuildCtx, doc: &Spanned<UntilDoc>) -> Option<Until> {
     let d = &doc.value;
     let mut given: Vec<(&str, &loadline_core::build::Span)> = [
         ("status", d.status.as_ref().map(|s| &s.span)),
@@ -370,8 +378,7 @@ fn read_until(
 }
 
 /// Status codes from 100 to 599, at least one.
-fn read_status_codes(
-    ctx: &mut dyn BuildCtx, status: &Spanned<StatusDoc>) -> Option<Vec<u16>> {
+fn read_status_codes(ctx: &mut dyn BuildCtx, status: &Spanned<StatusDoc>) -> Option<Vec<u16>> {
     let codes = status.value.codes();
     if codes.is_empty() {
         ctx.error(&status.span, "expected at least one status code");
@@ -426,9 +433,7 @@ fn read_url(
     } else {
         ctx.error(
             &url.span,
-            format!(
-                "expected a path starting with / or an absolute http(s) URL, found `{text}`"
-            ),
+            format!("expected a path starting with / or an absolute http(s) URL, found `{text}`"),
         );
         None
     }
@@ -534,8 +539,7 @@ fn read_body(ctx: &mut dyn BuildCtx, doc: &HttpStepDoc) -> Option<BodySpec> {
     Some(BodySpec::None)
 }
 
-fn read_checks(
-    ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<Check> {
+fn read_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<Check> {
     ctx.note_check();
     let mut checks = Vec::new();
     if let Some(status) = &doc.status {
@@ -583,8 +587,7 @@ fn read_captures(
     out
 }
 
-fn read_capture_source(
-    ctx: &mut dyn BuildCtx, doc: &Spanned<CaptureDoc>) -> Option<CaptureSource> {
+fn read_capture_source(ctx: &mut dyn BuildCtx, doc: &Spanned<CaptureDoc>) -> Option<CaptureSource> {
     let d = &doc.value;
     let mut sources: Vec<(&str, &loadline_core::build::Span)> = [
         ("json", &d.json),

@@ -55,6 +55,10 @@ pub(crate) struct HttpStep {
 }
 
 impl HttpStep {
+    pub(crate) fn spec(&self) -> &HttpStepSpec {
+        &self.spec
+    }
+
     pub(crate) fn new(spec: HttpStepSpec) -> Self {
         let given = |n: &HeaderName| spec.headers.iter().any(|(h, _)| h == n);
         let mut headers = HeaderMap::new();
@@ -175,7 +179,8 @@ impl HttpStep {
         let group = self.spec.group;
         let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
             // A plan that pairs this step with another protocol's state.
-            vu.metrics.record_request(&RequestSample::unsent(group, ErrorKind::Other));
+            vu.metrics
+                .record_request(&RequestSample::unsent(group, ErrorKind::Other));
             return StepOutcome::AbortIteration;
         };
         let outcome = match &self.spec.poll {

@@ -135,6 +135,20 @@ impl VuState {
     }
 }
 
+/// The spec an HTTP step's executor was built from, for tests and tools that
+/// inspect a plan; `None` for any other step.
+pub fn spec_of(step: &dyn StepExec) -> Option<&HttpStepSpec> {
+    let any: &dyn Any = step;
+    any.downcast_ref::<exec::HttpStep>()
+        .map(exec::HttpStep::spec)
+}
+
+/// The settings of a plan's HTTP protocol; `None` for any other protocol.
+pub fn settings_of(protocol: &dyn Protocol) -> Option<&HttpSettings> {
+    let any: &dyn Any = protocol;
+    any.downcast_ref::<HttpProtocol>().map(|p| &p.settings)
+}
+
 /// Builds the executor of one HTTP step.
 pub fn build_step(spec: HttpStepSpec) -> Arc<dyn StepExec> {
     Arc::new(exec::HttpStep::new(spec))

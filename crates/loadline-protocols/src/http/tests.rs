@@ -246,8 +246,10 @@ impl Harness {
             protocols: vec![HttpProtocol::new(settings)],
             capture_slots: 3,
             graceful_stop: Duration::from_secs(1),
+            error_classes: loadline_core::metrics::generic_error_classes(),
+            counters: vec![],
         };
-        let hub = MetricsHub::new(2, 1);
+        let hub = MetricsHub::new(plan.shape());
         let vu = Vu::new(&plan, 1, hub.clone(), 7);
         Self { plan, hub, vu }
     }
@@ -267,7 +269,7 @@ impl Harness {
 
 fn spec(addr: SocketAddr, method: Method, path: &str) -> HttpStepSpec {
     HttpStepSpec {
-        protocol_index: 0,
+        slot: loadline_core::protocol::Slot::new(0),
         group: 0,
         method,
         url: UrlSpec::Relative {
@@ -286,7 +288,7 @@ fn spec(addr: SocketAddr, method: Method, path: &str) -> HttpStepSpec {
 }
 
 fn error_count(s: &GroupStats, kind: ErrorKind) -> u64 {
-    s.errors[kind as usize]
+    s.errors_of(kind)
 }
 
 #[tokio::test]

@@ -416,7 +416,9 @@ impl SqlBuilder {
             .clone()
             .and_then(|n| ctx.group(n, SQL_KIND, &name_span));
         let wait_group = match (&name, in_tx) {
-            (Some(n), None) => ctx.group(format!("{n}{POOL_WAIT_SUFFIX}"), OUTCOME_KIND, &name_span),
+            (Some(n), None) => {
+                ctx.group(format!("{n}{POOL_WAIT_SUFFIX}"), OUTCOME_KIND, &name_span)
+            }
             _ => None,
         };
         let checks = d
@@ -704,4 +706,44 @@ fn sql_captures(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_keep_the_first_words() {
+        assert_eq!(
+            default_name("SELECT balance\n  FROM accounts WHERE id = $1"),
+            "SQL SELECT balance FROM accounts WHERE id = $1"
+        );
+        assert_eq!(
+            default_name(
+                "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING balance"
+            ),
+            "SQL UPDATE accounts SET balance = balance - $1…"
+        );
+    }
+
+    #[test]
+    fn sqlite_paths_are_relative_to_the_scenario() {
+        let base = Path::new("/tmp/sc");
+        assert_eq!(
+            sqlite_relative_to("sqlite://data/x.db", base),
+            "sqlite:///tmp/sc/data/x.db"
+        );
+        assert_eq!(
+            sqlite_relative_to("sqlite:x.db?mode=rwc", base),
+            "sqlite:///tmp/sc/x.db?mode=rwc"
+        );
+        for kept in [
+            "sqlite:///abs/x.db",
+            "sqlite::memory:",
+            "postgres://h/db",
+            "sqlite://:memory:",
+        ] {
+            assert_eq!(sqlite_relative_to(kept, base), kept);
+        }
+    }
 }

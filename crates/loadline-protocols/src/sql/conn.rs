@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{FutureExt, TryFutureExt};
 use super::errors::ErrorKind;
+use futures_util::{FutureExt, TryFutureExt};
 use loadline_core::protocol::BoxFuture;
 use serde_json::Value;
 use sqlx::error::DatabaseError;

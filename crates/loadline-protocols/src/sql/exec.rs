@@ -111,12 +111,18 @@ impl SqlStep {
         let group = self.spec.group;
         let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
             // A plan that pairs this step with another protocol's state.
-            vu.metrics.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
+            vu.metrics.record_request(&RequestSample::unsent(
+                group,
+                self.db.metrics.class(ErrorKind::Other),
+            ));
             return StepOutcome::AbortIteration;
         };
         let VuState { conns, scratch } = state;
         let Some(slot) = conns.get_mut(self.db.index) else {
-            hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
+            hub.record_request(&RequestSample::unsent(
+                group,
+                self.db.metrics.class(ErrorKind::Other),
+            ));
             return StepOutcome::AbortIteration;
         };
         let (lease, waited) =
@@ -164,7 +170,10 @@ impl SqlStep {
                     .map_err(|e| e.to_string())
                     .and_then(|used| check_param_count(used, params.len()));
                 if let Err(reason) = used {
-                    hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
+                    hub.record_request(&RequestSample::unsent(
+                        group,
+                        self.db.metrics.class(ErrorKind::Other),
+                    ));
                     self.log_once(&Failure::client(ErrorKind::Other, reason));
                     return Err(ErrorKind::Other);
                 }
@@ -357,12 +366,18 @@ impl TransactionStep {
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
         let group = self.spec.group;
         let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
-            vu.metrics.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
+            vu.metrics.record_request(&RequestSample::unsent(
+                group,
+                self.db.metrics.class(ErrorKind::Other),
+            ));
             return StepOutcome::AbortIteration;
         };
         let VuState { conns, scratch } = state;
         let Some(slot) = conns.get_mut(self.db.index) else {
-            hub.record_request(&RequestSample::unsent(group, self.db.metrics.class(ErrorKind::Other)));
+            hub.record_request(&RequestSample::unsent(
+                group,
+                self.db.metrics.class(ErrorKind::Other),
+            ));
             return StepOutcome::AbortIteration;
         };
         let timeout = self.spec.timeout;

@@ -430,6 +430,8 @@ impl fmt::Debug for SqlProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlProtocol")
             .field("databases", &self.databases)
+            .field("setup", &self.setup)
+            .field("teardown", &self.teardown)
             .finish()
     }
 }

@@ -10,8 +10,8 @@
 
 use std::fmt::Write as _;
 
-use futures_util::TryStreamExt;
 use super::errors::ErrorKind;
+use futures_util::TryStreamExt;
 use serde_json::{Number, Value};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;

@@ -2,8 +2,8 @@
 //! JSON type (SQLite's columns take any type), result values turned into JSON by
 //! the type each value has.
 
-use futures_util::TryStreamExt;
 use super::errors::ErrorKind;
+use futures_util::TryStreamExt;
 use serde_json::Value;
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
