@@ -1,27 +1,25 @@
-//! The scheduler: runs a plan's phases one after the other on virtual users, feeds
-//! the aggregator, and ends the run cleanly.
-//!
-//! Open-model phases start iterations at planned times (rates ramp linearly); each
-//! iteration takes an idle VU from a pool, or a new one, so connections are reused
-//! across arrivals while every arrival still gets a fresh session (captures and
-//! cookies are reset per iteration). Closed-model phases run N looping VUs. At the
-//! end, or on a stop request, no new iteration starts and in-flight ones get
-//! `graceful_stop` to finish before they are cut off and counted as interrupted.
+//! A run: the public entry [`run`] and the types its callers see. It runs a plan's
+//! phases one after the other through the executors (open or closed model, each on
+//! this run's execution segment of the plan), feeds the aggregator, and ends the
+//! run cleanly: at the end, or on a stop request, no new iteration starts and
+//! in-flight ones get `graceful_stop` to finish before they are cut off and
+//! counted as interrupted.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::metrics::{IterationEnd, MetricsHub, Stats};
+use crate::aggregator;
+use crate::executor::{self, Shared};
+use crate::metrics::Stats;
 use crate::monitor::{MonitorSource, MonitorValue};
-use crate::plan::{Pacing, Phase, Plan, Step, Stop};
-use crate::protocol::{BoxFuture, StepOutcome};
+use crate::plan::Plan;
 use crate::threshold::Verdict;
-use crate::vu::Vu;
+
+pub use crate::executor::open::arrival_time;
+pub use crate::executor::segment::{Fraction, Segment, SegmentError};
 
 /// How to run.
 #[derive(Clone)]
@@ -36,6 +34,9 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Monitors whose values join each tick.
     pub monitors: Option<Arc<dyn MonitorSource>>,
+    /// The slice of every phase to run: the whole plan by default, agent i of n's
+    /// part in a distributed run.
+    pub segment: Segment,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -44,6 +45,7 @@ impl std::fmt::Debug for RunOptions {
             .field("tick", &self.tick)
             .field("seed", &self.seed)
             .field("monitors", &self.monitors.is_some())
+            .field("segment", &format_args!("{}", self.segment))
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +58,7 @@ impl Default for RunOptions {
             tick: Duration::from_secs(1),
             seed: None,
             monitors: None,
+            segment: Segment::WHOLE,
         }
     }
 }
@@ -116,73 +119,15 @@ pub struct RunResult {
     pub verdicts: Vec<Verdict>,
 }
 
-/// How much earlier than an arrival the scheduler's timer is set: half a tick
-/// of tokio's millisecond timer wheel.
-const TIMER_SLACK: Duration = Duration::from_micros(500);
-
-struct Shared {
-    plan: Arc<Plan>,
-    hub: Arc<MetricsHub>,
-    /// No new iterations (end of load, stop request, abort).
-    soft: CancellationToken,
-    /// Cut off in-flight iterations (end of the graceful stop).
-    hard: CancellationToken,
-    tracker: TaskTracker,
-    next_vu: AtomicU64,
-    seed: u64,
-    end: Mutex<Option<EndReason>>,
-    phase: AtomicU64,
-    /// Idle VUs of open-model phases.
-    pool: Mutex<Vec<Vu>>,
-    /// Cumulative flow weights, for picking a flow.
-    flow_weights: Vec<u32>,
-}
-
-impl Shared {
-    fn new_vu(&self) -> Vu {
-        let id = self.next_vu.fetch_add(1, Ordering::Relaxed) + 1;
-        let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        Vu::new(&self.plan, id, self.hub.clone(), seed)
-    }
-
-    fn set_end(&self, reason: EndReason) {
-        let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
-        if end.is_none() {
-            *end = Some(reason);
-        }
-        self.soft.cancel();
-    }
-}
-
-/// Runs `plan` to its end (or until stopped) and returns the merged results.
+/// Runs `plan` (this run's segment of it, see [`RunOptions::segment`]) to its end,
+/// or until stopped, and returns the merged results.
 pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>) -> RunResult {
-    let hub = MetricsHub::new(plan.shape());
+    let hub = crate::metrics::MetricsHub::new(plan.shape());
     let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
-    let mut acc = 0u32;
-    let flow_weights = plan
-        .flows
-        .iter()
-        .map(|f| {
-            acc = acc.saturating_add(f.weight);
-            acc
-        })
-        .collect();
-    let sh = Arc::new(Shared {
-        plan: plan.clone(),
-        hub: hub.clone(),
-        soft: opts.stop.child_token(),
-        hard: opts.kill.child_token(),
-        tracker: TaskTracker::new(),
-        next_vu: AtomicU64::new(0),
-        seed,
-        end: Mutex::new(None),
-        phase: AtomicU64::new(0),
-        pool: Mutex::new(Vec::new()),
-        flow_weights,
-    });
+    let sh = Arc::new(Shared::new(plan.clone(), hub.clone(), &opts, seed));
     let start = Instant::now();
     let done = CancellationToken::new();
-    let aggregator = tokio::spawn(aggregate(
+    let aggregator = tokio::spawn(aggregator::run(
         sh.clone(),
         start,
         opts.tick,
@@ -195,11 +140,7 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
         if sh.soft.is_cancelled() {
             break;
         }
-        sh.phase.store(i as u64, Ordering::Relaxed);
-        match phase.pacing {
-            Pacing::Open { .. } => run_open(&sh, i, phase).await,
-            Pacing::Closed { .. } => run_closed(&sh, i, phase).await,
-        }
+        executor::run_phase(&sh, i, phase).await;
     }
     // The load is over: no new iterations, bounded time for the in-flight ones.
     sh.soft.cancel();
@@ -220,16 +161,11 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     total.merge(&hub.collect());
     sh.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
 
-    let end = sh
-        .end
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .unwrap_or(if opts.stop.is_cancelled() {
-            EndReason::Interrupted
-        } else {
-            EndReason::Completed
-        });
+    let end = sh.end_reason().unwrap_or(if opts.stop.is_cancelled() {
+        EndReason::Interrupted
+    } else {
+        EndReason::Completed
+    });
     let verdicts = plan
         .thresholds
         .iter()
@@ -243,330 +179,15 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     }
 }
 
-async fn aggregate(
-    sh: Arc<Shared>,
-    start: Instant,
-    tick: Duration,
-    done: CancellationToken,
-    mut observer: Box<dyn Observer>,
-    monitors: Option<Arc<dyn MonitorSource>>,
-) -> Stats {
-    let plan = &sh.plan;
-    let mut total = Stats::new(&plan.shape());
-    let mut interval = tokio::time::interval_at(start + tick, tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = start;
-    let planned = plan.planned_duration();
-    let mut ticked = false;
-    loop {
-        // The last tick comes when the run is done: it carries the final partial
-        // interval, so the series adds up to the totals.
-        let finished = tokio::select! {
-            _ = interval.tick() => false,
-            _ = done.cancelled() => true,
-        };
-        let now = Instant::now();
-        let iv = sh.hub.collect();
-        if finished && ticked && iv.all_groups().requests == 0 && iv.iterations() == 0 {
-            break;
-        }
-        ticked = true;
-        total.merge(&iv);
-        let elapsed = now - start;
-        let values = monitors.as_ref().map(|m| m.snapshot()).unwrap_or_default();
-        if let Some(m) = &monitors {
-            for w in m.take_warnings() {
-                tracing::warn!("{w}");
-            }
-        }
-        observer.on_tick(&Tick {
-            plan,
-            elapsed,
-            planned,
-            phase: sh.phase.load(Ordering::Relaxed) as usize,
-            active_vus: sh.hub.active_vus.load(Ordering::Relaxed),
-            interval: &iv,
-            total: &total,
-            interval_len: now - last,
-            monitors: &values,
-        });
-        last = now;
-        if finished {
-            break;
-        }
-        if !sh.soft.is_cancelled() {
-            for (i, t) in plan.thresholds.iter().enumerate() {
-                if t.abort_on_fail
-                    && elapsed >= t.delay
-                    && !t.evaluate(&total, elapsed, &plan.groups).passed
-                {
-                    tracing::warn!(threshold = %t.metric_key, expr = %t.expr, "threshold failed: aborting the run");
-                    sh.set_end(EndReason::Aborted { threshold: i });
-                    break;
-                }
-            }
-        }
-    }
-    total
-}
-
-/// The time of the `k`-th arrival (0-based) of a phase whose rate goes linearly
-/// from `r0` to `r1` per second over `t_len` seconds; `None` past the phase's end.
-pub fn arrival_time(k: u64, r0: f64, r1: f64, t_len: f64) -> Option<f64> {
-    let expected = (r0 + r1) / 2.0 * t_len;
-    let kf = k as f64;
-    if kf >= expected || t_len <= 0.0 {
-        return None;
-    }
-    // Arrivals so far at time t: N(t) = r0 t + a t², a = (r1 - r0) / (2 T).
-    // The k-th arrival is at N(t) = k; this form is stable for a = 0 too.
-    let a = (r1 - r0) / (2.0 * t_len);
-    let disc = r0 * r0 + 4.0 * a * kf;
-    if disc < 0.0 {
-        return None;
-    }
-    let denom = r0 + disc.sqrt();
-    let t = if kf == 0.0 { 0.0 } else { 2.0 * kf / denom };
-    (t.is_finite() && t < t_len).then_some(t)
-}
-
-async fn run_open(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
-    let Pacing::Open {
-        rate,
-        ramp_to,
-        max_vus,
-    } = phase.pacing
-    else {
-        return;
-    };
-    let Some(len) = phase.planned_duration() else {
-        return;
-    };
-    let r1 = ramp_to.unwrap_or(rate);
-    let start = Instant::now();
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let mut k = 0u64;
-    while let Some(t) = arrival_time(k, rate, r1, len.as_secs_f64()) {
-        let due = start + Duration::from_secs_f64(t);
-        // The timer wheel ticks every millisecond and rounds a deadline up to the
-        // next tick; aiming half a tick early starts each iteration within half a
-        // millisecond of its planned time, early or late, instead of up to a
-        // whole tick late. Lateness beyond that is measured as schedule lag.
-        if due > Instant::now() + TIMER_SLACK {
-            tokio::select! {
-                _ = tokio::time::sleep_until(due - TIMER_SLACK) => {}
-                _ = sh.soft.cancelled() => return,
-            }
-        }
-        if sh.soft.is_cancelled() {
-            return;
-        }
-        k += 1;
-        if in_flight.load(Ordering::Relaxed) >= max_vus {
-            sh.hub.record_dropped(phase_idx);
-            continue;
-        }
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        let sh2 = sh.clone();
-        let in_flight2 = in_flight.clone();
-        sh.tracker.spawn(async move {
-            let lag = Instant::now().saturating_duration_since(due);
-            sh2.hub.record_schedule_lag(lag);
-            let popped = sh2.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let mut vu = popped.unwrap_or_else(|| sh2.new_vu());
-            sh2.hub.active_vus.fetch_add(1, Ordering::Relaxed);
-            let _ = run_iteration(&sh2, &mut vu, phase_idx).await;
-            sh2.hub.active_vus.fetch_sub(1, Ordering::Relaxed);
-            in_flight2.fetch_sub(1, Ordering::Relaxed);
-            sh2.pool.lock().unwrap_or_else(|p| p.into_inner()).push(vu);
-        });
-    }
-    // Wait out the rest of the phase (the last arrival is before its end).
-    let end = start + len;
-    tokio::select! {
-        _ = tokio::time::sleep_until(end) => {}
-        _ = sh.soft.cancelled() => {}
-    }
-}
-
-async fn run_closed(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
-    let Pacing::Closed { vus } = phase.pacing else {
-        return;
-    };
-    let start = Instant::now();
-    let (deadline, remaining) = match phase.stop {
-        Stop::Duration(d) => (Some(start + d), None),
-        Stop::Iterations {
-            total,
-            max_duration,
-        } => (
-            max_duration.map(|d| start + d),
-            Some(Arc::new(AtomicU64::new(total))),
-        ),
-    };
-    let mut handles = Vec::with_capacity(vus as usize);
-    for _ in 0..vus {
-        let sh2 = sh.clone();
-        let remaining = remaining.clone();
-        handles.push(sh.tracker.spawn(async move {
-            let mut vu = sh2.new_vu();
-            sh2.hub.active_vus.fetch_add(1, Ordering::Relaxed);
-            loop {
-                if sh2.soft.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                if let Some(rem) = &remaining {
-                    let took = rem
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-                    if took.is_err() {
-                        break;
-                    }
-                }
-                if !run_iteration(&sh2, &mut vu, phase_idx).await {
-                    break;
-                }
-            }
-            sh2.hub.active_vus.fetch_sub(1, Ordering::Relaxed);
-        }));
-    }
-    match phase.stop {
-        Stop::Duration(_) => {
-            if let Some(d) = deadline {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(d) => {}
-                    _ = sh.soft.cancelled() => {}
-                }
-            }
-        }
-        Stop::Iterations { .. } => {
-            let all = async {
-                for h in handles {
-                    let _ = h.await;
-                }
-            };
-            let cap = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = all => {}
-                _ = cap => {}
-                _ = sh.soft.cancelled() => {}
-            }
-        }
-    }
-}
-
-/// Runs one iteration on `vu`. Returns false when no further iteration may start
-/// (the run was cut off, or a unique data file is used up).
-async fn run_iteration(sh: &Shared, vu: &mut Vu, phase_idx: usize) -> bool {
-    let plan = &sh.plan;
-    vu.vars.reset_captures();
-    for (i, feeder) in plan.feeders.iter().enumerate() {
-        match feeder.draw(&mut vu.vars.rng) {
-            Some(row) => vu.vars.rows[i] = row,
-            None => {
-                sh.set_end(EndReason::DataExhausted {
-                    feeder: feeder.name.clone(),
-                });
-                return false;
-            }
-        }
-    }
-    for (p, state) in plan.protocols.iter().zip(vu.states.iter_mut()) {
-        p.start_iteration(state.as_mut());
-    }
-    let flow = match plan.flows.len() {
-        0 => return false,
-        1 => &plan.flows[0],
-        _ => {
-            let total = sh.flow_weights.last().copied().unwrap_or(1).max(1);
-            let pick = vu.vars.rng.u32(0..total);
-            let idx = sh.flow_weights.partition_point(|&w| w <= pick);
-            &plan.flows[idx.min(plan.flows.len() - 1)]
-        }
-    };
-    let started = Instant::now();
-    let end = tokio::select! {
-        _ = run_steps(&flow.steps, vu) => IterationEnd::Completed,
-        _ = sh.hard.cancelled() => IterationEnd::Interrupted,
-    };
-    vu.vars.iteration += 1;
-    sh.hub.record_iteration(phase_idx, end, started.elapsed());
-    end == IterationEnd::Completed
-}
-
-fn run_steps<'a>(steps: &'a [Step], vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
-    Box::pin(async move {
-        for step in steps {
-            let outcome = match step {
-                Step::Exec(exec) => exec.run(vu).await,
-                Step::Think(range) => {
-                    let d = range.sample(&mut vu.vars.rng);
-                    tokio::time::sleep(d).await;
-                    StepOutcome::Continue
-                }
-                Step::Loop { count, steps } => {
-                    let mut out = StepOutcome::Continue;
-                    for _ in 0..*count {
-                        out = run_steps(steps, vu).await;
-                        if out == StepOutcome::AbortIteration {
-                            break;
-                        }
-                    }
-                    out
-                }
-            };
-            if outcome == StepOutcome::AbortIteration {
-                return outcome;
-            }
-        }
-        StepOutcome::Continue
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn constant_rate_arrivals_are_evenly_spaced() {
-        let times: Vec<f64> = (0..)
-            .map_while(|k| arrival_time(k, 5.0, 5.0, 10.0))
-            .collect();
-        assert_eq!(times.len(), 50);
-        assert!((times[1] - 0.2).abs() < 1e-9);
-        assert!((times[49] - 9.8).abs() < 1e-9);
-    }
-
-    #[test]
-    fn ramps_deliver_the_area_under_the_rate() {
-        // 5/s rising to 50/s over 10 s: (5 + 50) / 2 * 10 = 275 arrivals.
-        let times: Vec<f64> = (0..)
-            .map_while(|k| arrival_time(k, 5.0, 50.0, 10.0))
-            .collect();
-        assert_eq!(times.len(), 275);
-        assert!(times.windows(2).all(|w| w[1] > w[0]));
-        // Denser at the end than at the start.
-        assert!(times[1] - times[0] > times[274] - times[273]);
-        let down: Vec<f64> = (0..)
-            .map_while(|k| arrival_time(k, 50.0, 0.0, 10.0))
-            .collect();
-        assert_eq!(down.len(), 250);
-        assert!(down.iter().all(|t| *t < 10.0));
-        assert_eq!(arrival_time(0, 0.0, 0.0, 10.0), None);
-        let from_zero: Vec<f64> = (0..)
-            .map_while(|k| arrival_time(k, 0.0, 10.0, 10.0))
-            .collect();
-        assert_eq!(from_zero.len(), 50);
-    }
-
     use crate::duration::DurationRange;
     use crate::metrics::RequestSample;
-    use crate::plan::{Feeder, FeederOrder, Flow, GroupInfo};
-    use crate::protocol::StepExec;
+    use crate::plan::{Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Step, Stop};
+    use crate::protocol::{BoxFuture, StepExec, StepOutcome};
+    use crate::vu::Vu;
 
     /// A step that sleeps and then records one request.
     #[derive(Debug)]
@@ -759,5 +380,54 @@ mod tests {
                 feeder: "ids".into()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn three_segments_run_the_whole_plan_between_them() {
+        let p = plan(
+            vec![
+                Phase {
+                    name: "open".into(),
+                    pacing: Pacing::Open {
+                        rate: 100.0,
+                        ramp_to: None,
+                        max_vus: 1000,
+                    },
+                    stop: Stop::Duration(Duration::from_millis(400)),
+                },
+                Phase {
+                    name: "closed".into(),
+                    pacing: Pacing::Closed { vus: 4 },
+                    stop: Stop::Iterations {
+                        total: 20,
+                        max_duration: Some(Duration::from_secs(5)),
+                    },
+                },
+            ],
+            Duration::from_millis(1),
+            vec![],
+        );
+        let mut open = Vec::new();
+        let mut closed = Vec::new();
+        for i in 0..3 {
+            let opts = RunOptions {
+                segment: Segment::nth(i, 3).unwrap(),
+                seed: Some(7),
+                ..RunOptions::default()
+            };
+            let r = run(p.clone(), opts, Box::new(NoObserver)).await;
+            assert_eq!(r.end, EndReason::Completed);
+            assert_eq!(r.total.dropped(), 0);
+            assert_eq!(r.total.interrupted(), 0);
+            open.push(r.total.phases[0].iterations);
+            closed.push(r.total.phases[1].iterations);
+        }
+        // 100/s for 0.4 s is 40 arrivals; 4 VUs of 20 iterations split 1, 1, 2.
+        assert_eq!(open.iter().sum::<u64>(), 40);
+        assert!(open.iter().all(|n| (12..=15).contains(n)), "{open:?}");
+        assert_eq!(closed, [5, 5, 10]);
+        let whole = run(p, RunOptions::default(), Box::new(NoObserver)).await;
+        assert_eq!(whole.total.phases[0].iterations, 40);
+        assert_eq!(whole.total.phases[1].iterations, 20);
     }
 }

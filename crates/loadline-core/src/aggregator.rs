@@ -1,0 +1,91 @@
+//! The aggregator: once a tick it merges the threads' metric shards into the
+//! interval's figures and the running total, joins the monitors' latest values,
+//! tells the observer, and judges the abort-on-fail thresholds on the total so far
+//! (ending the run when one fails). Its last tick, when the run is done, carries
+//! the final partial interval, so the series adds up to the totals.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::executor::Shared;
+use crate::metrics::Stats;
+use crate::monitor::MonitorSource;
+use crate::runner::{EndReason, Observer, Tick};
+
+/// Ticks every `tick` from `start` until `done` is cancelled; returns the total of
+/// everything it merged.
+pub(crate) async fn run(
+    sh: Arc<Shared>,
+    start: Instant,
+    tick: Duration,
+    done: CancellationToken,
+    mut observer: Box<dyn Observer>,
+    monitors: Option<Arc<dyn MonitorSource>>,
+) -> Stats {
+    let plan = &sh.plan;
+    let mut total = Stats::new(&plan.shape());
+    let mut interval = tokio::time::interval_at(start + tick, tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = start;
+    let planned = plan.planned_duration();
+    let mut ticked = false;
+    loop {
+        // The last tick comes when the run is done: it carries the final partial
+        // interval, so the series adds up to the totals.
+        let finished = tokio::select! {
+            _ = interval.tick() => false,
+            _ = done.cancelled() => true,
+        };
+        let now = Instant::now();
+        let iv = sh.hub.collect();
+        if finished && ticked && iv.all_groups().requests == 0 && iv.iterations() == 0 {
+            break;
+        }
+        ticked = true;
+        total.merge(&iv);
+        let elapsed = now - start;
+        let values = monitors.as_ref().map(|m| m.snapshot()).unwrap_or_default();
+        if let Some(m) = &monitors {
+            for w in m.take_warnings() {
+                tracing::warn!("{w}");
+            }
+        }
+        observer.on_tick(&Tick {
+            plan,
+            elapsed,
+            planned,
+            phase: sh.phase.load(Ordering::Relaxed) as usize,
+            active_vus: sh.hub.active_vus.load(Ordering::Relaxed),
+            interval: &iv,
+            total: &total,
+            interval_len: now - last,
+            monitors: &values,
+        });
+        last = now;
+        if finished {
+            break;
+        }
+        if !sh.soft.is_cancelled() {
+            abort_on_failed_threshold(&sh, &total, elapsed);
+        }
+    }
+    total
+}
+
+/// Ends the run when an abort-on-fail threshold, past its delay, fails on the
+/// figures so far.
+fn abort_on_failed_threshold(sh: &Shared, total: &Stats, elapsed: Duration) {
+    let plan = &sh.plan;
+    for (i, t) in plan.thresholds.iter().enumerate() {
+        if t.abort_on_fail && elapsed >= t.delay && !t.evaluate(total, elapsed, &plan.groups).passed
+        {
+            tracing::warn!(threshold = %t.metric_key, expr = %t.expr, "threshold failed: aborting the run");
+            sh.set_end(EndReason::Aborted { threshold: i });
+            return;
+        }
+    }
+}

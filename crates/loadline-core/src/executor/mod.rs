@@ -1,0 +1,186 @@
+//! The executors: they turn each phase of a plan into iterations on virtual users.
+//! `open` starts iterations at planned times (arrivals per second), `closed`
+//! keeps N VUs looping; both run only their execution [`segment`] of each phase.
+//! This module holds what they share: the run's state, VU creation, and running one
+//! iteration of a flow on a VU.
+
+pub(crate) mod closed;
+pub(crate) mod open;
+pub mod segment;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::{IterationEnd, MetricsHub};
+use crate::plan::{Pacing, Phase, Plan, Step};
+use crate::protocol::{BoxFuture, StepOutcome};
+use crate::runner::{EndReason, RunOptions};
+use crate::vu::Vu;
+use segment::Segment;
+
+/// The state of one run, shared by the executors, their iterations and the aggregator.
+pub(crate) struct Shared {
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) hub: Arc<MetricsHub>,
+    /// The slice of every phase this run executes.
+    pub(crate) segment: Segment,
+    /// No new iterations (end of load, stop request, abort).
+    pub(crate) soft: CancellationToken,
+    /// Cut off in-flight iterations (end of the graceful stop).
+    pub(crate) hard: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    next_vu: AtomicU64,
+    seed: u64,
+    end: Mutex<Option<EndReason>>,
+    /// The index of the phase now running.
+    pub(crate) phase: AtomicU64,
+    /// Idle VUs of open-model phases.
+    pub(crate) pool: Mutex<Vec<Vu>>,
+    /// Cumulative flow weights, for picking a flow.
+    flow_weights: Vec<u32>,
+}
+
+impl Shared {
+    pub(crate) fn new(plan: Arc<Plan>, hub: Arc<MetricsHub>, opts: &RunOptions, seed: u64) -> Self {
+        let mut acc = 0u32;
+        let flow_weights = plan
+            .flows
+            .iter()
+            .map(|f| {
+                acc = acc.saturating_add(f.weight);
+                acc
+            })
+            .collect();
+        // Segments number their VUs from their own start in the whole plan's id
+        // space, so ids stay distinct across agents (unless a tiny segment rounds
+        // its share of VUs up past its room).
+        let first_vu = opts.segment.start().of(vu_id_space(&plan));
+        Self {
+            hub,
+            segment: opts.segment,
+            soft: opts.stop.child_token(),
+            hard: opts.kill.child_token(),
+            tracker: TaskTracker::new(),
+            next_vu: AtomicU64::new(first_vu),
+            seed,
+            end: Mutex::new(None),
+            phase: AtomicU64::new(0),
+            pool: Mutex::new(Vec::new()),
+            flow_weights,
+            plan,
+        }
+    }
+
+    pub(crate) fn new_vu(&self) -> Vu {
+        let id = self.next_vu.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Vu::new(&self.plan, id, self.hub.clone(), seed)
+    }
+
+    /// Records why the run ends (the first reason wins) and stops new iterations.
+    pub(crate) fn set_end(&self, reason: EndReason) {
+        let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
+        if end.is_none() {
+            *end = Some(reason);
+        }
+        self.soft.cancel();
+    }
+
+    /// The reason recorded by [`Self::set_end`], if any.
+    pub(crate) fn end_reason(&self) -> Option<EndReason> {
+        self.end.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A bound on how many VUs the whole plan creates: every closed phase's VUs plus
+/// every open phase's cap.
+fn vu_id_space(plan: &Plan) -> u64 {
+    plan.phases
+        .iter()
+        .map(|p| match p.pacing {
+            Pacing::Open { max_vus, .. } => max_vus,
+            Pacing::Closed { vus } => vus,
+        })
+        .fold(0, u64::saturating_add)
+}
+
+/// Runs this run's segment of phase `phase_idx` to its end (or until stopped).
+pub(crate) async fn run_phase(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
+    sh.phase.store(phase_idx as u64, Ordering::Relaxed);
+    match phase.pacing {
+        Pacing::Open { .. } => open::run(sh, phase_idx, phase).await,
+        Pacing::Closed { .. } => closed::run(sh, phase_idx, phase).await,
+    }
+}
+
+/// Runs one iteration on `vu`. Returns false when no further iteration may start
+/// (the run was cut off, or a unique data file is used up).
+pub(crate) async fn run_iteration(sh: &Shared, vu: &mut Vu, phase_idx: usize) -> bool {
+    let plan = &sh.plan;
+    vu.vars.reset_captures();
+    for (i, feeder) in plan.feeders.iter().enumerate() {
+        match feeder.draw(&mut vu.vars.rng) {
+            Some(row) => vu.vars.rows[i] = row,
+            None => {
+                sh.set_end(EndReason::DataExhausted {
+                    feeder: feeder.name.clone(),
+                });
+                return false;
+            }
+        }
+    }
+    for (p, state) in plan.protocols.iter().zip(vu.states.iter_mut()) {
+        p.start_iteration(state.as_mut());
+    }
+    let flow = match plan.flows.len() {
+        0 => return false,
+        1 => &plan.flows[0],
+        _ => {
+            let total = sh.flow_weights.last().copied().unwrap_or(1).max(1);
+            let pick = vu.vars.rng.u32(0..total);
+            let idx = sh.flow_weights.partition_point(|&w| w <= pick);
+            &plan.flows[idx.min(plan.flows.len() - 1)]
+        }
+    };
+    let started = Instant::now();
+    let end = tokio::select! {
+        _ = run_steps(&flow.steps, vu) => IterationEnd::Completed,
+        _ = sh.hard.cancelled() => IterationEnd::Interrupted,
+    };
+    vu.vars.iteration += 1;
+    sh.hub.record_iteration(phase_idx, end, started.elapsed());
+    end == IterationEnd::Completed
+}
+
+fn run_steps<'a>(steps: &'a [Step], vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
+    Box::pin(async move {
+        for step in steps {
+            let outcome = match step {
+                Step::Exec(exec) => exec.run(vu).await,
+                Step::Think(range) => {
+                    let d = range.sample(&mut vu.vars.rng);
+                    tokio::time::sleep(d).await;
+                    StepOutcome::Continue
+                }
+                Step::Loop { count, steps } => {
+                    let mut out = StepOutcome::Continue;
+                    for _ in 0..*count {
+                        out = run_steps(steps, vu).await;
+                        if out == StepOutcome::AbortIteration {
+                            break;
+                        }
+                    }
+                    out
+                }
+            };
+            if outcome == StepOutcome::AbortIteration {
+                return outcome;
+            }
+        }
+        StepOutcome::Continue
+    })
+}
