@@ -224,7 +224,7 @@ pub fn json_schema_in(registry: &Registry) -> String {
     defs.insert(
         "Step".into(),
         serde_json::json!({
-            "description": "One step: a pause (`think`), a `loop`, or a protocol's step (an HTTP request `get: /path`, an SQL statement, …): exactly one kind key.",
+            "description": "One step: a pause (`think`), a `loop`, or a protocol's step (an HTTP request `get: /path`, a database statement, …): exactly one kind key.",
             "anyOf": steps,
         }),
     );

@@ -100,7 +100,7 @@ pub fn generic_error_classes() -> Vec<String> {
         .collect()
 }
 
-/// An extra per-group counter a protocol declared (SQL's `rows`): an index into
+/// An extra per-group counter a protocol declared (such as `rows`): an index into
 /// [`crate::plan::Plan::counters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CounterId(u16);
@@ -194,7 +194,7 @@ pub struct GroupStats {
     pub bytes_received: u64,
     pub checks_passed: u64,
     pub checks_failed: u64,
-    /// The protocols' extra counters, indexed by [`CounterId`] (SQL's rows).
+    /// The protocols' extra counters, indexed by [`CounterId`].
     pub counters: Vec<u64>,
 }
 

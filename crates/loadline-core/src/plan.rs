@@ -39,7 +39,7 @@ pub struct Plan {
     /// ones ([`crate::metrics::generic_error_classes`]), then those the protocols
     /// declared.
     pub error_classes: Vec<String>,
-    /// The extra per-group counters the protocols declared (SQL's `rows`), by
+    /// The extra per-group counters the protocols declared (such as `rows`), by
     /// [`crate::metrics::CounterId`].
     pub counters: Vec<String>,
 }

@@ -25,7 +25,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ready (`Ok`), or every reason the target is not ready (`Err`).
 pub type HookResult = Result<Vec<String>, Vec<String>>;
 
-/// A protocol family (HTTP, SQL, …) as the engine sees it: one value per plan,
+/// A protocol family (HTTP, a database, a broker, …) as the engine sees it: one value per plan,
 /// shared by every VU.
 pub trait Protocol: Send + Sync + Debug + Any {
     /// A short name such as `http`.

@@ -102,7 +102,7 @@ pub struct StepSummary {
     pub checks: CheckTotals,
     pub bytes_sent: u64,
     pub bytes_received: u64,
-    /// The protocols' extra counters that counted something (SQL's `rows`),
+    /// The protocols' extra counters that counted something (such as `rows`),
     /// as fields of the step.
     #[serde(flatten)]
     pub counters: BTreeMap<String, u64>,

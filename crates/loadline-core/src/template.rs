@@ -244,7 +244,7 @@ impl Template {
     /// A template that is one typed value: [`Template::eval`] gives `value`
     /// itself (a number stays a number, `null` stays null) and rendering writes
     /// its text. For values written as YAML scalars where a type matters, such
-    /// as SQL parameters.
+    /// as the parameters of a database statement.
     ///
     /// ```
     /// use loadline_core::template::Template;

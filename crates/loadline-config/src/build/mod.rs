@@ -989,7 +989,7 @@ fn quoted_list(items: &[&str]) -> String {
 }
 
 #[cfg(test)]
-mod sql_tests;
+mod database_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
