@@ -13,6 +13,109 @@
 //!     .map_err(|errors| eprintln!("{errors}"))
 //!     .ok();
 //! ```
+//!
+//! # Adding a protocol
+//!
+//! A step kind the format does not know is a protocol's: its entry in a
+//! [`Registry`] names the key (`ping:` here), reads its step document with the
+//! lenient deserializer, and builds an executor through core's build context.
+//! This toy protocol records one sample per `ping` step:
+//!
+//! ```
+//! use std::any::Any;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use loadline_config::{load_str_in, Overrides, Registry};
+//! use loadline_core::build::BuildCtx;
+//! use loadline_core::metrics::{GroupId, RequestSample};
+//! use loadline_core::protocol::{BoxFuture, Protocol, StepExec, StepOutcome};
+//! use loadline_core::runner::{run, NoObserver, RunOptions};
+//! use loadline_core::vu::Vu;
+//! use loadline_doc::de::{read, Raw, Spanned};
+//! use loadline_protocols::registry::{ProtocolBuilder, ProtocolEntry, Scenario, StepDocument, StepKind};
+//!
+//! /// `ping: TEXT`: one sample each.
+//! struct Ping;
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! #[serde(deny_unknown_fields)]
+//! struct PingDoc {
+//!     ping: Spanned<String>,
+//! }
+//!
+//! #[derive(Debug)]
+//! struct PingProtocol;
+//!
+//! impl Protocol for PingProtocol {
+//!     fn name(&self) -> &'static str { "ping" }
+//!     fn new_vu_state(&self) -> Box<dyn Any + Send> { Box::new(()) }
+//! }
+//!
+//! #[derive(Debug)]
+//! struct PingStep { group: GroupId }
+//!
+//! impl StepExec for PingStep {
+//!     fn run<'a>(&'a self, vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
+//!         Box::pin(async move {
+//!             vu.metrics.record_request(&RequestSample {
+//!                 group: self.group,
+//!                 latency: Duration::from_micros(50),
+//!                 status: None,
+//!                 failed: false,
+//!                 error: None,
+//!                 bytes_sent: 4,
+//!                 bytes_received: 4,
+//!             });
+//!             StepOutcome::Continue
+//!         })
+//!     }
+//! }
+//!
+//! struct PingBuilder { joined: bool }
+//!
+//! impl ProtocolEntry for Ping {
+//!     fn name(&self) -> &'static str { "ping" }
+//!     fn steps(&self, generator: &mut schemars::SchemaGenerator) -> Vec<StepDocument> {
+//!         vec![StepDocument {
+//!             kinds: vec![StepKind { key: "ping", described: "a `ping` step" }],
+//!             schema: generator.subschema_for::<PingDoc>(),
+//!         }]
+//!     }
+//!     fn begin(&self, _: &Scenario, _: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder> {
+//!         Box::new(PingBuilder { joined: false })
+//!     }
+//! }
+//!
+//! impl ProtocolBuilder for PingBuilder {
+//!     fn step(&mut self, _kind: &str, step: &Raw, ctx: &mut dyn BuildCtx) -> Option<Arc<dyn StepExec>> {
+//!         if !self.joined {
+//!             ctx.add_protocol(Arc::new(PingProtocol));
+//!             self.joined = true;
+//!         }
+//!         let doc: PingDoc = read(step, ctx)?;
+//!         let group = ctx.group(format!("ping {}", doc.ping.value), "ping", &doc.ping.span)?;
+//!         Some(Arc::new(PingStep { group }))
+//!     }
+//! }
+//!
+//! // One line adds it; the scenario uses it like any other step.
+//! let registry = Registry::builtin().with(Ping);
+//! let text = "phases: [ { vus: 2, iterations: 6 } ]\nflows: [ { steps: [ { ping: pong } ] } ]\n";
+//! let loaded = load_str_in(&registry, "ping.yaml", text, ".".as_ref(), &Overrides::default())
+//!     .expect("a valid scenario");
+//! let plan = Arc::new(loaded.plan);
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! let result = runtime.block_on(run(plan, RunOptions::default(), Box::new(NoObserver)));
+//! assert_eq!(result.total.groups[0].requests, 6);
+//!
+//! // A misspelt key of its step is reported where it is written.
+//! let bad = "phases: [ { vus: 1, iterations: 1 } ]\nflows: [ { steps: [ { ping: a, pnig: b } ] } ]\n";
+//! let errors = load_str_in(&registry, "bad.yaml", bad, ".".as_ref(), &Overrides::default())
+//!     .unwrap_err()
+//!     .to_string();
+//! assert!(errors.starts_with("bad.yaml:2:32: flows[0].steps[0].pnig: unknown key `pnig`"), "{errors}");
+//! ```
 
 mod build;
 mod error;
