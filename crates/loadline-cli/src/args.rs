@@ -60,6 +60,7 @@ pub enum Command {
     },
     /// Start the embedded demo shop and run the bundled load-testing strategy
     /// (tests/load/shop.yaml) against it.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Print the JSON Schema of the scenario format (for editor autocompletion).
     Schema,
@@ -193,6 +194,7 @@ impl SearchArgs {
 }
 
 /// `loadline demo`.
+#[cfg(feature = "demo")]
 #[derive(Args, Debug, Clone, Default)]
 pub struct DemoArgs {
     /// Only start the shop and print its URL, until Ctrl-C.
@@ -240,6 +242,7 @@ pub struct DemoArgs {
 }
 
 /// The scenario flags that make sense for the bundled strategy.
+#[cfg(feature = "demo")]
 #[derive(Args, Debug, Clone, Default)]
 pub struct DemoScenarioArgs {
     /// The strategy's profile to run: normal (the default), peak, stress, spike,

@@ -6,6 +6,7 @@
 
 mod args;
 mod capacity;
+#[cfg(feature = "demo")]
 mod demo;
 mod output;
 mod run;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
             search,
             output,
         } => capacity::capacity(&file, profile, target, &search, &output),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::demo(&args),
         Command::Schema => {
             println!("{}", loadline_config::json_schema());
