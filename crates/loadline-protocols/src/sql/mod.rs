@@ -95,6 +95,11 @@ mod conn;
 mod exec;
 mod mysql;
 mod pg;
+// Public only to the fuzz target (`fuzz/fuzz_targets/sql_placeholders.rs`),
+// which turns on the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+pub mod placeholders;
+#[cfg(not(feature = "fuzzing"))]
 mod placeholders;
 mod spec;
 mod sqlite;
