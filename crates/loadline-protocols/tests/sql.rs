@@ -760,6 +760,298 @@ async fn postgres_binds_parameters_by_inferred_type() {
 }
 
 // ---------------------------------------------------------------------------
+// Dates, times, timestamps, uuids and bytes: the text a capture gives, and the
+// text forms a parameter takes.
+
+/// Runs `query` once and captures `columns` of its first row, one step per
+/// column (a failed capture stops a step's later captures); `None` where the
+/// capture failed.
+async fn capture_each(h: &mut Harness, query: &str, columns: &[&str]) -> Vec<Option<Value>> {
+    h.plan.capture_slots = columns.len();
+    let mut got = Vec::new();
+    for (slot, column) in columns.iter().enumerate() {
+        let step = h.step({
+            let mut s = stmt(query, &[]);
+            s.captures = vec![SqlCapture {
+                slot,
+                name: (*column).into(),
+                column: (*column).into(),
+            }];
+            s
+        });
+        let mut vu = h.vu(1);
+        let outcome = step.run(&mut vu).await;
+        let value = vu.vars.captures[slot].clone();
+        assert_eq!(
+            outcome == StepOutcome::Continue,
+            value.is_some(),
+            "{column}: {outcome:?}"
+        );
+        got.push(value);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_temporal_uuid_and_bytea_values_as_text() {
+    let Some(db) = db(Backend::Postgres).await else {
+        return;
+    };
+    let table = db.table("temporal");
+    let mut h = Harness::new(&db.url, 1, PoolMode::Shared);
+    h.setup(&[&format!(
+        "CREATE TABLE {table} (k int, d date, t time, ts timestamp, tz timestamptz, \
+         u uuid, b bytea)"
+    )])
+    .await;
+    // (key, date, time, timestamp, timestamptz, uuid, bytea) as parameters.
+    let rows: [[&str; 7]; 4] = [
+        [
+            "1",
+            "2024-02-29",
+            "01:02:03",
+            "2024-01-02 03:04:05.000001+02",
+            "2024-02-29t12:30:00.1234567 +05:30",
+            "{67E55044-10B1-426F-9247-BB680E5FE0C8}",
+            "\\x00ff",
+        ],
+        [
+            "2",
+            " 2024-03-01T23:30-05:00 ",
+            "23:59:59,5",
+            "1999-12-31 23:59:59.9999995",
+            "2024-05-01",
+            "67e5-5044-10b1426f9247bb680e5fe0c8",
+            "plain",
+        ],
+        [
+            "3",
+            "1970-01-01 00:00:00Z",
+            "00:00",
+            "{{ $randint(1700000000123, 1700000000123) }}",
+            "{{ $randint(-1, -1) }}",
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "\\x",
+        ],
+        [
+            "4",
+            "0001-01-01",
+            "23:59:59.999999",
+            "2024-01-01T10:00:59.5",
+            "1969-12-31T23:59:59.999999-00:30",
+            "{{ $uuid() }}",
+            "",
+        ],
+    ];
+    let mut vu = h.vu(1);
+    for row in rows {
+        let mut spec = stmt(
+            &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            &[],
+        );
+        spec.params = row.iter().map(|p| template(p)).collect();
+        let step = h.step(spec);
+        assert_eq!(step.run(&mut vu).await, StepOutcome::Continue, "{row:?}");
+    }
+    let mut got = Vec::new();
+    for k in 1..=4 {
+        let query = format!("SELECT d, t, ts, tz, u, b FROM {table} WHERE k = {k}");
+        got.push(capture_each(&mut h, &query, &["d", "t", "ts", "tz", "u", "b"]).await);
+    }
+    // Values the parameters cannot give.
+    let literals = capture_each(
+        &mut h,
+        "SELECT timestamp '1969-12-31 23:59:59.999999' AS before, \
+         timestamptz 'infinity' AS inf, time '12:00:00.000001' AS micro, \
+         date '9999-12-31' AS last, time '24:00:00' AS end_of_day, \
+         date 'infinity' AS date_inf, timestamp '-infinity' AS ts_neg_inf, \
+         date '10000-01-01' AS too_late",
+        &[
+            "before",
+            "inf",
+            "micro",
+            "last",
+            "end_of_day",
+            "date_inf",
+            "ts_neg_inf",
+            "too_late",
+        ],
+    )
+    .await;
+    // Text no parameter accepts.
+    let mut refused = Vec::new();
+    for (ty, text) in [
+        ("date", "2023-02-29"),
+        ("date", "2024-1-01"),
+        ("time", "01:02:03 junk"),
+        ("timestamp", "2024-01-01T25:00"),
+        ("timestamptz", "2024-01-01T10:00+16"),
+        ("timestamptz", "now"),
+        ("uuid", "67e55044"),
+        ("bytea", "\\x0g"),
+        // PostgreSQL reads these two itself; `time::Time` holds neither.
+        ("time", "24:00:00"),
+        ("timestamp", "2024-01-01T10:00:60"),
+    ] {
+        let mut spec = stmt(&format!("SELECT $1::{ty} AS v"), &[]);
+        spec.group = OTHER;
+        spec.params = vec![Template::literal(text)];
+        let step = h.step(spec);
+        refused.push((ty, text, step.run(&mut vu).await));
+    }
+    h.setup(&[&format!("DROP TABLE {table}")]).await;
+    let text = |s: &str| Some(json!(s));
+    assert_eq!(
+        got[0],
+        vec![
+            text("2024-02-29"),
+            text("01:02:03"),
+            text("2024-01-02T03:04:05.000001"),
+            text("2024-02-29T07:00:00.123456Z"),
+            text("67e55044-10b1-426f-9247-bb680e5fe0c8"),
+            text("\\x00ff"),
+        ]
+    );
+    assert_eq!(
+        got[1],
+        vec![
+            text("2024-03-01"),
+            text("23:59:59.500000"),
+            text("1999-12-31T23:59:59.999999"),
+            text("2024-05-01T00:00:00Z"),
+            text("67e55044-10b1-426f-9247-bb680e5fe0c8"),
+            text("\\x706c61696e"),
+        ]
+    );
+    assert_eq!(
+        got[2],
+        vec![
+            text("1970-01-01"),
+            text("00:00:00"),
+            text("2023-11-14T22:13:20.123000"),
+            text("1969-12-31T23:59:59.999000Z"),
+            text("67e55044-10b1-426f-9247-bb680e5fe0c8"),
+            text("\\x"),
+        ]
+    );
+    assert_eq!(
+        got[3][..4],
+        [
+            text("0001-01-01"),
+            text("23:59:59.999999"),
+            text("2024-01-01T10:00:59.500000"),
+            text("1970-01-01T00:29:59.999999Z"),
+        ]
+    );
+    assert_eq!(
+        got[3][4].as_ref().and_then(Value::as_str).map(str::len),
+        Some(36)
+    );
+    assert_eq!(got[3][5], text("\\x"));
+    assert_eq!(
+        literals,
+        vec![
+            text("1969-12-31T23:59:59.999999"),
+            None,
+            text("12:00:00.000001"),
+            text("9999-12-31"),
+            text("24:00:00"),
+            // Past the years `time` holds (±9999): not readable.
+            None,
+            None,
+            None,
+        ]
+    );
+    for (ty, text, outcome) in refused {
+        assert_eq!(outcome, StepOutcome::AbortIteration, "{text} as {ty}");
+    }
+    let st = h.stats();
+    assert_eq!(
+        (st.groups[OTHER].requests, st.groups[OTHER].failed),
+        (10, 10)
+    );
+    assert_eq!(errors(&st.groups[OTHER], ErrorKind::Sql), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_temporal_values_as_text() {
+    let Some(db) = db(Backend::MariaDb).await else {
+        return;
+    };
+    let mut h = Harness::new(&db.url, 1, PoolMode::Shared);
+    let got = capture_each(
+        &mut h,
+        "SELECT DATE '2024-05-01' AS d, \
+         CAST('2024-05-01 13:04:05.25' AS DATETIME(6)) AS dt, \
+         CAST('2024-05-01 13:04:05' AS DATETIME(6)) AS dt_whole, \
+         CAST('2024-05-01 00:00:00' AS DATETIME) AS dt_midnight, \
+         TIMESTAMP '2024-05-01 13:04:05.000001' AS ts, \
+         CAST(TIMESTAMP '2024-05-01 00:00:00' AS DATETIME) + INTERVAL 0 SECOND AS dt_sum, \
+         CAST('-26:03:04.5' AS TIME(6)) AS t, \
+         CAST('838:59:59' AS TIME) AS t_max, \
+         CAST('00:00:00' AS TIME) AS t_zero",
+        &[
+            "d",
+            "dt",
+            "dt_whole",
+            "dt_midnight",
+            "ts",
+            "dt_sum",
+            "t",
+            "t_max",
+            "t_zero",
+        ],
+    )
+    .await;
+    let table = db.table("ts");
+    h.setup(&[
+        &format!(
+            "CREATE TABLE {table} (ts timestamp(6) NULL, at_midnight timestamp NULL, \
+             zero_ts timestamp NULL, zero_d date, zero_dt datetime)"
+        ),
+        &format!(
+            "INSERT INTO {table} VALUES ('2024-05-01 13:04:05.250000', '2024-05-01 00:00:00', \
+             '0000-00-00 00:00:00', '0000-00-00', '0000-00-00 00:00:00')"
+        ),
+    ])
+    .await;
+    let stored = capture_each(
+        &mut h,
+        &format!("SELECT ts, at_midnight, zero_ts, zero_d, zero_dt FROM {table}"),
+        &["ts", "at_midnight", "zero_ts", "zero_d", "zero_dt"],
+    )
+    .await;
+    h.setup(&[&format!("DROP TABLE {table}")]).await;
+    let text = |s: &str| Some(json!(s));
+    assert_eq!(
+        got,
+        vec![
+            text("2024-05-01"),
+            text("2024-05-01T13:04:05.250000"),
+            text("2024-05-01T13:04:05"),
+            // A DATETIME at midnight comes as the date alone.
+            text("2024-05-01"),
+            text("2024-05-01T13:04:05.000001"),
+            text("2024-05-01"),
+            text("-26:03:04.500000"),
+            text("838:59:59"),
+            text("00:00:00"),
+        ]
+    );
+    assert_eq!(
+        stored,
+        vec![
+            text("2024-05-01T13:04:05.250000Z"),
+            text("2024-05-01T00:00:00Z"),
+            // sqlx reads MySQL's zero dates as NULL.
+            Some(Value::Null),
+            Some(Value::Null),
+            Some(Value::Null),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Timeouts, templated SQL text, setup errors, unreachable databases.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

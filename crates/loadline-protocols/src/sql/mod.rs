@@ -57,7 +57,8 @@
 //!   `jsonb` from a string holding JSON text or any other JSON value, `uuid`
 //!   from its text, `bytea` from text (`\x…` as hex), `date`/`time`/`timestamp`/
 //!   `timestamptz` from ISO 8601 text (timestamps also from epoch milliseconds,
-//!   as `{{ $timestamp() }}` gives; a `timestamptz` without an offset is UTC).
+//!   as `{{ $timestamp() }}` gives; a `timestamptz` without an offset is UTC;
+//!   not `24:00:00` nor leap seconds, which `time::Time` cannot hold).
 //!   Other types: cast in the query (`$1::text::inet`). Where the server cannot
 //!   infer a type (`SELECT $1`), cast it (`$1::int`).
 //! - **MySQL/MariaDB** convert on their own: null binds as NULL, booleans as
@@ -76,8 +77,9 @@
 //! `TINYINT(1)` included), text as strings, JSON columns as their JSON value,
 //! `uuid` as its text, `bytea` as `\x…` hex, dates and times as ISO 8601 text
 //! (`timestamptz` and MySQL `TIMESTAMP` in UTC with a `Z`), NULL as null. A
-//! missing column, no row at all, or a PostgreSQL type not listed above (cast it:
-//! `created::text AS created`) is a failed capture.
+//! missing column, no row at all, a PostgreSQL type not listed above (cast it:
+//! `created::text AS created`), or a date or timestamp outside the `time`
+//! crate's years (±9999; PostgreSQL's `infinity`) is a failed capture.
 //!
 //! # Connections
 //!
@@ -96,6 +98,11 @@ mod errors;
 mod exec;
 mod mysql;
 mod pg;
+// Public only to the fuzz target (`fuzz/fuzz_targets/sql_placeholders.rs`),
+// which turns on the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+pub mod placeholders;
+#[cfg(not(feature = "fuzzing"))]
 mod placeholders;
 mod spec;
 mod sqlite;

@@ -2,14 +2,15 @@
 //! parameters bound by their JSON type (the server converts as it needs), result
 //! values turned into JSON.
 
-use std::fmt::Write as _;
-
 use futures_util::TryStreamExt;
 use serde_json::Value;
 use sqlx::error::BoxDynError;
+use sqlx::mysql::types::MySqlTime;
 use sqlx::mysql::{MySqlArguments, MySqlConnection, MySqlRow};
 use sqlx::{Arguments, Either, Executor, Row, TypeInfo, ValueRef};
+use time::{Date, PrimitiveDateTime, Time};
 
+use super::calendar;
 use super::conn::{Failure, Ran};
 use super::pg::decimal_json;
 
@@ -91,8 +92,27 @@ fn column(row: &MySqlRow, name: &str) -> Option<Value> {
                 .fold(0u64, |acc, b| acc << 8 | u64::from(*b)),
         ),
         "JSON" => serde_json::from_slice(bytes()?).ok()?,
-        "DATE" | "DATETIME" | "TIMESTAMP" => Value::String(datetime(bytes()?, ty == "TIMESTAMP")?),
-        "TIME" => Value::String(time(bytes()?)?),
+        "DATE" => Value::String(calendar::format_date(
+            row.try_get_unchecked::<Date, _>(name).ok()?,
+        )?),
+        "DATETIME" => {
+            let dt = row.try_get_unchecked::<PrimitiveDateTime, _>(name).ok()?;
+            // At midnight the server sends a DATETIME without its time part,
+            // and loadline has always captured it as the date alone.
+            if dt.time() == Time::MIDNIGHT {
+                Value::String(calendar::format_date(dt.date())?)
+            } else {
+                Value::String(calendar::format_datetime(dt, false)?)
+            }
+        }
+        // In UTC: the connection's time zone is +00:00.
+        "TIMESTAMP" => Value::String(calendar::format_datetime(
+            row.try_get_unchecked::<PrimitiveDateTime, _>(name).ok()?,
+            true,
+        )?),
+        "TIME" => Value::String(time_text(
+            &row.try_get_unchecked::<MySqlTime, _>(name).ok()?,
+        )),
         "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET"
         | "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
             Value::String(text()?)
@@ -105,98 +125,35 @@ fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
 }
 
-/// A binary DATE / DATETIME / TIMESTAMP (length byte, year, month, day, and
-/// optionally hour, minute, second, microseconds) as ISO 8601. TIMESTAMP values
-/// are UTC (the connection's time zone is +00:00) and get a `Z`.
-fn datetime(b: &[u8], utc: bool) -> Option<String> {
-    let len = usize::from(*b.first()?);
-    let b = b.get(1..=len)?;
-    let mut out = String::with_capacity(27);
-    if len < 4 {
-        // The zero date.
-        out.push_str("0000-00-00");
-        return Some(out);
-    }
-    let year = u16::from_le_bytes([b[0], b[1]]);
-    let _ = write!(out, "{year:04}-{:02}-{:02}", b[2], b[3]);
-    if len >= 7 || utc {
-        let (h, m, s) = if len >= 7 {
-            (b[4], b[5], b[6])
-        } else {
-            (0, 0, 0)
-        };
-        let _ = write!(out, "T{h:02}:{m:02}:{s:02}");
-        if len >= 11 {
-            let micros = u32::from_le_bytes([b[7], b[8], b[9], b[10]]);
-            if micros != 0 {
-                let _ = write!(out, ".{micros:06}");
-            }
-        }
-        if utc {
-            out.push('Z');
-        }
-    }
-    Some(out)
-}
-
-/// A binary TIME (length byte, sign, days, hour, minute, second, microseconds)
-/// as `[-]HH:MM:SS[.ffffff]`, hours past 24 kept.
-fn time(b: &[u8]) -> Option<String> {
-    let len = usize::from(*b.first()?);
-    let b = b.get(1..=len)?;
-    if len < 8 {
-        return Some("00:00:00".into());
-    }
-    let negative = b[0] == 1;
-    let days = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
-    let hours = u64::from(days) * 24 + u64::from(b[5]);
-    let micros = if len >= 12 {
-        u32::from_le_bytes([b[8], b[9], b[10], b[11]])
+/// A TIME (a duration of up to ±838 hours) as `[-]HH:MM:SS[.ffffff]`.
+fn time_text(t: &MySqlTime) -> String {
+    // Through the sign: sqlx 0.8.6's `MySqlTime::is_negative` answers
+    // `is_positive`.
+    let sign = if t.sign().is_negative() { "-" } else { "" };
+    let (h, m, s, us) = (t.hours(), t.minutes(), t.seconds(), t.microseconds());
+    if us == 0 {
+        format!("{sign}{h:02}:{m:02}:{s:02}")
     } else {
-        0
-    };
-    let mut out = String::new();
-    if negative {
-        out.push('-');
+        format!("{sign}{h:02}:{m:02}:{s:02}.{us:06}")
     }
-    let _ = write!(out, "{hours:02}:{:02}:{:02}", b[6], b[7]);
-    if micros != 0 {
-        let _ = write!(out, ".{micros:06}");
-    }
-    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::mysql::types::MySqlTimeSign;
 
     #[test]
-    fn binary_temporals_read_as_iso() {
+    fn times_read_as_text() {
+        let time = |sign, h, m, s, us| MySqlTime::new(sign, h, m, s, us).expect("in range");
         assert_eq!(
-            datetime(&[4, 0xE8, 0x07, 5, 1], false).as_deref(),
-            Some("2024-05-01")
+            time_text(&time(MySqlTimeSign::Negative, 26, 3, 4, 0)),
+            "-26:03:04"
         );
         assert_eq!(
-            datetime(&[7, 0xE8, 0x07, 5, 1, 13, 4, 5], true).as_deref(),
-            Some("2024-05-01T13:04:05Z")
+            time_text(&time(MySqlTimeSign::Positive, 1, 2, 3, 250_000)),
+            "01:02:03.250000"
         );
-        assert_eq!(
-            datetime(
-                &[11, 0xE8, 0x07, 5, 1, 13, 4, 5, 0x90, 0xD0, 0x03, 0],
-                false
-            )
-            .as_deref(),
-            Some("2024-05-01T13:04:05.250000")
-        );
-        assert_eq!(
-            datetime(&[11, 0xE8, 0x07, 5, 1, 13, 4, 5, 1, 0, 0, 0], false).as_deref(),
-            Some("2024-05-01T13:04:05.000001")
-        );
-        assert_eq!(
-            time(&[8, 1, 1, 0, 0, 0, 2, 3, 4]).as_deref(),
-            Some("-26:03:04")
-        );
-        assert_eq!(time(&[0]).as_deref(), Some("00:00:00"));
-        assert_eq!(datetime(&[9, 1], false), None);
+        assert_eq!(time_text(&MySqlTime::ZERO), "00:00:00");
     }
 }

@@ -19,13 +19,21 @@ use sqlx::postgres::types::Oid;
 use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgConnection, PgRow, PgTypeInfo, PgTypeKind, PgValueRef,
 };
-use sqlx::{Arguments, Either, Encode, Executor, Postgres, Row, Statement, Type, ValueRef};
+use sqlx::{Arguments, Decode, Either, Encode, Executor, Postgres, Row, Statement, Type, ValueRef};
+use time::macros::date;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use uuid::Uuid;
 
-use super::calendar::{self, MICROS_PER_DAY};
+use super::calendar;
 use super::conn::{Failure, Ran};
 
-/// 2000-01-01, PostgreSQL's epoch, in days since 1970-01-01.
-const PG_EPOCH_DAYS: i64 = 10_957;
+/// PostgreSQL counts dates and timestamps from 2000-01-01.
+#[rustfmt::skip]
+const PG_EPOCH: Date = date!(2000-01-01);
+
+/// `24:00:00`, which PostgreSQL's `time` allows and `time::Time` cannot hold,
+/// in microseconds.
+const END_OF_DAY_MICROS: i64 = 86_400_000_000;
 
 /// Runs one statement: prepares it (once per connection: the statement cache
 /// answers afterwards), binds the parameters, reads every row. Keeps the columns
@@ -196,25 +204,34 @@ fn text(value: &Value) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Microseconds since 1970-01-01 of a timestamp given as text or as epoch
-/// milliseconds (what `{{ $timestamp() }}` gives). `utc`: read the offset
-/// written in the text (else ignore it, as PostgreSQL does for `timestamp`).
-fn timestamp(value: &Value, utc: bool) -> Option<i64> {
+/// A timestamp given as text (ISO 8601) or as epoch milliseconds (what
+/// `{{ $timestamp() }}` gives, in UTC).
+fn timestamp(value: &Value) -> Option<OffsetDateTime> {
     match value {
-        Value::Number(n) => n.as_i64().map(|ms| ms * 1000),
-        Value::String(s) => {
-            let dt = calendar::parse_datetime(s)?;
-            Some(if utc {
-                dt.utc_micros()
-            } else {
-                dt.local_micros()
-            })
+        Value::Number(n) => {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(n.as_i64()?) * 1_000_000).ok()
         }
+        Value::String(s) => calendar::parse_datetime(s),
         _ => None,
     }
 }
 
-fn encode(value: &Value, ty: &PgTypeInfo, buf: &mut Vec<u8>) -> Result<(), BoxDynError> {
+/// A uuid's text: hyphenated, braced or bare (and, as loadline always took
+/// it, with hyphens anywhere).
+fn parse_uuid(s: &str) -> Option<Uuid> {
+    let s = s.trim().trim_start_matches('{').trim_end_matches('}');
+    Uuid::try_parse(s)
+        .or_else(|_| Uuid::try_parse(&s.replace('-', "")))
+        .ok()
+}
+
+/// Writes `v` with sqlx's own encoder for its type (none of those used here
+/// writes a NULL).
+fn put<'q, T: Encode<'q, Postgres>>(v: &T, buf: &mut PgArgumentBuffer) -> Result<(), BoxDynError> {
+    v.encode_by_ref(buf).map(drop)
+}
+
+fn encode(value: &Value, ty: &PgTypeInfo, buf: &mut PgArgumentBuffer) -> Result<(), BoxDynError> {
     let bad = || type_error(value, ty);
     match repr(ty) {
         Repr::Bool => {
@@ -265,14 +282,17 @@ fn encode(value: &Value, ty: &PgTypeInfo, buf: &mut Vec<u8>) -> Result<(), BoxDy
             // any other value is serialised.
             match value {
                 Value::String(s) => buf.extend_from_slice(s.as_bytes()),
-                other => serde_json::to_writer(&mut *buf, other)?,
+                other => serde_json::to_writer(&mut **buf, other)?,
             }
         }
-        Repr::Uuid => buf.extend_from_slice(&parse_uuid(&text(value)).ok_or_else(bad)?),
+        Repr::Uuid => {
+            let uuid = parse_uuid(&text(value)).ok_or_else(bad)?;
+            put(&uuid, buf)?;
+        }
         Repr::Bytea => {
             let t = text(value);
             match t.strip_prefix("\\x") {
-                Some(hex) => buf.extend_from_slice(&parse_hex(hex).ok_or_else(bad)?),
+                Some(digits) => buf.extend_from_slice(&hex::decode(digits).map_err(|_| bad())?),
                 None => buf.extend_from_slice(t.as_bytes()),
             }
         }
@@ -280,20 +300,27 @@ fn encode(value: &Value, ty: &PgTypeInfo, buf: &mut Vec<u8>) -> Result<(), BoxDy
             let Value::String(s) = value else {
                 return Err(bad());
             };
-            let days = calendar::parse_datetime(s).ok_or_else(bad)?.days - PG_EPOCH_DAYS;
-            let days = i32::try_from(days).map_err(|_| bad())?;
-            buf.extend_from_slice(&days.to_be_bytes());
+            let date = calendar::parse_datetime(s).ok_or_else(bad)?.date();
+            put(&date, buf)?;
         }
         Repr::Time => {
             let Value::String(s) = value else {
                 return Err(bad());
             };
-            buf.extend_from_slice(&calendar::parse_time(s).ok_or_else(bad)?.to_be_bytes());
+            let time = calendar::parse_time(s).ok_or_else(bad)?;
+            put(&time, buf)?;
         }
-        Repr::Timestamp | Repr::Timestamptz => {
-            let micros = timestamp(value, repr(ty) == Repr::Timestamptz).ok_or_else(bad)?;
-            let pg = micros - PG_EPOCH_DAYS * MICROS_PER_DAY;
-            buf.extend_from_slice(&pg.to_be_bytes());
+        // A `timestamp` keeps the wall-clock time written, ignoring any offset
+        // (as PostgreSQL does); a `timestamptz` is that instant.
+        Repr::Timestamp => {
+            let dt = timestamp(value).ok_or_else(bad)?;
+            put(&PrimitiveDateTime::new(dt.date(), dt.time()), buf)?;
+        }
+        Repr::Timestamptz => {
+            let utc = timestamp(value)
+                .and_then(|dt| dt.checked_to_offset(UtcOffset::UTC))
+                .ok_or_else(bad)?;
+            put(&utc, buf)?;
         }
         Repr::Unsupported => {
             return Err(format!(
@@ -304,25 +331,6 @@ fn encode(value: &Value, ty: &PgTypeInfo, buf: &mut Vec<u8>) -> Result<(), BoxDy
         }
     }
     Ok(())
-}
-
-/// 32 hex digits, hyphens anywhere (and braces around) allowed.
-fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let s = s.trim().trim_start_matches('{').trim_end_matches('}');
-    let hex: String = s.chars().filter(|c| *c != '-').collect();
-    let bytes = parse_hex(&hex)?;
-    bytes.try_into().ok()
-}
-
-fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let pairs = s.as_bytes().chunks_exact(2);
-    if !pairs.remainder().is_empty() {
-        return None;
-    }
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    pairs
-        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
-        .collect()
 }
 
 /// Writes the binary `numeric` form of a decimal text (`-12.50`, `1e-3`, `NaN`,
@@ -505,6 +513,11 @@ fn column(row: &PgRow, name: &str) -> Option<Value> {
     decode(raw, &ty)
 }
 
+/// A value through sqlx's own decoder for `T`.
+fn read<'r, T: Decode<'r, Postgres>>(raw: PgValueRef<'r>) -> Option<T> {
+    T::decode(raw).ok()
+}
+
 fn decode(raw: PgValueRef<'_>, ty: &PgTypeInfo) -> Option<Value> {
     let b = raw.as_bytes().ok()?;
     let be8 = |b: &[u8]| -> Option<[u8; 8]> { b.try_into().ok() };
@@ -521,41 +534,41 @@ fn decode(raw: PgValueRef<'_>, ty: &PgTypeInfo) -> Option<Value> {
         Repr::Text => Value::String(String::from_utf8_lossy(b).into_owned()),
         Repr::Json => serde_json::from_slice(b).ok()?,
         Repr::Jsonb => serde_json::from_slice(b.get(1..)?).ok()?,
-        Repr::Uuid => {
-            let mut s = String::with_capacity(36);
-            for (i, byte) in b.iter().enumerate() {
-                if matches!(i, 4 | 6 | 8 | 10) {
-                    s.push('-');
-                }
-                let _ = write!(s, "{byte:02x}");
-            }
-            Value::String(s)
-        }
-        Repr::Bytea => {
-            let mut s = String::with_capacity(2 + 2 * b.len());
-            s.push_str("\\x");
-            for byte in b {
-                let _ = write!(s, "{byte:02x}");
-            }
-            Value::String(s)
-        }
+        Repr::Uuid => Value::String(read::<Uuid>(raw)?.hyphenated().to_string()),
+        Repr::Bytea => Value::String(format!("\\x{}", hex::encode(b))),
+        // sqlx adds the stored count to 2000-01-01 unchecked, which panics past
+        // the years `time` holds (±9999; PostgreSQL's `infinity` is among them:
+        // sqlx issue #2234), so the count is looked at first. Out of range: not
+        // readable, a failed capture.
         Repr::Date => {
-            let mut s = String::new();
-            let days = i64::from(i32::from_be_bytes(be4(b)?));
-            calendar::format_date(&mut s, days + PG_EPOCH_DAYS);
-            Value::String(s)
+            let days = i64::from(read::<i32>(raw.clone())?);
+            let first = (Date::MIN - PG_EPOCH).whole_days();
+            let last = (Date::MAX - PG_EPOCH).whole_days();
+            if !(first..=last).contains(&days) {
+                return None;
+            }
+            Value::String(calendar::format_date(read(raw)?)?)
         }
-        Repr::Time => {
-            let mut s = String::new();
-            calendar::format_time(&mut s, i64::from_be_bytes(be8(b)?));
-            Value::String(s)
-        }
+        // sqlx reads a time modulo a day: `24:00:00` would be `00:00:00`.
+        Repr::Time => match read::<i64>(raw.clone())? {
+            END_OF_DAY_MICROS => Value::String("24:00:00".into()),
+            0..END_OF_DAY_MICROS => Value::String(calendar::format_time(read(raw)?)?),
+            _ => return None,
+        },
+        // A `timestamptz` comes in UTC.
         Repr::Timestamp | Repr::Timestamptz => {
-            let micros = i64::from_be_bytes(be8(b)?).checked_add(PG_EPOCH_DAYS * MICROS_PER_DAY)?;
+            let micros = i128::from(read::<i64>(raw.clone())?);
+            let epoch = PG_EPOCH.midnight();
+            let first = (PrimitiveDateTime::MIN - epoch).whole_microseconds();
+            let last = (PrimitiveDateTime::MAX - epoch).whole_microseconds();
+            if !(first..=last).contains(&micros) {
+                return None;
+            }
+            let dt = read(raw)?;
             Value::String(calendar::format_datetime(
-                micros,
+                dt,
                 repr(ty) == Repr::Timestamptz,
-            ))
+            )?)
         }
         Repr::Unsupported => return None,
     })
@@ -611,12 +624,18 @@ mod tests {
     }
 
     #[test]
-    fn uuids_and_hex_parse() {
+    fn uuids_parse() {
         let u = parse_uuid("{67e55044-10b1-426f-9247-bb680e5fe0c8}").expect("a uuid");
-        assert_eq!(u[0], 0x67);
-        assert_eq!(u[15], 0xc8);
+        assert_eq!(u.as_bytes()[0], 0x67);
+        assert_eq!(u.as_bytes()[15], 0xc8);
+        for same in [
+            " 67E55044-10B1-426F-9247-BB680E5FE0C8 ",
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "67e5-5044-10b1426f9247bb680e5fe0c8",
+        ] {
+            assert_eq!(parse_uuid(same), Some(u), "{same}");
+        }
         assert!(parse_uuid("67e55044").is_none());
-        assert_eq!(parse_hex("00ff"), Some(vec![0, 255]));
-        assert_eq!(parse_hex("0g"), None);
+        assert!(parse_uuid("67e55044-10b1-426f-9247-bb680e5fe0cg").is_none());
     }
 }

@@ -15,7 +15,7 @@ use std::fmt;
 
 /// The SQL dialect, as far as placeholders and quoting go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
+pub enum Dialect {
     Postgres,
     MySql,
     Sqlite,
@@ -23,7 +23,7 @@ pub(crate) enum Dialect {
 
 /// A query whose placeholders make no sense.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PlaceholderError {
+pub enum PlaceholderError {
     /// `$0`.
     Zero,
     /// `?` and `$n` in one query.
@@ -45,7 +45,7 @@ impl fmt::Display for PlaceholderError {
 /// number of `?`). For MySQL, writes the query with `$n` turned into `?` to
 /// `out` and, for each `?` in order, the 0-based index of its parameter to
 /// `order`; for the other dialects `out` and `order` are left empty.
-pub(crate) fn rewrite(
+pub fn rewrite(
     sql: &str,
     dialect: Dialect,
     out: &mut String,
@@ -61,6 +61,9 @@ pub(crate) fn rewrite(
     let mut positional = 0usize;
     let mut copied = 0usize;
     let mut i = 0usize;
+    // Where the last numbered placeholder ended: a `$` there starts another
+    // one (`$1$2`), though after a digit of a name it would not (`a1$2`).
+    let mut placeholder_end = 0usize;
     while i < b.len() {
         match b[i] {
             b'\'' => {
@@ -77,7 +80,7 @@ pub(crate) fn rewrite(
             }
             b'#' if mysql => i = skip_line(b, i),
             b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i, pg),
-            b'$' if i > 0 && is_ident(b[i - 1]) => i += 1,
+            b'$' if i > 0 && i != placeholder_end && is_ident(b[i - 1]) => i += 1,
             b'$' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 let (n, end) = number(b, i + 1);
                 if n == 0 {
@@ -92,6 +95,7 @@ pub(crate) fn rewrite(
                     copied = end;
                 }
                 i = end;
+                placeholder_end = end;
             }
             b'$' if pg => i = skip_dollar_quoted(b, i),
             b'?' if !pg => {
@@ -100,6 +104,7 @@ pub(crate) fn rewrite(
                     numbered = true;
                     highest = highest.max(n);
                     i = end;
+                    placeholder_end = end;
                 } else {
                     if mysql {
                         order.push(positional);
@@ -282,6 +287,14 @@ mod tests {
             count("SELECT $0", Dialect::Postgres),
             Err(PlaceholderError::Zero)
         );
+    }
+
+    #[test]
+    fn adjacent_placeholders_are_each_read() {
+        let (sql, order, n) = mysql("SELECT $2$1, a1$3");
+        assert_eq!((sql.as_str(), order, n), ("SELECT ??, a1$3", vec![1, 0], 2));
+        assert_eq!(count("SELECT $1$2", Dialect::Postgres), Ok(2));
+        assert_eq!(count("SELECT ?1$2", Dialect::Sqlite), Ok(2));
     }
 
     #[test]
