@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::metrics::MetricsHub;
+use crate::metrics::{ErrorKind, GroupId, MetricsHub, RequestSample};
 use crate::plan::Plan;
 use crate::protocol::Slot;
 use crate::template::Vars;
@@ -41,5 +41,22 @@ impl Vu {
     pub fn parts<S: 'static>(&mut self, slot: Slot<S>) -> Option<(&mut Vars, &mut S, &MetricsHub)> {
         let state = self.states.get_mut(slot.index())?.downcast_mut::<S>()?;
         Some((&mut self.vars, state, &self.metrics))
+    }
+
+    /// [`Vu::parts`] for a step of metric group `group`; when the plan pairs the
+    /// step with another protocol's state, the step counts as unsent (error
+    /// `other`) and `None` tells it to give up the iteration.
+    pub fn parts_for<S: 'static>(
+        &mut self,
+        slot: Slot<S>,
+        group: GroupId,
+    ) -> Option<(&mut Vars, &mut S, &MetricsHub)> {
+        let fits = self.states.get(slot.index()).is_some_and(|s| s.is::<S>());
+        if !fits {
+            self.metrics
+                .record_request(&RequestSample::unsent(group, ErrorKind::Other));
+            return None;
+        }
+        self.parts(slot)
     }
 }

@@ -177,10 +177,7 @@ impl HttpStep {
 
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
         let group = self.spec.group;
-        let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
-            // A plan that pairs this step with another protocol's state.
-            vu.metrics
-                .record_request(&RequestSample::unsent(group, ErrorKind::Other));
+        let Some((vars, state, hub)) = vu.parts_for(self.spec.slot, group) else {
             return StepOutcome::AbortIteration;
         };
         let outcome = match &self.spec.poll {

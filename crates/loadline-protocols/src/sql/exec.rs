@@ -109,12 +109,7 @@ impl SqlStep {
 
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
         let group = self.spec.group;
-        let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
-            // A plan that pairs this step with another protocol's state.
-            vu.metrics.record_request(&RequestSample::unsent(
-                group,
-                self.db.metrics.class(ErrorKind::Other),
-            ));
+        let Some((vars, state, hub)) = vu.parts_for(self.spec.slot, group) else {
             return StepOutcome::AbortIteration;
         };
         let VuState { conns, scratch } = state;
@@ -365,11 +360,7 @@ impl TransactionStep {
 
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
         let group = self.spec.group;
-        let Some((vars, state, hub)) = vu.parts(self.spec.slot) else {
-            vu.metrics.record_request(&RequestSample::unsent(
-                group,
-                self.db.metrics.class(ErrorKind::Other),
-            ));
+        let Some((vars, state, hub)) = vu.parts_for(self.spec.slot, group) else {
             return StepOutcome::AbortIteration;
         };
         let VuState { conns, scratch } = state;
