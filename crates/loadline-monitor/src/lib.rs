@@ -41,6 +41,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{ConfigProblem, MonitorConfig, ProcessSpec, PrometheusSpec};
 pub use database::DatabaseMonitorSpec;
+/// The reader of scraped Prometheus pages, public for the fuzz target (`fuzz/`):
+/// not an interface to build on.
+#[doc(hidden)]
+pub use prometheus::exposition;
 
 use board::Board;
 
