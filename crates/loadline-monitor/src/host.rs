@@ -1,17 +1,13 @@
 //! The machine loadline runs on: CPU by kind (of all cores), memory, load average
 //! and network bytes per second, from `/proc` deltas between samples.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use loadline_core::monitor::MonitorValue;
 
 use crate::board::{series_key, value, Latch};
-use crate::linux_proc::{self, CpuTimes, NetDev};
+use crate::linux_proc::{self, CpuTimes, NetCounters, ProcResult};
 use crate::sampling::BlockingSampler;
-
-/// Bytes received and sent so far, by interface.
-type NetCounters = BTreeMap<String, (u64, u64)>;
 
 pub(crate) struct HostSampler {
     /// Watch every interface, not only the loopback (the target is elsewhere).
@@ -31,14 +27,14 @@ impl HostSampler {
         }
     }
 
-    /// Reads one file, telling a failure once per streak.
+    /// Reads one file of `/proc` with `read`, telling a failure once per streak.
     fn read<T>(
         &mut self,
         file: &'static str,
-        parse: impl FnOnce(&str) -> Option<T>,
+        read: impl FnOnce() -> ProcResult<T>,
         warnings: &mut Vec<String>,
     ) -> Option<T> {
-        match linux_proc::read_system(file, parse) {
+        match read() {
             Ok(parsed) => {
                 self.latch.clear(file);
                 Some(parsed)
@@ -59,13 +55,13 @@ impl BlockingSampler for HostSampler {
     }
 
     fn sample(&mut self, out: &mut Vec<MonitorValue>, warnings: &mut Vec<String>) {
-        if let Some(cpu) = self.read("stat", linux_proc::parse_proc_stat, warnings) {
+        if let Some(cpu) = self.read("stat", linux_proc::cpu_times, warnings) {
             if let Some(before) = self.last_cpu {
                 out.extend(cpu_values(&before, &cpu));
             }
             self.last_cpu = Some(cpu);
         }
-        if let Some(mem) = self.read("meminfo", linux_proc::parse_meminfo, warnings) {
+        if let Some(mem) = self.read("meminfo", linux_proc::meminfo, warnings) {
             let used = mem.total.saturating_sub(mem.available);
             out.extend(value("host.mem_used_bytes".into(), used as f64));
             out.extend(value(
@@ -73,24 +69,14 @@ impl BlockingSampler for HostSampler {
                 mem.available as f64,
             ));
         }
-        if let Some(load1) = self.read("loadavg", linux_proc::parse_loadavg, warnings) {
+        if let Some(load1) = self.read("loadavg", linux_proc::load1, warnings) {
             out.extend(value("host.load1".into(), load1));
         }
-        let devs = self.read("net/dev", |t| Some(linux_proc::parse_net_dev(t)), warnings);
-        if let Some(devs) = devs {
+        if let Some(mut counters) = self.read("net/dev", linux_proc::net_counters, warnings) {
             let now = Instant::now();
-            let all = self.all_interfaces;
-            let counters: NetCounters = devs
-                .into_iter()
-                .filter(|d| all || d.iface == "lo")
-                .map(
-                    |NetDev {
-                         iface,
-                         rx_bytes,
-                         tx_bytes,
-                     }| (iface, (rx_bytes, tx_bytes)),
-                )
-                .collect();
+            if !self.all_interfaces {
+                counters.retain(|iface, _| iface == "lo");
+            }
             if let Some((then, before)) = &self.last_net {
                 out.extend(net_values(
                     before,
@@ -159,6 +145,7 @@ fn net_values(before: &NetCounters, now: &NetCounters, seconds: f64) -> Vec<Moni
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn cpu_shares_are_of_the_time_that_passed() {

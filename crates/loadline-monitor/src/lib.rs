@@ -21,11 +21,16 @@
 mod board;
 mod config;
 mod database;
+#[cfg(target_os = "linux")]
 mod host;
+#[cfg(target_os = "linux")]
 mod linux_proc;
+#[cfg(target_os = "linux")]
 mod process;
 mod prometheus;
+#[cfg(target_os = "linux")]
 mod sampling;
+#[cfg(target_os = "linux")]
 mod self_monitor;
 
 use std::sync::atomic::Ordering;
@@ -36,6 +41,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{ConfigProblem, MonitorConfig, ProcessSpec, PrometheusSpec};
 pub use database::DatabaseMonitorSpec;
+/// The reader of scraped Prometheus pages, public for the fuzz target (`fuzz/`):
+/// not an interface to build on.
+#[doc(hidden)]
+pub use prometheus::exposition;
 
 use board::Board;
 
@@ -109,14 +118,8 @@ impl Monitors {
             board.warn(note);
         }
         let every = settings.interval;
-        let wants_proc = !settings.processes.is_empty() || settings.host || settings.self_monitor;
-        if wants_proc && !cfg!(target_os = "linux") {
-            board.warn(
-                "process, host and loadline's own monitors read Linux's /proc and are \
-                 skipped on this system; Prometheus endpoints are still scraped"
-                    .into(),
-            );
-        } else {
+        #[cfg(target_os = "linux")]
+        {
             if settings.self_monitor {
                 let sampler = self_monitor::SelfSampler::new(Arc::clone(&board.saturation_seen));
                 sampling::spawn(&runtime, sampler, board.slot(), every, stop.clone());
@@ -129,6 +132,14 @@ impl Monitors {
                 let sampler = process::ProcessSampler::new(settings.processes);
                 sampling::spawn(&runtime, sampler, board.slot(), every, stop.clone());
             }
+        }
+        #[cfg(not(target_os = "linux"))]
+        if !settings.processes.is_empty() || settings.host || settings.self_monitor {
+            board.warn(
+                "process, host and loadline's own monitors read Linux's /proc and are \
+                 skipped on this system; Prometheus endpoints are still scraped"
+                    .into(),
+            );
         }
         for endpoint in settings.prometheus {
             runtime.spawn(prometheus::run(endpoint, board.slot(), every, stop.clone()));

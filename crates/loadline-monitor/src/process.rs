@@ -10,7 +10,7 @@ use loadline_core::monitor::MonitorValue;
 
 use crate::board::{series_key, value, Latch};
 use crate::config::ProcessSpec;
-use crate::linux_proc::{self, PidStat};
+use crate::linux_proc::{self, PidStat, Who};
 use crate::sampling::BlockingSampler;
 
 /// One process (or group of processes) to watch.
@@ -72,7 +72,8 @@ impl ProcessSampler {
             let found = match &target.spec {
                 ProcessSpec::Pid(pid) => {
                     let pid = *pid;
-                    target.finished = target.found_once || linux_proc::read_pid_stat(pid).is_err();
+                    target.finished =
+                        target.found_once || linux_proc::read_pid_stat(Who::Pid(pid)).is_err();
                     if target.finished {
                         target.pids.clear();
                         warnings.push(if target.found_once {
@@ -140,7 +141,7 @@ impl BlockingSampler for ProcessSampler {
         // 1. Which followed processes are still there: same PID, same start time.
         let mut alive = BTreeMap::new();
         for (&pid, followed) in &self.followed {
-            if let Ok(stat) = linux_proc::read_pid_stat(pid) {
+            if let Ok(stat) = linux_proc::read_pid_stat(Who::Pid(pid)) {
                 if stat.start_time == followed.start_time {
                     alive.insert(pid, (stat, Instant::now()));
                 }
@@ -160,7 +161,7 @@ impl BlockingSampler for ProcessSampler {
             if alive.contains_key(&pid) {
                 continue;
             }
-            if let Ok(stat) = linux_proc::read_pid_stat(pid) {
+            if let Ok(stat) = linux_proc::read_pid_stat(Who::Pid(pid)) {
                 let start_time = stat.start_time;
                 alive.insert(pid, (stat, Instant::now()));
                 self.followed.insert(
@@ -185,12 +186,12 @@ impl BlockingSampler for ProcessSampler {
                 push("process.cpu_percent", percent);
             }
             followed.last_cpu = Some((stat.cpu_ticks, at));
-            if let Ok(rss) = linux_proc::read_rss(pid) {
+            if let Ok(rss) = linux_proc::read_rss(Who::Pid(pid)) {
                 push("process.rss_bytes", rss as f64);
             }
             push("process.threads", stat.threads as f64);
             let fd_key = format!("fds{pid}");
-            match linux_proc::count_fds(pid) {
+            match linux_proc::count_fds(Who::Pid(pid)) {
                 Ok(fds) => {
                     self.latch.clear(&fd_key);
                     push("process.fds", fds as f64);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use loadline_core::monitor::MonitorValue;
 
 use crate::board::{value, Latch};
-use crate::linux_proc;
+use crate::linux_proc::{self, Who};
 use crate::process::cpu_percent;
 use crate::sampling::BlockingSampler;
 
@@ -86,7 +86,7 @@ impl BlockingSampler for SelfSampler {
 
     fn sample(&mut self, out: &mut Vec<MonitorValue>, warnings: &mut Vec<String>) {
         out.extend(value("loadline.cores".into(), self.cores as f64));
-        match linux_proc::read_pid_stat("self") {
+        match linux_proc::read_pid_stat(Who::Myself) {
             Ok(stat) => {
                 self.latch.clear("stat");
                 let now = (stat.cpu_ticks, Instant::now());
@@ -104,7 +104,7 @@ impl BlockingSampler for SelfSampler {
                 format!("loadline's own monitor: cannot read /proc/self/stat: {error}")
             }),
         }
-        if let Ok(rss) = linux_proc::read_rss("self") {
+        if let Ok(rss) = linux_proc::read_rss(Who::Myself) {
             out.extend(value("loadline.rss_bytes".into(), rss as f64));
         }
         let saturated = if self.detector.saturated() { 1.0 } else { 0.0 };

@@ -5,11 +5,19 @@
 //! docs/grafana-dashboard.json).
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -119,44 +127,76 @@ impl PromSink {
     ) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        let sink = self.clone();
+        tokio::spawn(accept(listener, self.clone(), cancel));
+        Ok(bound)
+    }
+
+    /// The answer to one request: the exposition text at `/metrics` (and `/`),
+    /// 404 elsewhere.
+    fn answer<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        let found =
+            request.method() == Method::GET && matches!(request.uri().path(), "/metrics" | "/");
+        let (status, content_type, body) = if found {
+            (StatusCode::OK, EXPOSITION_TYPE, self.render())
+        } else {
+            (
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found: try /metrics\n".to_owned(),
+            )
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+}
+
+/// The media type of the text exposition format.
+const EXPOSITION_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// How long a client may take to send its request head, and an answer may take
+/// to finish once the exporter is told to stop.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Accepts connections until `cancel`, each served by hyper on its own task. A
+/// connection carries one request (as a scrape needs), then closes.
+async fn accept(listener: TcpListener, sink: PromSink, cancel: CancellationToken) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(PATIENCE)
+        .keep_alive(false);
+    loop {
+        let tcp = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little before trying again.
+                    tracing::debug!(%error, "prometheus exporter: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let sink = sink.clone();
+        let service = service_fn(move |request| {
+            let response = sink.answer(&request);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let connection = http.serve_connection(TokioIo::new(tcp), service);
+        let cancel = cancel.clone();
         tokio::spawn(async move {
-            loop {
-                let (mut tcp, _) = tokio::select! {
-                    r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
-                    _ = cancel.cancelled() => return,
-                };
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::with_capacity(1024);
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-                        match tokio::time::timeout(
-                            std::time::Duration::from_secs(5),
-                            tcp.read(&mut chunk),
-                        )
-                        .await
-                        {
-                            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                            _ => return,
-                        }
-                    }
-                    let (status, body) =
-                        if buf.starts_with(b"GET /metrics ") || buf.starts_with(b"GET / ") {
-                            ("200 OK", sink.render())
-                        } else {
-                            ("404 Not Found", "not found: try /metrics\n".to_string())
-                        };
-                    let head = format!(
-                        "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = tcp.write_all(head.as_bytes()).await;
-                    let _ = tcp.write_all(body.as_bytes()).await;
-                });
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = cancel.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(PATIENCE, connection).await;
+                }
             }
         });
-        Ok(bound)
     }
 }
 
@@ -164,6 +204,78 @@ impl PromSink {
 mod tests {
     use super::*;
     use crate::fixtures;
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Asks `path` of the exporter at `addr` with hyper's client, on a
+    /// connection of its own; answers the status, the content type and the body.
+    async fn get(addr: SocketAddr, path: &str) -> (StatusCode, String, String) {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::get(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let content_type = response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn answers_a_real_http_get_and_stops_when_cancelled() {
+        let mut sink = PromSink::default();
+        for p in &fixtures::series() {
+            sink.point(p);
+        }
+        let cancel = CancellationToken::new();
+        let addr = sink
+            .serve("127.0.0.1:0".parse().unwrap(), cancel.clone())
+            .await
+            .unwrap();
+        let exchanges = async {
+            let (status, content_type, body) = get(addr, "/metrics").await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+            assert!(body.contains("\nloadline_vus 12\n"), "{body}");
+            assert_eq!(body, sink.render());
+
+            let (status, _, body) = get(addr, "/nothing/here").await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            assert_eq!(body, "not found: try /metrics\n");
+
+            cancel.cancel();
+            // The listener goes away soon after: connecting is then refused.
+            while tokio::net::TcpStream::connect(addr).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchanges)
+            .await
+            .expect("the exporter answers and stops within 10 s");
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_an_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = PromSink::default()
+            .serve(addr, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+    }
 
     #[tokio::test]
     async fn serves_cumulative_counters_and_last_gauges() {

@@ -10,7 +10,7 @@ use std::fmt;
 
 /// A metric family's kind, from its `# TYPE` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MetricType {
+pub enum MetricType {
     Counter,
     Gauge,
     Histogram,
@@ -32,7 +32,7 @@ impl MetricType {
 
 /// One line of a scraped page.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Sample {
+pub struct Sample {
     pub name: String,
     /// The family the sample belongs to: its own name, or for `x_bucket`,
     /// `x_sum`, `x_count`, `x_total` the `x` of a `# TYPE x` line.
@@ -46,13 +46,16 @@ pub(crate) struct Sample {
 
 /// What a page held.
 #[derive(Debug, Default)]
-pub(crate) struct Page {
+pub struct Page {
     pub samples: Vec<Sample>,
     /// The lines that could not be read (`line 12: …`).
     pub problems: Vec<String>,
 }
 
-pub(crate) fn parse(text: &str) -> Page {
+/// Reads a whole page. Never fails: a line that cannot be read is one of
+/// [`Page::problems`], and every other non-blank, non-comment line one of
+/// [`Page::samples`].
+pub fn parse(text: &str) -> Page {
     let mut types: HashMap<&str, MetricType> = HashMap::new();
     let mut page = Page::default();
     for (index, line) in text.lines().enumerate() {
@@ -269,14 +272,15 @@ fn is_label_char(c: char) -> bool {
 /// labels the sample must have with those values, written like a sample:
 /// `demo_shop_queue_depth{route="/orders"}`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Selector {
+pub struct Selector {
     name: String,
     labels: Labels,
     text: String,
 }
 
 impl Selector {
-    pub(crate) fn parse(text: &str) -> Result<Selector, String> {
+    /// Reads `name` or `name{label="value",...}`, with nothing after it.
+    pub fn parse(text: &str) -> Result<Selector, String> {
         let mut cursor = Cursor { rest: text.trim() };
         let (name, labels) = cursor.name_and_labels()?;
         cursor.skip_spaces();
@@ -294,7 +298,9 @@ impl Selector {
         })
     }
 
-    pub(crate) fn matches(&self, sample: &Sample) -> bool {
+    /// Whether `sample` is of the series: its name or family, and at least
+    /// these labels with these values.
+    pub fn matches(&self, sample: &Sample) -> bool {
         (sample.name == self.name || sample.family == self.name)
             && self
                 .labels

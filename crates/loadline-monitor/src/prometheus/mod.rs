@@ -5,7 +5,7 @@
 //! per failure streak, and the endpoint's values leave the snapshot until it
 //! answers again.
 
-pub(crate) mod exposition;
+pub mod exposition;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
