@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use loadline_core::summary::Summary;
 
+use crate::markup::escape as esc;
 use crate::series::SeriesPoint;
 use crate::terminal::{bytes, ms};
 
@@ -23,21 +24,6 @@ pub struct ReportMeta {
 const PALETTE: [&str; 8] = [
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
 ];
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 /// Renders the report.
 pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> String {

@@ -5,21 +5,7 @@ use std::fmt::Write as _;
 
 use loadline_core::summary::{Status, Summary};
 
-fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => o.push(c),
-        }
-    }
-    o
-}
+use crate::markup::escape as xml;
 
 /// Renders the JUnit XML document.
 pub fn render(summary: &Summary) -> String {

@@ -9,6 +9,7 @@ pub mod json;
 pub mod junit;
 pub mod live;
 pub mod markdown;
+mod markup;
 pub mod prometheus;
 pub mod series;
 pub mod stream;
