@@ -16,6 +16,15 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c.to_string())
 }
 
+/// `` `a`, `b`, `c` ``: names for a message.
+pub fn quoted_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `one of a, b, c` (or just `a` for a single choice).
 pub fn one_of(choices: &[&str]) -> String {
     match choices {

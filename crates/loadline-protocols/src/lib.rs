@@ -3,6 +3,7 @@
 //! [`loadline_core::protocol::StepExec`]s from its step specs; scenario formats
 //! fill the specs, the engine runs the executors.
 
+mod capture;
 pub mod http;
 pub mod registry;
 #[cfg(feature = "sql")]

@@ -24,7 +24,7 @@ use loadline_core::protocol::Protocol;
 use loadline_core::template::Scope;
 use loadline_core::threshold::{parse_condition, parse_selector, MetricName, Threshold};
 use loadline_doc::de::{self, DeError, Entries, Lenient, Raw, Sink, Span, Spanned};
-use loadline_doc::suggest::did_you_mean;
+use loadline_doc::suggest::{did_you_mean, quoted_list};
 use loadline_doc::yaml::{self, Mark};
 use loadline_monitor::{DatabaseMonitorSpec, MonitorConfig};
 use loadline_protocols::registry::{ProtocolBuilder, Registry, Scenario, Target};
@@ -978,14 +978,6 @@ impl<'a> Builder<'a> {
             }
         }
     }
-}
-
-fn quoted_list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

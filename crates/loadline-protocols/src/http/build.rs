@@ -572,19 +572,10 @@ fn read_captures(
     ctx: &mut dyn BuildCtx,
     entries: &Entries<Lenient<Spanned<CaptureDoc>>>,
 ) -> Vec<CaptureSpec> {
-    let mut out = Vec::new();
-    for (name, doc) in &entries.0 {
-        let slot = ctx.capture(&name.value, &name.span);
-        let source = doc.get().and_then(|d| read_capture_source(ctx, d));
-        if let (Some(slot), Some(source)) = (slot, source) {
-            out.push(CaptureSpec {
-                slot,
-                name: name.value.clone(),
-                source,
-            });
-        }
-    }
-    out
+    crate::capture::read(ctx, entries, read_capture_source)
+        .into_iter()
+        .map(|(slot, name, source)| CaptureSpec { slot, name, source })
+        .collect()
 }
 
 fn read_capture_source(ctx: &mut dyn BuildCtx, doc: &Spanned<CaptureDoc>) -> Option<CaptureSource> {

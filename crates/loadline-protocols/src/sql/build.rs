@@ -18,7 +18,7 @@ use loadline_core::plan::OUTCOME_KIND;
 use loadline_core::protocol::{Slot, StepExec};
 use loadline_core::template::Template;
 use loadline_doc::de::{self as doc_de, Entries, Items, Lenient, Raw, Spanned};
-use loadline_doc::suggest::did_you_mean;
+use loadline_doc::suggest::{did_you_mean, quoted_list};
 use loadline_doc::value::{plain_value, JsonDoc};
 use schemars::SchemaGenerator;
 
@@ -188,14 +188,6 @@ fn default_name(query: &str) -> String {
         name.push_str(word);
     }
     name
-}
-
-fn quoted_list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl SqlBuilder {
@@ -683,29 +675,21 @@ fn sql_captures(
     ctx: &mut dyn BuildCtx,
     entries: &Entries<Lenient<Spanned<CaptureDoc>>>,
 ) -> Vec<SqlCapture> {
-    let mut out = Vec::new();
-    for (name, doc) in &entries.0 {
-        let slot = ctx.capture(&name.value, &name.span);
-        let column = doc.get().and_then(|d| match &d.value.column {
-            Some(c) => Some(c.value.clone()),
-            None => {
-                ctx.missing(
-                    &d.span,
-                    &["column"],
-                    "a capture of an `sql:` step needs `column: NAME`, a column of its first row",
-                );
-                None
-            }
-        });
-        if let (Some(slot), Some(column)) = (slot, column) {
-            out.push(SqlCapture {
-                slot,
-                name: name.value.clone(),
-                column,
-            });
+    let column = |ctx: &mut dyn BuildCtx, d: &Spanned<CaptureDoc>| match &d.value.column {
+        Some(c) => Some(c.value.clone()),
+        None => {
+            ctx.missing(
+                &d.span,
+                &["column"],
+                "a capture of an `sql:` step needs `column: NAME`, a column of its first row",
+            );
+            None
         }
-    }
-    out
+    };
+    crate::capture::read(ctx, entries, column)
+        .into_iter()
+        .map(|(slot, name, column)| SqlCapture { slot, name, column })
+        .collect()
 }
 
 #[cfg(test)]
