@@ -307,7 +307,12 @@ pub fn json_schema_in(registry: &Registry) -> String {
         generator.subschema_for::<build::ThinkDoc>().to_value(),
         generator.subschema_for::<build::LoopDoc>().to_value(),
     ];
+    let mut index = Vec::new();
     for entry in registry.entries() {
+        index.push(match entry.docs() {
+            Some(page) => format!("{} ({page})", entry.name()),
+            None => entry.name().to_string(),
+        });
         for document in entry.steps(&mut generator) {
             steps.push(document.schema.to_value());
         }
@@ -327,7 +332,10 @@ pub fn json_schema_in(registry: &Registry) -> String {
     defs.insert(
         "Step".into(),
         serde_json::json!({
-            "description": "One step: a pause (`think`), a `loop`, or a protocol's step (an HTTP request `get: /path`, a database statement, …): exactly one kind key.",
+            "description": format!(
+                "One step: a pause (`think`), a `loop`, or a protocol's step (an HTTP request `get: /path`, a database statement, …): exactly one kind key. Protocols: {}.",
+                index.join(", ")
+            ),
             "anyOf": steps,
         }),
     );

@@ -84,6 +84,12 @@ pub trait ProtocolEntry: Send + Sync {
     fn name(&self) -> &'static str;
     /// The step documents it reads, with the kinds of step each covers.
     fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument>;
+    /// The page that documents its steps, relative to the repository (e.g.
+    /// `docs/database_load.md`): the schema names it, and the README must link
+    /// it.
+    fn docs(&self) -> Option<&'static str> {
+        None
+    }
     /// The top-level scenario sections it reads.
     fn sections(&self, _generator: &mut SchemaGenerator) -> Vec<Section> {
         Vec::new()
@@ -137,5 +143,29 @@ impl Registry {
 
     pub fn entries(&self) -> &[Arc<dyn ProtocolEntry>] {
         &self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_protocol_is_documented_and_linked_from_the_readme() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap_or_default();
+        for entry in Registry::builtin().entries() {
+            let Some(page) = entry.docs() else {
+                panic!("protocol `{}` names no docs page", entry.name());
+            };
+            assert!(
+                std::path::Path::new(&format!("{root}/{page}")).is_file(),
+                "{page} is missing"
+            );
+            assert!(
+                readme.contains(&format!("]({page})")),
+                "README does not link {page}"
+            );
+        }
     }
 }

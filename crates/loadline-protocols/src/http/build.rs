@@ -52,6 +52,10 @@ impl ProtocolEntry for Http {
         "http"
     }
 
+    fn docs(&self) -> Option<&'static str> {
+        Some("docs/scenario-format.md")
+    }
+
     fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
         vec![StepDocument {
             kinds: METHODS

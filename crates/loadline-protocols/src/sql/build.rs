@@ -63,6 +63,10 @@ impl ProtocolEntry for Sql {
         "sql"
     }
 
+    fn docs(&self) -> Option<&'static str> {
+        Some("docs/database_load.md")
+    }
+
     fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
         vec![
             StepDocument {
