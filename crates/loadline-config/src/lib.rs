@@ -321,7 +321,15 @@ pub fn json_schema_in(registry: &Registry) -> String {
                 .get_mut("properties")
                 .and_then(serde_json::Value::as_object_mut)
             {
-                props.insert(section.key.to_string(), section.schema.to_value());
+                // Empty is as good as absent (`teardown:` with its items
+                // commented out).
+                props.insert(
+                    section.key.to_string(),
+                    serde_json::json!({
+                        "description": section.description,
+                        "anyOf": [section.schema.to_value(), {"type": "null"}],
+                    }),
+                );
             }
         }
     }

@@ -82,6 +82,9 @@ pub trait BuildCtx {
     /// (`None` when the name is refused, reported). The name is known to the
     /// steps after this one either way.
     fn capture(&mut self, name: &str, at: &Span) -> Option<usize>;
+    /// Whether `key` makes a step one kind or another (`think`, `get`, `sql`…),
+    /// for a protocol that holds steps of its own kinds only.
+    fn is_step_kind(&self, key: &str) -> bool;
     /// Notes that a step checks its responses (a `checks` threshold has
     /// something to judge).
     fn note_check(&mut self);

@@ -55,11 +55,14 @@ impl Plan {
         }
     }
 
-    /// The name of an error class.
-    pub fn error_class_name(&self, class: ErrorClass) -> &str {
-        self.error_classes
-            .get(class.index())
-            .map_or("other", String::as_str)
+    /// The name of an error class (`class_N` for one the plan does not list: a
+    /// protocol built outside the format that records into classes it did not
+    /// declare).
+    pub fn error_class_name(&self, class: ErrorClass) -> std::borrow::Cow<'_, str> {
+        match self.error_classes.get(class.index()) {
+            Some(name) => std::borrow::Cow::Borrowed(name.as_str()),
+            None => std::borrow::Cow::Owned(format!("class_{}", class.index())),
+        }
     }
 
     /// The planned duration, when every phase has one.

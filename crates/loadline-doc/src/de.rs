@@ -95,9 +95,23 @@ fn unknown_key_message(key: &str, expected: &[&str]) -> String {
 pub struct Sink {
     errors: RefCell<Vec<DeError>>,
     suggestions: RefCell<Vec<(Mark, String)>>,
+    /// Keys some other reader takes from the mapping at a mark (the protocols'
+    /// sections of a scenario's root): known, so listed and suggested, though
+    /// the struct read here does not have them.
+    also_known: Vec<(Mark, Vec<&'static str>)>,
 }
 
 impl Sink {
+    /// A sink for which the mapping at `mapping` also knows `keys` (taken out of
+    /// it beforehand by another reader): an unknown key there lists them and may
+    /// be suggested one of them.
+    pub fn with_known_keys(mapping: Mark, keys: Vec<&'static str>) -> Self {
+        Self {
+            also_known: vec![(mapping, keys)],
+            ..Self::default()
+        }
+    }
+
     /// The keys suggested for unknown keys, with the mark of their mapping: a
     /// check that would report such a key as missing can stay quiet.
     pub fn take_suggestions(&self) -> Vec<(Mark, String)> {
@@ -818,13 +832,19 @@ impl<'de> MapAccess<'de> for MapDe<'_> {
             let path = child_key_path(&self.path, text);
             if let Some(fields) = self.fields {
                 if !fields.contains(&text) {
-                    if let Some(s) = did_you_mean(text, fields.iter().copied()) {
+                    let mut known: Vec<&str> = fields.to_vec();
+                    for (mark, keys) in &self.sink.also_known {
+                        if *mark == self.mark {
+                            known.extend(keys.iter().copied());
+                        }
+                    }
+                    if let Some(s) = did_you_mean(text, known.iter().copied()) {
                         self.sink.suggestions.borrow_mut().push((self.mark, s));
                     }
                     self.sink.push(DeError {
                         mark: Some(key.mark),
                         path,
-                        message: unknown_key_message(text, fields),
+                        message: unknown_key_message(text, &known),
                     });
                     continue;
                 }

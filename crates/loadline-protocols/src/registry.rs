@@ -35,6 +35,8 @@ pub struct StepDocument {
 #[derive(Debug, Clone)]
 pub struct Section {
     pub key: &'static str,
+    /// What the section is for, for the schema.
+    pub description: &'static str,
     pub schema: Schema,
 }
 
@@ -80,6 +82,8 @@ pub struct NamedDatabase {
 
 /// A protocol as the scenario format sees it.
 pub trait ProtocolEntry: Send + Sync {
+    // Keys are claimed once: a kind of step or a section another protocol (or
+    // the format itself) has already is refused when a scenario is built.
     /// A short name such as `http`.
     fn name(&self) -> &'static str;
     /// The step documents it reads, with the kinds of step each covers.
@@ -103,7 +107,8 @@ pub trait ProtocolEntry: Send + Sync {
 /// Builds one scenario's steps of a protocol.
 pub trait ProtocolBuilder {
     /// Builds a step whose kind key is `kind` (one of the entry's). `None` when
-    /// the step has problems (reported to `ctx`).
+    /// the step has problems, each reported to `ctx` (a `None` with nothing
+    /// reported is reported by the format as a step that could not be built).
     fn step(&mut self, kind: &str, step: &Raw, ctx: &mut dyn BuildCtx)
         -> Option<Arc<dyn StepExec>>;
     /// The databases this protocol connects to, for `monitor:` to refer to.

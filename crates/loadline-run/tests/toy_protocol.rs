@@ -134,6 +134,7 @@ impl ProtocolEntry for Toy {
     fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
         vec![Section {
             key: "toy",
+            description: "Whether the toy is there.",
             schema: generator.subschema_for::<ToySection>(),
         }]
     }

@@ -226,7 +226,10 @@ flows:
             23,
             "`params` does not fit a `think` step: it belongs to an `sql:` step",
         );
-        at(26, "the steps of a transaction are `sql:` statements");
+        at(
+            26,
+            "a transaction holds `sql:` statements only: a `get` step cannot run inside one",
+        );
         at(27, "no database is called `other`");
         // At the key itself.
         at(

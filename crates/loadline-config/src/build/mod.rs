@@ -144,24 +144,21 @@ pub(crate) fn build_with(
             None
         }
         Some(root) => {
-            // The protocols' sections are theirs to read.
+            // The protocols' sections are theirs to read; an empty one (all its
+            // items commented out) is as good as absent.
+            let whole = Raw {
+                node: root.clone(),
+                path: String::new(),
+            };
             let sections: Vec<(&'static str, Raw)> = b
                 .sections
                 .iter()
-                .filter_map(|(key, _)| {
-                    let raw = Raw {
-                        node: root.clone(),
-                        path: String::new(),
-                    };
-                    raw.get(key).map(|r| (*key, r))
-                })
+                .filter_map(|(key, _)| whole.get(key).map(|r| (*key, r)))
+                .filter(|(_, r)| !is_null(&r.node))
                 .collect();
-            let skeleton = Raw {
-                node: root.clone(),
-                path: String::new(),
-            }
-            .without(|k| sections.iter().any(|(s, _)| *s == k));
-            let sink = Sink::default();
+            let section_keys: Vec<&'static str> = b.sections.iter().map(|(k, _)| *k).collect();
+            let skeleton = whole.without(|k| section_keys.contains(&k));
+            let sink = Sink::with_known_keys(root.mark, section_keys);
             let doc = de::from_node::<ScenarioDoc>(&skeleton.node, &sink);
             b.suggested = sink.take_suggestions();
             b.problems
@@ -180,6 +177,11 @@ pub(crate) fn build_with(
         problems,
         warnings,
     }
+}
+
+/// Whether a node is a plain null (`key:` with nothing after it).
+fn is_null(node: &yaml::Node) -> bool {
+    matches!(&node.value, yaml::NodeValue::Scalar(sc) if sc.plain && matches!(sc.resolve(), yaml::Resolved::Null))
 }
 
 fn problem_from_de(e: DeError) -> Problem {
@@ -279,10 +281,23 @@ impl<'a> Builder<'a> {
                 builder: None,
             });
         }
+        let skeleton = schema_keys(
+            &generator,
+            &schemars::SchemaGenerator::default().root_schema_for::<ScenarioDoc>(),
+        );
+        let mut clashes = Vec::new();
         for (i, entry) in registry.entries().iter().enumerate() {
             for document in entry.steps(&mut generator) {
                 let keys = schema_keys(&generator, &document.schema);
                 for kind in document.kinds {
+                    if kinds.iter().any(|k: &KindInfo| k.key == kind.key) {
+                        clashes.push(format!(
+                            "protocol `{}` names a kind of step `{}` that is taken already",
+                            entry.name(),
+                            kind.key
+                        ));
+                        continue;
+                    }
                     kinds.push(KindInfo {
                         key: kind.key,
                         described: kind.described,
@@ -292,14 +307,34 @@ impl<'a> Builder<'a> {
                 }
             }
             for section in entry.sections(&mut generator) {
+                if skeleton.iter().any(|k| k == section.key)
+                    || sections.iter().any(|(k, _)| *k == section.key)
+                {
+                    clashes.push(format!(
+                        "protocol `{}` names a section `{}` that is taken already",
+                        entry.name(),
+                        section.key
+                    ));
+                    continue;
+                }
                 sections.push((section.key, i));
             }
         }
+        // A registry whose protocols claim the same key is a programming error
+        // of whoever assembled it: every scenario says so.
+        let problems = clashes
+            .into_iter()
+            .map(|message| Problem {
+                mark: Mark { line: 1, column: 1 },
+                path: String::new(),
+                message,
+            })
+            .collect();
         Self {
             registry,
             base_dir,
             overrides,
-            problems: Vec::new(),
+            problems,
             warnings: Vec::new(),
             groups: Vec::new(),
             capture_slots: Vec::new(),
@@ -857,7 +892,8 @@ impl<'a> Builder<'a> {
             Some(id) => {
                 let what = |k: &str| {
                     if k == OUTCOME_KIND {
-                        "outcomes (polling steps, transactions, pool waits)".to_string()
+                        "outcomes (a time until something happened, such as a polling step's)"
+                            .to_string()
                     } else {
                         format!("`{k}` steps")
                     }
@@ -936,7 +972,7 @@ impl<'a> Builder<'a> {
                     let names: Vec<&str> = known.iter().map(|d| d.name.as_str()).collect();
                     let mut msg = format!("monitor.database: no database is called `{name}`");
                     if names.is_empty() {
-                        msg.push_str(": the scenario has no `databases:`");
+                        msg.push_str(": the scenario declares no databases");
                     } else {
                         msg.push_str(&format!(": expected one of {}", quoted_list(&names)));
                     }
@@ -1049,6 +1085,10 @@ impl BuildCtx for Builder<'_> {
 
     fn note_check(&mut self) {
         self.any_check = true;
+    }
+
+    fn is_step_kind(&self, key: &str) -> bool {
+        self.kinds.iter().any(|k| k.key == key)
     }
 
     fn group(&mut self, name: String, kind: &str, at: &Span) -> Option<GroupId> {

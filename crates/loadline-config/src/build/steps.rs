@@ -121,8 +121,16 @@ impl Builder<'_> {
         let raw = self.keys_fit(&kind, raw);
         match kind.builder {
             Some(b) => {
+                let before = self.problems.len();
                 let builder = builders.get_mut(b)?;
-                builder.step(kind.key, &raw, self.ctx()).map(Step::Exec)
+                let built = builder.step(kind.key, &raw, self.ctx()).map(Step::Exec);
+                if built.is_none() && self.problems.len() == before {
+                    self.ctx().error(
+                        &raw.span(),
+                        format!("this `{}` step could not be built", kind.key),
+                    );
+                }
+                built
             }
             None if kind.key == THINK => {
                 let doc = doc_de::read::<ThinkDoc>(&raw, self.ctx())?;
@@ -172,6 +180,14 @@ impl Builder<'_> {
             if let Some(s) = did_you_mean(key, kinds.iter().copied()) {
                 msg.push_str(&format!("; did you mean `{s}`?"));
                 misspelt_kind = true;
+            } else {
+                let all = self
+                    .kinds
+                    .iter()
+                    .flat_map(|k| k.keys.iter().map(String::as_str));
+                if let Some(s) = did_you_mean(key, all) {
+                    msg.push_str(&format!("; did you mean `{s}`?"));
+                }
             }
             let path = loadline_doc::de::child_key_path(&raw.path, key);
             self.error_at(key_node.mark, &path, msg);

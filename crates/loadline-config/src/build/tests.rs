@@ -612,7 +612,7 @@ fn polling_mistakes_are_located() {
         (12, "from 100 to 599, found 99"),
         (14, "invalid JSONPath"),
         (16, "`until` needs a condition"),
-        (21, "used by outcomes (polling steps"),
+        (21, "used by outcomes (a time until something happened"),
         (23, "`until` does not fit a `think` step"),
         (26, "above zero"),
         (26, "unknown unit"),
@@ -881,4 +881,50 @@ fn a_target_override_replaces_the_target() {
     );
     assert_eq!(built.problems[0].path, "--target");
     assert!(built.problems[0].message.contains("http:// or https://"));
+}
+
+#[test]
+fn protocol_sections_and_steps_keep_their_messages() {
+    let dir = data_dir();
+    // An empty section (its items commented out) is as good as absent.
+    let text = "target: http://127.0.0.1:8080\ndefaults:\nteardown:\n#  - { sql: main, query: x }\nphases: [ { vus: 1, iterations: 1 } ]\nflows: [ { steps: [ { get: / } ] } ]\n";
+    let built = build(text, dir.path());
+    assert!(built.problems.is_empty(), "{:#?}", built.problems);
+
+    let text = r#"target: http://127.0.0.1:8080
+defualts: { timeout: 1s }
+databases: { main: { url: "sqlite::memory:" } }
+phases: [ { vus: 1, iterations: 1 } ]
+flows:
+  - steps:
+      - get:
+      - nmae: x
+      - transaction: main
+        steps:
+          - sq: main
+            query: SELECT 1
+          - get: /x
+"#;
+    let found: Vec<(usize, String)> = build(text, dir.path())
+        .problems
+        .into_iter()
+        .map(|p| (p.mark.line, p.message))
+        .collect();
+    let at = |line: usize, words: &str| {
+        assert!(
+            found.iter().any(|(l, m)| *l == line && m.contains(words)),
+            "line {line}: `{words}` not in {found:#?}"
+        );
+    };
+    // A misspelt protocol section is suggested, and listed among the keys.
+    at(2, "unknown key `defualts`");
+    at(2, "did you mean `defaults`?");
+    at(2, "databases");
+    // A request without its URL is an error, not a dropped step.
+    at(7, "`get` needs a URL");
+    // A key that is no kind suggests the key it resembles.
+    at(8, "did you mean `name`?");
+    // Inside a transaction: a misspelt `sql`, and another kind of step.
+    at(11, "did you mean `sql`?");
+    at(13, "a `get` step cannot run inside one");
 }

@@ -72,6 +72,7 @@ impl ProtocolEntry for Http {
     fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
         vec![Section {
             key: "defaults",
+            description: "Settings for every HTTP step.",
             schema: generator.subschema_for::<DefaultsDoc>(),
         }]
     }
@@ -126,7 +127,16 @@ impl ProtocolBuilder for HttpBuilder {
         .into_iter()
         .zip(METHODS.iter())
         .find(|(_, (k, _))| *k == kind)
-        .and_then(|(url, _)| url.as_ref())?;
+        .and_then(|(url, _)| url.as_ref());
+        let Some(url) = url else {
+            ctx.error(
+                &step.span(),
+                format!(
+                    "`{kind}` needs a URL: a path starting with / or an absolute http(s) URL, e.g. `{kind}: /health`"
+                ),
+            );
+            return None;
+        };
         let spec = http_step(ctx, slot, method.clone(), url, &doc, &self.defaults)?;
         Some(super::build_step(spec))
     }

@@ -149,6 +149,7 @@ impl<'de> Deserialize<'de> for QueryDoc {
 /// Checks on a response.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HttpCheckDoc")]
 pub struct CheckDoc {
     /// The expected status code, or a list of them.
     pub status: Option<Spanned<StatusDoc>>,
@@ -162,6 +163,7 @@ pub struct CheckDoc {
 /// `header`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HttpCaptureDoc")]
 #[schemars(extend("oneOf" = [
     {"required": ["json"]}, {"required": ["regex"]}, {"required": ["header"]}
 ]))]

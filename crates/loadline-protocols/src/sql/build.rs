@@ -84,15 +84,18 @@ impl ProtocolEntry for Sql {
         vec![
             Section {
                 key: "databases",
+                description: "SQL databases, by the name `sql:` and `transaction:` steps use.",
                 schema: generator
                     .subschema_for::<std::collections::BTreeMap<String, DatabaseDoc>>(),
             },
             Section {
                 key: "setup",
+                description: "SQL statements run once, in order, before the load.",
                 schema: generator.subschema_for::<Vec<SetupDoc>>(),
             },
             Section {
                 key: "teardown",
+                description: "SQL statements run once, in order, after the load (also after a failed or interrupted one).",
                 schema: generator.subschema_for::<Vec<SetupDoc>>(),
             },
         ]
@@ -538,10 +541,26 @@ impl SqlBuilder {
         for inner in list.value.iter().filter_map(Lenient::get) {
             let raw = &inner.value;
             if raw.get("sql").is_none() {
+                // A misspelt `sql` is said as such; another kind of step is
+                // named; anything else is told what a transaction holds.
+                let mut misspelt = false;
+                for (key, key_node, _) in raw.entries() {
+                    if did_you_mean(key, ["sql"]).is_some() {
+                        ctx.error_at(
+                            key_node.mark,
+                            &loadline_doc::de::child_key_path(&raw.path, key),
+                            format!("unknown key `{key}`; did you mean `sql`?"),
+                        );
+                        misspelt = true;
+                    }
+                }
+                if misspelt {
+                    continue;
+                }
                 let other = raw
                     .entries()
                     .map(|(k, _, _)| k)
-                    .find(|k| ["transaction", "think", "loop"].contains(k));
+                    .find(|k| ctx.is_step_kind(k));
                 match other {
                     Some(kind) => ctx.error(
                         &raw.get(kind).map_or_else(|| raw.span(), |r| r.span()),

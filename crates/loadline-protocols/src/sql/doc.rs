@@ -106,6 +106,7 @@ pub struct TransactionDoc {
 /// Checks on a statement's result.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "SqlCheckDoc")]
 pub struct CheckDoc {
     /// Exactly this many rows returned (or, for a statement returning none,
     /// affected).
@@ -123,6 +124,7 @@ pub struct CheckDoc {
 /// Where a captured value comes from: a column of the first row.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "SqlCaptureDoc")]
 pub struct CaptureDoc {
     /// A column of the statement's first row (by the name the result set gives
     /// it).

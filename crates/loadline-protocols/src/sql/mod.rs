@@ -446,8 +446,10 @@ impl fmt::Debug for SqlProtocol {
 impl SqlProtocol {
     /// Reads the databases' URLs (no connection is opened yet). A `sqlite://`
     /// file is created when first connected to, if missing. Its figures go to the
-    /// classes and counter of [`SqlMetrics::default`]; it has no setup or
-    /// teardown.
+    /// classes and counter of [`SqlMetrics::default`] (a plan whose error classes
+    /// are the generic ones, then [`DECLARED_CLASSES`], and whose first counter is
+    /// [`ROWS_COUNTER`]; a plan built from a scenario gets the layout declared to
+    /// it through [`SqlProtocol::with`]); it has no setup or teardown.
     pub fn new(databases: Vec<DatabaseSpec>) -> Result<Arc<Self>, SqlError> {
         Self::with(databases, Vec::new(), Vec::new(), SqlMetrics::default())
     }
