@@ -199,3 +199,39 @@ mod shared {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }
+
+/// A scenario that is not a bounded text file is refused before it is read
+/// whole: a device, a folder, a file over the bound, NUL bytes, bytes that are not
+/// UTF-8. Each gives exit code 2 and says what it found.
+#[test]
+fn scenario_files_are_bounded_regular_text_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    let mut text = "# filler\n".repeat(2 * 1024 * 1024);
+    text.push_str("phases: []\n");
+    std::fs::write(&big, text).unwrap();
+    let nul = dir.path().join("nul.yaml");
+    std::fs::write(&nul, vec![0u8; 300_000]).unwrap();
+    let latin1 = dir.path().join("latin1.yaml");
+    std::fs::write(&latin1, b"name: caf\xe9\n").unwrap();
+    let cases: [(&std::path::Path, &str); 5] = [
+        (std::path::Path::new("/dev/zero"), "not a regular file"),
+        (dir.path(), "not a regular file"),
+        (&big, "at most 16 MiB is read"),
+        (&nul, "not text: it holds a NUL byte (at byte 0)"),
+        (&latin1, "not UTF-8 text"),
+    ];
+    for (path, words) in cases {
+        for command in ["validate", "run"] {
+            let out = loadline().arg(command).arg(path).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} {}: {err}",
+                path.display()
+            );
+            assert!(err.contains(words), "{command} {}: {err}", path.display());
+        }
+    }
+}

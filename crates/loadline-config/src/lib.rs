@@ -204,17 +204,63 @@ pub fn load_file_in(
     overrides: &Overrides,
 ) -> Result<Loaded, ConfigErrors> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let text = read_scenario(path).map_err(|message| ConfigErrors {
         errors: vec![ConfigError {
             file: source.clone(),
             line: 0,
             column: 0,
             path: String::new(),
-            message: format!("cannot read the scenario file: {e}"),
+            message,
         }],
     })?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     load_str_in(registry, &source, &text, base_dir, overrides)
+}
+
+/// The most a scenario file may hold. Real scenarios are a few KiB; the bound
+/// keeps `/dev/zero` or a runaway generated file from exhausting memory.
+pub const MAX_SCENARIO_BYTES: u64 = 16 << 20;
+
+/// A scenario file's text: a regular file (or a link to one) of at most
+/// [`MAX_SCENARIO_BYTES`], UTF-8, with no NUL byte.
+fn read_scenario(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read the scenario file: {e}"))?;
+    if !meta.is_file() {
+        return Err(
+            "the scenario is not a regular file (a folder, a device or a pipe): give the path of a YAML file"
+                .into(),
+        );
+    }
+    let too_big = || {
+        format!(
+            "the scenario file is over {} MiB: at most {} MiB is read",
+            MAX_SCENARIO_BYTES >> 20,
+            MAX_SCENARIO_BYTES >> 20
+        )
+    };
+    if meta.len() > MAX_SCENARIO_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SCENARIO_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the scenario file: {e}"))?;
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(too_big());
+    }
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(format!(
+            "the scenario file is not text: it holds a NUL byte (at byte {at})"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the scenario file is not UTF-8 text (an invalid byte at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// The number of lines of `text` as YAML counts them (breaks at `\n`, `\r\n` and a
