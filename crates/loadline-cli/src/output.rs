@@ -1,40 +1,26 @@
 //! JSON results that are not a plain run summary: the capacity search's report,
-//! and the demo's summary with the shop's own figures added. Written atomically,
-//! like the summary (a temporary file renamed over the target).
+//! and the demo's summary with the shop's own figures added; and the other
+//! end-of-run files. Written like the summary ([`json::write_file`]): a regular
+//! file is replaced atomically, a link, a pipe or a device written through.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use loadline_core::summary::Summary;
+use loadline_report::json;
 use serde::Serialize;
 
-/// Writes `value` as pretty JSON to `path`, atomically.
+/// Writes `value` as pretty JSON to `path` (atomically, or through a link, a
+/// pipe or a device: see [`json::write_file`]).
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value)
+    let mut text = serde_json::to_string_pretty(value)
         .map_err(|e| format!("cannot encode the results: {e}"))?;
-    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.write_all(b"\n").map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
+    text.push('\n');
+    json::write_file(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
-/// Writes `text` to `path`, atomically.
+/// Writes `text` to `path` (see [`json::write_file`]).
 pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
-    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
+    json::write_file(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Writes the summary with the fields of `extra` (an object) added at its top level.

@@ -144,15 +144,40 @@ pub fn check_output(out: &OutputArgs) -> Result<(), ExitCode> {
         ("--markdown", out.markdown.as_ref()),
     ];
     let streams = out.out.iter().map(|s| ("--out", Some(&s.path)));
+    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
     for (flag, path) in files.into_iter().chain(streams) {
         if let Some(path) = path {
             if let Err(e) = json::check_writable(path) {
                 eprintln!("error: {flag}: {e}");
                 return Err(ExitCode::from(EXIT_INVALID));
             }
+            let same = same_file_key(path);
+            if let Some((first, _)) = seen.iter().find(|(_, p)| *p == same) {
+                eprintln!(
+                    "error: {flag} {}: {first} writes that file already; give each output its own path",
+                    path.display()
+                );
+                return Err(ExitCode::from(EXIT_INVALID));
+            }
+            seen.push((flag, same));
         }
     }
     Ok(())
+}
+
+/// What identifies an output path: the path with its folder resolved (and a
+/// link followed), so `out.json` and `./out.json` are the same file.
+fn same_file_key(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::canonicalize(dir).map_or_else(|_| path.to_path_buf(), |d| d.join(name))
+        }
+        None => std::env::current_dir().map_or_else(|_| path.to_path_buf(), |d| d.join(name)),
+    }
 }
 
 /// A multi-threaded runtime for the run.

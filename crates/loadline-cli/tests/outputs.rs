@@ -251,3 +251,109 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     tcp.read_to_string(&mut s).ok()?;
     Some(s)
 }
+
+/// End-of-run files are written as a shell redirect would: a link keeps being a
+/// link and its target gets the summary, a pipe is written through (not replaced
+/// by a file), a read-only file and two outputs on one path are refused before
+/// the run with exit code 2.
+#[test]
+fn outputs_write_through_links_and_pipes_and_refuse_what_they_cannot_write() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        "target: {}\nphases: [ {{ vus: 1, iterations: 3 }} ]\nflows: [ {{ steps: [ {{ get: /hello }} ] }} ]\n",
+        srv.url()
+    ));
+    let run = |extra: &[&std::ffi::OsStr]| {
+        loadline()
+            .arg("run")
+            .arg(&sc.path)
+            .arg("--quiet")
+            .arg("--no-monitor")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    // A link to a file: the link stays, its target gets the summary.
+    let target = sc.out("real.json");
+    std::fs::write(&target, "old").unwrap();
+    let link = sc.out("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = run(&["--summary-json".as_ref(), link.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(summary["requests"]["total"], 3);
+
+    // A pipe: a reader gets the Markdown summary, and the pipe stays a pipe.
+    let fifo = sc.out("summary.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut got = String::new();
+            std::fs::File::open(&fifo)
+                .unwrap()
+                .read_to_string(&mut got)
+                .unwrap();
+            got
+        })
+    };
+    let out = run(&["--markdown".as_ref(), fifo.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Should nothing have been written through the pipe, the reader still waits
+    // for a writer: open it without blocking (O_NONBLOCK; it fails when the reader
+    // is gone) so the reader sees the end, and the test fails instead of hanging.
+    std::thread::sleep(Duration::from_millis(100));
+    if !reader.is_finished() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000)
+            .open(&fifo);
+    }
+    let got = reader.join().unwrap();
+    assert!(got.contains("requests"), "{got}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // A read-only file is refused before the run, and left as it was.
+    let ro = sc.out("ro.json");
+    std::fs::write(&ro, "keep").unwrap();
+    let mut perms = std::fs::metadata(&ro).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&ro, perms).unwrap();
+    let hits = srv.seen().count("/hello");
+    let out = run(&["--summary-json".as_ref(), ro.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("read-only"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&ro).unwrap(), "keep");
+
+    // Two outputs on one path are refused before the run.
+    let both = sc.out("both.out");
+    let out = run(&[
+        "--summary-json".as_ref(),
+        both.as_os_str(),
+        "--markdown".as_ref(),
+        sc.dir.path().join(".").join("both.out").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("writes that file already"),
+        "{}",
+        text(&out)
+    );
+    assert!(!both.exists());
+    // Nothing was sent by the refused runs.
+    assert_eq!(srv.seen().count("/hello"), hits);
+}
