@@ -52,3 +52,50 @@ flows:
     assert_eq!(s["iterations"]["interrupted"], 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("INTERRUPTED"));
 }
+
+/// Iterations cut off at the end of the graceful stop are counted: the requests
+/// in flight as failed requests with error `interrupted` (so loadline's request
+/// count equals the server's), their iterations as interrupted, and the notes say
+/// so; a think longer than the phase is cut off and counted the same way.
+#[test]
+fn iterations_cut_off_by_the_graceful_stop_are_counted() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+graceful_stop: 300ms
+phases:
+  - duration: 1s
+    arrival_rate: 2
+flows:
+  - name: slow
+    steps:
+      - get: /slow/30000
+"#,
+        srv.url()
+    ));
+    let started = Instant::now();
+    let (out, summary) = run_scenario(&sc, &["--no-monitor"]);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let summary = summary.unwrap_or_else(|| panic!("no summary: {}", text(&out)));
+    let sent = srv.seen().count("GET /slow/{ms}");
+    assert_eq!(sent, 2);
+    assert_eq!(summary["requests"]["total"], sent);
+    assert_eq!(summary["iterations"]["interrupted"], 2);
+    assert_eq!(summary["iterations"]["total"], 0);
+    let step = step(&summary, "GET /slow/30000");
+    assert_eq!(step["errors"]["interrupted"], 2, "{step}");
+    let notes = summary["notes"].to_string();
+    assert!(notes.contains("2 iterations were cut off"), "{notes}");
+    assert!(notes.contains("2 requests were in flight"), "{notes}");
+
+    // A think longer than the phase: the iteration is cut off and counted.
+    let sc = Scenario::new(&format!(
+        "target: {}\ngraceful_stop: 200ms\nphases: [ {{ vus: 2, duration: 500ms }} ]\nflows: [ {{ steps: [ {{ get: /hello }}, {{ think: 20s }} ] }} ]\n",
+        srv.url()
+    ));
+    let (out, summary) = run_scenario(&sc, &["--no-monitor"]);
+    let summary = summary.unwrap_or_else(|| panic!("no summary: {}", text(&out)));
+    assert_eq!(summary["iterations"]["interrupted"], 2, "{summary}");
+    assert_eq!(summary["requests"]["total"], 2);
+}

@@ -42,7 +42,14 @@ pub(crate) async fn run(
         };
         let now = Instant::now();
         let iv = sh.hub.collect();
-        if finished && ticked && iv.all_groups().requests == 0 && iv.iterations() == 0 {
+        // A last interval with nothing in it adds no point to the series; one
+        // that only cut iterations off (or dropped arrivals) still counts.
+        let empty = iv.all_groups().requests == 0
+            && iv.iterations() == 0
+            && iv.interrupted() == 0
+            && iv.dropped() == 0;
+        if finished && ticked && empty {
+            total.merge(&iv);
             break;
         }
         ticked = true;

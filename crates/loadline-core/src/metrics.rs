@@ -40,10 +40,12 @@ pub enum ErrorKind {
     Capture,
     /// Anything else.
     Other,
+    /// In flight when the graceful stop ended and its iteration was cut off.
+    Interrupted,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::Connect,
         ErrorKind::Dns,
         ErrorKind::Timeout,
@@ -52,6 +54,7 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::Capture,
         ErrorKind::Other,
+        ErrorKind::Interrupted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Capture => "capture",
             ErrorKind::Other => "other",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 }
@@ -165,6 +169,44 @@ impl RequestSample {
             error: Some(error.into()),
             bytes_sent: 0,
             bytes_received: 0,
+        }
+    }
+}
+
+/// A request on its way. Dropped before [`InFlight::done`] — its iteration was
+/// cut off at the end of the graceful stop, or by a second Ctrl-C — it is
+/// recorded as a failed request of its group with error `interrupted` and the
+/// time it had taken, so that loadline's request count still equals the
+/// target's.
+#[derive(Debug)]
+#[must_use = "call `done` once the request's own sample is recorded"]
+pub struct InFlight<'h> {
+    hub: &'h MetricsHub,
+    group: GroupId,
+    started: std::time::Instant,
+    bytes_sent: u64,
+    armed: bool,
+}
+
+impl InFlight<'_> {
+    /// The request ended and recorded its own sample.
+    pub fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.hub.record_request(&RequestSample {
+                group: self.group,
+                latency: self.started.elapsed(),
+                status: None,
+                failed: true,
+                error: Some(ErrorKind::Interrupted.into()),
+                bytes_sent: self.bytes_sent,
+                bytes_received: 0,
+            });
         }
     }
 }
@@ -478,6 +520,23 @@ impl MetricsHub {
                 g.add_counter(counter, n);
             }
         });
+    }
+
+    /// Marks a request of `group` started at `started` as on its way (see
+    /// [`InFlight`]).
+    pub fn in_flight(
+        &self,
+        group: GroupId,
+        started: std::time::Instant,
+        bytes_sent: u64,
+    ) -> InFlight<'_> {
+        InFlight {
+            hub: self,
+            group,
+            started,
+            bytes_sent,
+            armed: true,
+        }
     }
 
     /// Counts an error that is not tied to one request's response (a failed capture).

@@ -278,6 +278,12 @@ impl Summary {
                 total.interrupted()
             ));
         }
+        let cut = all.errors_of(crate::metrics::ErrorKind::Interrupted);
+        if cut > 0 {
+            notes.push(format!(
+                "{cut} requests were in flight when their iterations were cut off (error `interrupted`)"
+            ));
+        }
         Summary {
             name: plan.name.clone(),
             scenario: plan.source.clone(),

@@ -275,6 +275,7 @@ impl HttpStep {
             let request_len = req.len() as u64;
             let mut progress = Progress::default();
             let start = Instant::now();
+            let in_flight = hub.in_flight(group, start, request_len);
             let result = tokio::time::timeout(
                 self.spec.timeout,
                 conn::exchange(
@@ -288,6 +289,7 @@ impl HttpStep {
             )
             .await
             .unwrap_or(Err(ErrorKind::Timeout));
+            in_flight.done();
             state.req = req;
             let latency = start.elapsed();
             let mut sample = RequestSample {

@@ -180,6 +180,7 @@ impl SqlStep {
             }
         };
         let start = Instant::now();
+        let in_flight = hub.in_flight(group, start, 0);
         let result = match lease.conn() {
             Some(c) => {
                 let run = conn::run(c, sql, order, params, &self.needs);
@@ -193,6 +194,7 @@ impl SqlStep {
                 broken: true,
             }),
         };
+        in_flight.done();
         let latency = start.elapsed();
         let ran = match result {
             Ok(ran) => ran,
