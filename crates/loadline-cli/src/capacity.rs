@@ -16,7 +16,7 @@ use loadline_core::capacity::{
 use loadline_core::duration::format_duration;
 use loadline_core::plan::Plan;
 use loadline_core::runner::{NoObserver, Observer};
-use loadline_core::summary::ThresholdResult;
+use loadline_core::summary::{Status, ThresholdResult};
 use loadline_report::terminal::ms;
 use serde::Serialize;
 
@@ -52,12 +52,17 @@ pub fn capacity(
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let search = execute(&plan, &opts, out);
-    let done = rt.block_on(run::around(&plan, out.quiet, search));
+    let done = rt.block_on(async {
+        let interrupt = loadline_run::watch_signals(plan.graceful_stop, Arc::new(run::Stderr));
+        let search = execute(&plan, &opts, out, &interrupt);
+        run::around(&plan, &interrupt, out.quiet, search).await
+    });
     drop(rt);
     match done {
         Ok((report, finished)) => finished.over(finish(&plan, &opts, &report, out, None)),
-        Err(code) => code,
+        Err(run::Refused::Code(code)) => code,
+        // Interrupted before the first step: nothing was searched.
+        Err(run::Refused::Interrupted) => ExitCode::from(run::exit_code(Status::Interrupted)),
     }
 }
 
@@ -92,8 +97,13 @@ pub fn prepare(
 }
 
 /// Runs the search, printing each step as it ends (unless quiet).
-pub async fn execute(plan: &Plan, opts: &SearchOptions, out: &OutputArgs) -> CapacityReport {
-    let run_opts = loadline_run::interruptible(plan.graceful_stop, out.seed, Arc::new(run::Stderr));
+pub async fn execute(
+    plan: &Plan,
+    opts: &SearchOptions,
+    out: &OutputArgs,
+    interrupt: &loadline_run::Interrupt,
+) -> CapacityReport {
+    let run_opts = interrupt.run_options(out.seed);
     if !out.quiet {
         println!("{}", intro(plan, opts));
         println!("{}", header());

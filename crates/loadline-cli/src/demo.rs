@@ -301,7 +301,8 @@ async fn run_strategy(
                 }
             );
         }
-        let report = capacity::execute(&plan, &opts, &args.output).await;
+        let interrupt = loadline_run::watch_signals(plan.graceful_stop, Arc::new(run::Stderr));
+        let report = capacity::execute(&plan, &opts, &args.output, &interrupt).await;
         let seen = ShopFigures::new(shop, backends, &before, &Tally::default());
         let mut extra = seen.json();
         extra["demo_shop"]["limiter_requests_per_second"] = json!(limit);
@@ -315,7 +316,9 @@ async fn run_strategy(
         shop: Arc::clone(shop),
         tally: tally.clone(),
     });
-    let mut done = match run::execute(plan.clone(), &args.output, observer, &env).await {
+    let interrupt = loadline_run::watch_signals(plan.graceful_stop, Arc::new(run::Stderr));
+    let mut done = match run::execute(plan.clone(), &args.output, observer, &env, &interrupt).await
+    {
         Ok(done) => done,
         Err(code) => return code,
     };

@@ -41,13 +41,41 @@ pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let load = execute(plan.clone(), out, progress(&plan, out.quiet), &env);
-    let done = rt.block_on(around(&plan, out.quiet, load));
+    let done = rt.block_on(async {
+        // Signals are handled from the first moment: during setup too.
+        let interrupt = loadline_run::watch_signals(plan.graceful_stop, Arc::new(Stderr));
+        let load = execute(
+            plan.clone(),
+            out,
+            progress(&plan, out.quiet),
+            &env,
+            &interrupt,
+        );
+        around(&plan, &interrupt, out.quiet, load).await
+    });
     drop(rt);
     match done {
         Ok((Ok(done), finished)) => finished.over(finish(&done, out, None)),
-        Ok((Err(code), _)) | Err(code) => code,
+        Ok((Err(code), _)) => code,
+        Err(Refused::Interrupted) => {
+            let done = Executed {
+                summary: loadline_run::interrupted_before_the_load(&plan),
+                series: Vec::new(),
+                errors: Default::default(),
+                settings: env.settings.clone(),
+            };
+            finish(&done, out, None)
+        }
+        Err(Refused::Code(code)) => code,
     }
+}
+
+/// Why a run did not load: the protocols were not ready (exit 1, reported), or a
+/// signal came while they were being prepared.
+#[derive(Debug)]
+pub enum Refused {
+    Code(ExitCode),
+    Interrupted,
 }
 
 /// The exit code of a run's status (see the README).
@@ -89,12 +117,14 @@ impl Finished {
 
 /// Runs `load` between the preparation of the plan's protocols (connections,
 /// setup: their readiness printed unless `quiet`) and their finish (teardown).
-/// `Err` (exit 1, reported) when a protocol was not ready: nothing was sent.
+/// `Err` when a protocol was not ready (exit 1, reported: nothing was sent) or a
+/// signal interrupted the preparation.
 pub async fn around<T>(
     plan: &Plan,
+    interrupt: &loadline_run::Interrupt,
     quiet: bool,
     load: impl std::future::Future<Output = T>,
-) -> Result<(T, Finished), ExitCode> {
+) -> Result<(T, Finished), Refused> {
     let on_ready = |lines: &[String]| {
         if !quiet {
             for line in lines {
@@ -102,7 +132,7 @@ pub async fn around<T>(
             }
         }
     };
-    match loadline_run::around(plan, on_ready, load).await {
+    match loadline_run::around(plan, interrupt, on_ready, load).await {
         Ok(done) => {
             for e in &done.finish_errors {
                 eprintln!("error: {e}");
@@ -114,7 +144,11 @@ pub async fn around<T>(
             for e in &not_ready.lines {
                 eprintln!("error: {e}");
             }
-            Err(ExitCode::from(EXIT_RUNTIME))
+            if not_ready.interrupted {
+                Err(Refused::Interrupted)
+            } else {
+                Err(Refused::Code(ExitCode::from(EXIT_RUNTIME)))
+            }
         }
     }
 }
@@ -214,6 +248,7 @@ pub async fn execute(
     out: &OutputArgs,
     observer: Box<dyn Observer>,
     env: &RunEnv,
+    interrupt: &loadline_run::Interrupt,
 ) -> Result<Executed, ExitCode> {
     let outputs = Outputs {
         keep_series: out.report.is_some(),
@@ -222,7 +257,8 @@ pub async fn execute(
         no_monitor: out.no_monitor,
         seed: out.seed,
     };
-    let done = loadline_run::execute(plan, &outputs, observer, env, Arc::new(Stderr)).await;
+    let done =
+        loadline_run::execute(plan, &outputs, observer, env, Arc::new(Stderr), interrupt).await;
     if !out.quiet && std::io::stdout().is_terminal() {
         println!();
     }

@@ -674,3 +674,84 @@ flows:
     assert_eq!(count(&t), 0, "the teardown dropped the table");
     assert_eq!(count(&format!("{t}_kept")), 1, "and only that");
 }
+
+/// A signal while `setup:` runs: setup is abandoned, teardown runs, a summary
+/// with status `interrupted` is written and the exit code is 130; nothing was
+/// sent. SIGHUP counts as SIGTERM.
+#[test]
+fn a_signal_during_setup_abandons_it_runs_teardown_and_exits_130() {
+    let db = Backend::Postgres;
+    if !db.available("a_signal_during_setup_abandons_it_runs_teardown_and_exits_130") {
+        return;
+    }
+    let marker = table("signal_marker");
+    for signal in ["-INT", "-HUP"] {
+        let sc = Scenario::new(&format!(
+            r#"
+databases:
+  main: {{ url: "{url}" }}
+setup:
+  - {{ sql: main, query: "{sleep}" }}
+teardown:
+  - {{ sql: main, query: "CREATE TABLE IF NOT EXISTS {marker} (id int)" }}
+phases: [ {{ vus: 1, iterations: 1 }} ]
+flows: [ {{ steps: [ {{ sql: main, query: "SELECT 1" }} ] }} ]
+"#,
+            url = db.url(),
+            sleep = db.sleep(20.0),
+        ));
+        let out_path = sc.out("summary.json");
+        let child = loadline()
+            .arg("run")
+            .arg(&sc.path)
+            .arg("--quiet")
+            .arg("--no-monitor")
+            .arg("--summary-json")
+            .arg(&out_path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let sent = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let started = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {shown}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{signal}: {shown}"
+        );
+        let summary =
+            read_json(&out_path).unwrap_or_else(|| panic!("{signal}: no summary: {shown}"));
+        assert_eq!(summary["status"], "interrupted", "{signal}");
+        assert_eq!(summary["requests"]["total"], 0, "{signal}");
+        // Teardown ran: it made the marker table.
+        assert_eq!(
+            db.scalar(
+                &sc,
+                &format!(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = '{marker}'"
+                )
+            ),
+            1,
+            "{signal}: {shown}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+            sqlx::query(&format!("DROP TABLE {marker}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        });
+    }
+}

@@ -32,7 +32,7 @@ use loadline_report::stream::{
 use tokio_util::sync::CancellationToken;
 
 pub use lifecycle::{around, Around, NotReady};
-pub use signals::interruptible;
+pub use signals::{interruptible, watch_signals, Interrupt};
 
 /// Where the run tells a person what happens (the CLI prints it on stderr).
 pub trait Notify: Send + Sync {
@@ -121,6 +121,7 @@ pub async fn execute(
     observer: Box<dyn Observer>,
     env: &RunEnv,
     notify: Arc<dyn Notify>,
+    interrupt: &Interrupt,
 ) -> Result<Executed, StartError> {
     let errors = OutputErrors::default();
     // The report draws every second of the run; without one nothing is kept, so
@@ -172,7 +173,7 @@ pub async fn execute(
             }
         }
     };
-    let mut opts = interruptible(plan.graceful_stop, outputs.seed, notify);
+    let mut opts = interrupt.run_options(outputs.seed);
     opts.monitors = monitors.clone().map(|m| m as Arc<dyn MonitorSource>);
     let observer = Box::new(Fanout::new(sinks, vec![observer]));
     let result = runner::run(plan.clone(), opts, observer).await;
@@ -200,6 +201,32 @@ pub async fn execute(
         errors,
         settings,
     })
+}
+
+/// The summary of a run that was interrupted before its load started (a signal
+/// during the protocols' preparation): nothing counted, status `interrupted`.
+pub fn interrupted_before_the_load(plan: &Plan) -> Summary {
+    let result = loadline_core::runner::RunResult {
+        total: loadline_core::metrics::Stats::new(&plan.shape()),
+        elapsed: std::time::Duration::ZERO,
+        end: loadline_core::runner::EndReason::Interrupted,
+        verdicts: plan
+            .thresholds
+            .iter()
+            .map(|t| {
+                t.evaluate(
+                    &loadline_core::metrics::Stats::new(&plan.shape()),
+                    std::time::Duration::ZERO,
+                    &plan.groups,
+                )
+            })
+            .collect(),
+    };
+    let mut summary = Summary::new(plan, &result);
+    summary
+        .notes
+        .push("interrupted before the load started: nothing was sent".into());
+    summary
 }
 
 /// Every phase of a plan on one line: `warm up: 5/s …; steady: …`.

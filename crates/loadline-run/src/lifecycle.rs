@@ -8,6 +8,8 @@ use std::future::Future;
 
 use loadline_core::plan::Plan;
 
+use crate::Interrupt;
+
 /// A load that ran, and what the protocols' `finish` said.
 #[derive(Debug)]
 pub struct Around<T> {
@@ -19,26 +21,40 @@ pub struct Around<T> {
     pub finish_errors: Vec<String>,
 }
 
-/// The protocols were not ready for the load: nothing was sent.
+/// The protocols were not ready for the load, or a signal came while they were
+/// being prepared: nothing was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotReady {
     /// Every reason, then what their `finish` said.
     pub lines: Vec<String>,
+    /// A signal stopped the preparation (the run is interrupted, not failed).
+    pub interrupted: bool,
 }
 
 /// Runs `load` between the preparation of every protocol of `plan` and their
-/// finish. `on_ready` gets what was made ready, before the load starts.
+/// finish. `on_ready` gets what was made ready, before the load starts. A first
+/// signal (`interrupt.stop`) during the preparation abandons it; a second one
+/// (`interrupt.kill`) cuts the finish short.
 pub async fn around<T>(
     plan: &Plan,
+    interrupt: &Interrupt,
     on_ready: impl FnOnce(&[String]),
     load: impl Future<Output = T>,
 ) -> Result<Around<T>, NotReady> {
     let mut ready = Vec::new();
     let mut prepared = 0;
     let mut failed = None;
+    let mut interrupted = false;
     for protocol in &plan.protocols {
         prepared += 1;
-        match protocol.prepare(plan).await {
+        let outcome = tokio::select! {
+            outcome = protocol.prepare(plan) => outcome,
+            _ = interrupt.stop.cancelled() => {
+                interrupted = true;
+                Err(vec!["interrupted while the protocols were being prepared: nothing was sent".into()])
+            }
+        };
+        match outcome {
             Ok(lines) => ready.extend(lines),
             Err(lines) => {
                 failed = Some(lines);
@@ -55,7 +71,13 @@ pub async fn around<T>(
     };
     let mut finish_errors = Vec::new();
     for protocol in plan.protocols.iter().take(prepared) {
-        if let Err(lines) = protocol.finish().await {
+        let finished = tokio::select! {
+            finished = protocol.finish() => finished,
+            _ = interrupt.kill.cancelled() => {
+                Err(vec![format!("`{}`: finishing was cut short by a second signal", protocol.name())])
+            }
+        };
+        if let Err(lines) = finished {
             finish_errors.extend(lines);
         }
     }
@@ -68,7 +90,7 @@ pub async fn around<T>(
         (None, failed) => {
             let mut lines = failed.unwrap_or_default();
             lines.extend(finish_errors);
-            Err(NotReady { lines })
+            Err(NotReady { lines, interrupted })
         }
     }
 }

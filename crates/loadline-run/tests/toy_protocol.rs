@@ -23,7 +23,7 @@ use loadline_doc::de::{read, Raw, Spanned};
 use loadline_protocols::registry::{
     ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind,
 };
-use loadline_run::{around, execute, Outputs, RunEnv, Silent};
+use loadline_run::{around, execute, Interrupt, Outputs, RunEnv, Silent};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde::Deserialize;
 
@@ -208,8 +208,10 @@ async fn a_registered_protocol_runs_a_scenario_with_its_lifecycle() {
     assert_eq!(plan.protocols.len(), 1);
     assert_eq!(plan.counters, ["ping_bytes"]);
     let mut ready_seen = Vec::new();
+    let interrupt = Interrupt::never();
     let done = around(
         &plan,
+        &interrupt,
         |ready| ready_seen.extend_from_slice(ready),
         execute(
             plan.clone(),
@@ -220,6 +222,7 @@ async fn a_registered_protocol_runs_a_scenario_with_its_lifecycle() {
             Box::new(NoObserver),
             &RunEnv::default(),
             Arc::new(Silent),
+            &interrupt,
         ),
     )
     .await
@@ -258,9 +261,13 @@ async fn an_unready_protocol_stops_the_run_before_any_load() {
     .unwrap();
     let plan = Arc::new(loaded.plan);
     let ran = AtomicU64::new(0);
-    let result = around(&plan, |_| {}, async { ran.fetch_add(1, Ordering::Relaxed) }).await;
+    let result = around(&plan, &Interrupt::never(), |_| {}, async {
+        ran.fetch_add(1, Ordering::Relaxed)
+    })
+    .await;
     let not_ready = result.unwrap_err();
     assert_eq!(not_ready.lines, ["the toy is not there"]);
+    assert!(!not_ready.interrupted);
     assert_eq!(ran.load(Ordering::Relaxed), 0);
     let toy = toy_protocol(&plan);
     assert_eq!(toy.finished.load(Ordering::Relaxed), 1);
