@@ -23,6 +23,8 @@ pub struct Template {
 enum Part {
     Lit(String),
     Var(VarRef),
+    /// `{{ name | urlencode }}`: the value's text, percent-encoded.
+    Encoded(VarRef),
 }
 
 /// What a placeholder refers to, resolved at compile time.
@@ -211,17 +213,30 @@ impl Template {
                         message: "`{{` is never closed: expected `}}`".into(),
                     })?;
                     let inner = &src[inner_start..inner_start + close];
-                    let var = parse_expr(inner, scope).map_err(|message| TemplateError {
+                    let (expr, encode) = split_filter(inner).map_err(|message| TemplateError {
+                        offset: inner_start,
+                        message,
+                    })?;
+                    let var = parse_expr(expr, scope).map_err(|message| TemplateError {
                         offset: inner_start,
                         message,
                     })?;
                     match var {
+                        VarRef::Const(v) if encode => {
+                            let mut text = String::new();
+                            write_value(&mut text, &v);
+                            url_encode_into(&mut lit, &text);
+                        }
                         VarRef::Const(v) => write_value(&mut lit, &v),
                         var => {
                             if !lit.is_empty() {
                                 parts.push(Part::Lit(std::mem::take(&mut lit)));
                             }
-                            parts.push(Part::Var(var));
+                            parts.push(if encode {
+                                Part::Encoded(var)
+                            } else {
+                                Part::Var(var)
+                            });
                         }
                     }
                     pos = inner_start + close + 2;
@@ -275,6 +290,15 @@ impl Template {
                     Looked::Owned(v) => write_value(out, &v),
                     Looked::Missing => {}
                 },
+                Part::Encoded(v) => {
+                    let mut text = String::new();
+                    match vars.lookup(v) {
+                        Looked::Borrowed(v) => write_value(&mut text, v),
+                        Looked::Owned(v) => write_value(&mut text, &v),
+                        Looked::Missing => {}
+                    }
+                    url_encode_into(out, &text);
+                }
             }
         }
     }
@@ -300,6 +324,37 @@ impl Template {
             };
         }
         Value::String(self.render(vars))
+    }
+}
+
+/// A placeholder's expression and whether it asks for `| urlencode`, the one
+/// filter there is.
+fn split_filter(inner: &str) -> Result<(&str, bool), String> {
+    match inner.rsplit_once('|') {
+        None => Ok((inner, false)),
+        Some((expr, filter)) => match filter.trim() {
+            "urlencode" => Ok((expr, true)),
+            other => Err(format!(
+                "unknown filter `{other}`: the one filter is `urlencode`, e.g. `{{{{ name | urlencode }}}}`"
+            )),
+        },
+    }
+}
+
+/// Appends `text` percent-encoded for any part of a URL: every byte but the
+/// unreserved characters of RFC 3986 (letters, digits, `-`, `.`, `_`, `~`)
+/// becomes `%XX`, so a `/`, `?`, `#`, `&` or space in a value cannot change the
+/// URL's structure.
+fn url_encode_into(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
     }
 }
 
@@ -656,5 +711,30 @@ mod tests {
         );
         let fixed = JsonTemplate::compile(&serde_json::json!({"a": [1, 2]}), &TestScope).unwrap();
         assert!(matches!(fixed, JsonTemplate::Static(_)));
+    }
+
+    #[test]
+    fn urlencode_keeps_values_from_changing_a_url() {
+        let scope = TestScope;
+        let t = Template::compile(
+            "/items/{{ token | urlencode }}?h={{ $env.HOME_X|urlencode }}",
+            &scope,
+        )
+        .unwrap();
+        let mut v = vars();
+        v.captures[0] = Some(Value::from("a/b?c#d"));
+        assert_eq!(t.render(&mut v), "/items/a%2Fb%3Fc%23d?h=%2Fhome%2Fx");
+        // Without the filter the value goes in as it is.
+        let raw = Template::compile("/items/{{ token }}", &scope).unwrap();
+        assert_eq!(raw.render(&mut v), "/items/a/b?c#d");
+        let mut out = String::new();
+        url_encode_into(&mut out, "a/b?c=d#e f&é~._-");
+        assert_eq!(out, "a%2Fb%3Fc%3Dd%23e%20f%26%C3%A9~._-");
+        let e = Template::compile("{{ x | upper }}", &scope).unwrap_err();
+        assert!(
+            e.message.contains("unknown filter `upper`"),
+            "{}",
+            e.message
+        );
     }
 }
