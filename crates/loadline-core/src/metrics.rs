@@ -347,6 +347,9 @@ pub struct PhaseStats {
     pub iterations: u64,
     /// Open-model arrivals not started because `max_vus` iterations were running.
     pub dropped: u64,
+    /// Of `dropped`, the arrivals the generator could not start within
+    /// [`crate::plan::MAX_LATENESS`] of their planned time.
+    pub late: u64,
     /// Iterations cut off at the end of the graceful stop.
     pub interrupted: u64,
 }
@@ -379,6 +382,7 @@ impl Stats {
         for (a, b) in self.phases.iter_mut().zip(o.phases.iter()) {
             a.iterations += b.iterations;
             a.dropped += b.dropped;
+            a.late += b.late;
             a.interrupted += b.interrupted;
         }
         let _ = self.schedule_lag.add(&o.schedule_lag);
@@ -423,6 +427,11 @@ impl Stats {
 
     pub fn dropped(&self) -> u64 {
         self.phases.iter().map(|p| p.dropped).sum()
+    }
+
+    /// Of [`Stats::dropped`], the arrivals dropped for lateness.
+    pub fn late(&self) -> u64 {
+        self.phases.iter().map(|p| p.late).sum()
     }
 
     pub fn interrupted(&self) -> u64 {
@@ -559,6 +568,17 @@ impl MetricsHub {
             }
             if end == IterationEnd::Completed {
                 st.iteration_duration.saturating_record(micros(took));
+            }
+        });
+    }
+
+    /// Counts an open-model arrival dropped because it could not start within
+    /// [`crate::plan::MAX_LATENESS`] of its planned time (also a drop).
+    pub fn record_late(&self, phase: usize) {
+        self.with_shard(|st| {
+            if let Some(p) = st.phases.get_mut(phase) {
+                p.dropped += 1;
+                p.late += 1;
             }
         });
     }

@@ -14,6 +14,10 @@ use crate::threshold::Threshold;
 
 /// Default bound on how long in-flight iterations may run on after the load ends.
 pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
+/// How late an open-model arrival may start: one the generator cannot start
+/// within this of its planned time is dropped and counted (as `late`), not
+/// started late, so a generator that cannot keep up never stretches a phase.
+pub const MAX_LATENESS: Duration = Duration::from_secs(1);
 /// Default cap on concurrent open-model iterations when a phase sets no `max_vus`.
 pub const DEFAULT_MAX_VUS: u64 = 10_000;
 

@@ -430,4 +430,62 @@ mod tests {
         assert_eq!(whole.total.phases[0].iterations, 40);
         assert_eq!(whole.total.phases[1].iterations, 20);
     }
+
+    /// Blocks the thread it runs on once (the generator falls behind), then
+    /// returns at once.
+    #[derive(Debug, Default)]
+    struct StallOnce(std::sync::atomic::AtomicBool);
+
+    impl StepExec for StallOnce {
+        fn run<'a>(&'a self, _vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
+            Box::pin(async move {
+                if !self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1600));
+                }
+                StepOutcome::Continue
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn arrivals_that_cannot_start_in_time_are_dropped_as_late() {
+        // One thread: while the first iteration stalls it for 1.6 s, the arrivals
+        // due meanwhile fall behind; those more than MAX_LATENESS late are dropped
+        // and counted, and the phase is not stretched.
+        let base = plan(vec![], Duration::from_millis(1), vec![]);
+        let p = Arc::new(Plan {
+            name: None,
+            source: "test".into(),
+            phases: vec![Phase {
+                name: "p".into(),
+                pacing: Pacing::Open {
+                    rate: 10.0,
+                    ramp_to: None,
+                    max_vus: 1000,
+                },
+                stop: Stop::Duration(Duration::from_secs(3)),
+            }],
+            flows: vec![Flow {
+                name: "f".into(),
+                weight: 1,
+                steps: vec![Step::Exec(Arc::new(StallOnce::default()))],
+            }],
+            feeders: base.feeders.clone(),
+            thresholds: vec![],
+            groups: base.groups.clone(),
+            protocols: vec![],
+            capture_slots: 0,
+            graceful_stop: Duration::from_millis(300),
+            error_classes: base.error_classes.clone(),
+            counters: vec![],
+        });
+        let r = run(p, RunOptions::default(), Box::new(NoObserver)).await;
+        let phase = r.total.phases[0];
+        // Every planned arrival is either started or dropped; the drops are the
+        // late ones (about five: those due in the first half second), and the
+        // arrivals after the stall start.
+        assert_eq!(phase.iterations + phase.dropped, 30, "{phase:?}");
+        assert_eq!(phase.dropped, phase.late, "{phase:?}");
+        assert!((3..=12).contains(&phase.late), "{phase:?}");
+    }
 }

@@ -78,7 +78,11 @@ pub struct RequestTotals {
 #[derive(Debug, Clone, Serialize)]
 pub struct IterationTotals {
     pub total: u64,
+    /// Open-model arrivals not started (at `max_vus`, or late).
     pub dropped: u64,
+    /// Of `dropped`, those the generator could not start within
+    /// [`crate::plan::MAX_LATENESS`] of their planned time.
+    pub late: u64,
     pub interrupted: u64,
     pub rate: f64,
 }
@@ -157,6 +161,8 @@ pub struct PhaseSummary {
     pub model: &'static str,
     pub iterations: u64,
     pub dropped: u64,
+    /// Of `dropped`, those dropped for lateness.
+    pub late: u64,
     pub interrupted: u64,
 }
 
@@ -266,10 +272,17 @@ impl Summary {
                 ));
             }
         }
-        if total.dropped() > 0 {
+        let at_max_vus = total.dropped() - total.late();
+        if at_max_vus > 0 {
             notes.push(format!(
-                "{} open-model arrivals were dropped because max_vus iterations were already running",
-                total.dropped()
+                "{at_max_vus} open-model arrivals were dropped because max_vus iterations were already running"
+            ));
+        }
+        if total.late() > 0 {
+            notes.push(format!(
+                "generator-bound: {} open-model arrivals were dropped because loadline could not start them within {} of their planned time",
+                total.late(),
+                crate::duration::format_duration(crate::plan::MAX_LATENESS)
             ));
         }
         if total.interrupted() > 0 {
@@ -298,6 +311,7 @@ impl Summary {
             iterations: IterationTotals {
                 total: total.iterations(),
                 dropped: total.dropped(),
+                late: total.late(),
                 interrupted: total.interrupted(),
                 rate: round2(total.iterations() as f64 / secs),
             },
@@ -327,6 +341,7 @@ impl Summary {
                     },
                     iterations: s.iterations,
                     dropped: s.dropped,
+                    late: s.late,
                     interrupted: s.interrupted,
                 })
                 .collect(),

@@ -33,6 +33,7 @@ pub(crate) fn summary() -> Summary {
         iterations: IterationTotals {
             total: 200,
             dropped: 0,
+            late: 0,
             interrupted: 1,
             rate: 16.2,
         },
@@ -81,6 +82,7 @@ pub(crate) fn summary() -> Summary {
             model: "open",
             iterations: 200,
             dropped: 0,
+            late: 0,
             interrupted: 1,
         }],
         latency_distribution: vec![[0.0, 1.5], [50.0, 3.0], [99.0, 7.5], [100.0, 15.0]],

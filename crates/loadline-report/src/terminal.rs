@@ -244,6 +244,7 @@ mod tests {
             iterations: IterationTotals {
                 total: 200,
                 dropped: 0,
+                late: 0,
                 interrupted: 1,
                 rate: 16.2,
             },
@@ -282,6 +283,7 @@ mod tests {
                 model: "open",
                 iterations: 200,
                 dropped: 0,
+                late: 0,
                 interrupted: 1,
             }],
             latency_distribution: vec![],

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::segment::Segment;
 use super::{run_iteration, Shared};
-use crate::plan::{Pacing, Phase};
+use crate::plan::{Pacing, Phase, MAX_LATENESS};
 
 /// How much earlier than an arrival the scheduler's timer is set: half a tick
 /// of tokio's millisecond timer wheel.
@@ -89,11 +89,20 @@ pub(crate) async fn run(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
         // next tick; aiming half a tick early starts each iteration within half a
         // millisecond of its planned time, early or late, instead of up to a
         // whole tick late. Lateness beyond that is measured as schedule lag.
-        if due > Instant::now() + TIMER_SLACK {
+        let now = Instant::now();
+        if due > now + TIMER_SLACK {
             tokio::select! {
                 _ = tokio::time::sleep_until(due - TIMER_SLACK) => {}
                 _ = sh.soft.cancelled() => return,
             }
+        } else if now.saturating_duration_since(due) > MAX_LATENESS {
+            // The generator fell behind: dropped and counted, not started late,
+            // so that it catches up instead of stretching the phase.
+            if sh.soft.is_cancelled() {
+                return;
+            }
+            sh.hub.record_late(phase_idx);
+            continue;
         }
         if sh.soft.is_cancelled() {
             return;
