@@ -116,6 +116,13 @@ pub(crate) async fn run(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
         let in_flight2 = in_flight.clone();
         sh.tracker.spawn(async move {
             let lag = Instant::now().saturating_duration_since(due);
+            if lag > MAX_LATENESS {
+                // Spawned in time but not run in time (the runtime is flooded):
+                // dropped and counted like an arrival the scheduler was late for.
+                sh2.hub.record_late(phase_idx);
+                in_flight2.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
             sh2.hub.record_schedule_lag(lag);
             let popped = sh2.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let mut vu = popped.unwrap_or_else(|| sh2.new_vu());
