@@ -228,3 +228,72 @@ fn the_contract_example_runs_unchanged() {
     let expected = if s["status"] == "passed" { 0 } else { 3 };
     assert_eq!(out.status.code(), Some(expected), "{}", text(&out));
 }
+
+/// A redirect to another host is not followed unless the scenario says
+/// `redirects: any`; then only the headers it marks to forward go along.
+#[test]
+fn redirects_stay_on_the_host_unless_the_scenario_allows_any() {
+    let here = TestServer::start();
+    // The same machine under another host name: `[::1]` is not `127.0.0.1`.
+    let elsewhere = TestServer::start_on("[::1]:0");
+    let away = format!("{}/landing", elsewhere.url());
+    let same = format!("{}/landing", here.url());
+    let scenario = |defaults: &str| {
+        Scenario::new(&format!(
+            r#"
+target: {}
+defaults:
+  headers: {{ x-api-key: secret-key }}
+{defaults}
+phases:
+  - vus: 1
+    iterations: 3
+flows:
+  - name: f
+    steps:
+      - get: /redirect?to={away}
+        name: away
+      - get: /redirect?to={same}
+        name: same
+"#,
+            here.url()
+        ))
+    };
+
+    // Default (same_host): the off-host redirect ends with its 302, counted.
+    let (out, summary) = run_scenario(&scenario(""), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.expect("summary written");
+    assert_eq!(elsewhere.seen().total(), 0, "no request left the host");
+    assert_eq!(step(&s, "away")["status"]["302"], 3);
+    assert_eq!(step(&s, "same")["status"]["200"], 3);
+    assert_eq!(
+        here.seen().landing_keys,
+        vec![Some("secret-key".to_string()); 3]
+    );
+    let notes = s["notes"].to_string();
+    assert!(
+        notes.contains("3 redirects to another host were not followed"),
+        "{notes}"
+    );
+
+    // `any`: followed, and the key stays behind unless it is marked to forward.
+    let (out, summary) = run_scenario(&scenario("  redirects: any"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.expect("summary written");
+    assert_eq!(step(&s, "away")["status"]["200"], 3);
+    assert_eq!(elsewhere.seen().landing_keys, vec![None; 3]);
+    assert!(!s["notes"].to_string().contains("redirects to another host"));
+
+    let (out, _) = run_scenario(
+        &scenario("  redirects: any\n  forward_headers: [x-api-key]"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let keys = &elsewhere.seen().landing_keys;
+    assert_eq!(keys.len(), 6);
+    assert!(
+        keys[3..].iter().all(|k| k.as_deref() == Some("secret-key")),
+        "{keys:?}"
+    );
+}

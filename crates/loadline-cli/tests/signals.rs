@@ -99,3 +99,59 @@ flows:
     assert_eq!(summary["iterations"]["interrupted"], 2, "{summary}");
     assert_eq!(summary["requests"]["total"], 2);
 }
+
+/// A second Ctrl-C cuts the graceful stop short: the requests in flight are
+/// counted `interrupted`, their iterations too, and the summary is still written.
+#[test]
+fn a_second_signal_cuts_in_flight_iterations_off_and_counts_them() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+graceful_stop: 60s
+phases:
+  - vus: 2
+    duration: 60s
+flows:
+  - steps:
+      - get: /slow/30000
+"#,
+        srv.url()
+    ));
+    let out_path = sc.out("summary.json");
+    let child = loadline()
+        .args(["run", "--no-monitor", "--summary-json"])
+        .arg(&out_path)
+        .arg(&sc.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while srv.seen().count("GET /slow/{ms}") < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no load arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupt = || {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    interrupt();
+    // The first signal only stops new iterations: both requests stay in flight.
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt();
+    let out = child.wait_with_output().unwrap();
+    // Well before the 30 s responses or the 60 s graceful stop.
+    assert!(start.elapsed() < Duration::from_secs(25));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let s = read_json(&out_path).expect("summary written after a second signal");
+    assert_eq!(s["status"], "interrupted");
+    assert_eq!(s["requests"]["total"], 2);
+    assert_eq!(srv.seen().total(), 2);
+    assert_eq!(s["iterations"]["interrupted"], 2, "{s}");
+    assert_eq!(step(&s, "GET /slow/30000")["errors"]["interrupted"], 2);
+    assert!(s["notes"].to_string().contains("2 iterations were cut off"));
+}

@@ -50,6 +50,12 @@ pub trait Protocol: Send + Sync + Debug + Any {
     fn describe(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Notes for the run's summary about what happened since the last call
+    /// (e.g. redirects that were not followed), one line each. Called once per
+    /// summary, after its load.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A typed handle on one protocol's per-VU state: where the VU keeps it, and

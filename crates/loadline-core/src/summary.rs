@@ -291,6 +291,9 @@ impl Summary {
                 total.interrupted()
             ));
         }
+        for protocol in &plan.protocols {
+            notes.extend(protocol.notes());
+        }
         let cut = all.errors_of(crate::metrics::ErrorKind::Interrupted);
         if cut > 0 {
             notes.push(format!(

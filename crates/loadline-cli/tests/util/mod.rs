@@ -32,6 +32,8 @@ pub struct Seen {
     pub ticks: Vec<Instant>,
     /// Cookie checks: true when the cookie set earlier came back.
     pub cookie_checks: Vec<bool>,
+    /// `GET /landing`: the `x-api-key` each request came with, if any.
+    pub landing_keys: Vec<Option<String>>,
 }
 
 impl Seen {
@@ -61,6 +63,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> Self {
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// The same server on a loopback address of choice (`127.0.0.1:0`, `[::1]:0`).
+    pub fn start_on(bind: &'static str) -> Self {
         let seen: Shared = Arc::default();
         let app = Router::new()
             .route("/hello", get(hello))
@@ -74,6 +81,8 @@ impl TestServer {
             .route("/cookie/set", get(cookie_set))
             .route("/cookie/check", get(cookie_check))
             .route("/metrics", get(metrics))
+            .route("/redirect", get(redirect))
+            .route("/landing", get(landing))
             .with_state(seen.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -84,7 +93,7 @@ impl TestServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
@@ -195,6 +204,22 @@ async fn metrics(State(s): State<Shared>) -> String {
         "# HELP test_jobs_total Jobs.\n# TYPE test_jobs_total counter\ntest_jobs_total{{queue=\"a\"}} {}\n# TYPE test_depth gauge\ntest_depth 7\n",
         n * 10
     )
+}
+
+/// `302` to the URL given as `?to=`.
+async fn redirect(State(s): State<Shared>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    drop(bump(&s, "GET /redirect"));
+    let to = q.get("to").cloned().unwrap_or_else(|| "/hello".into());
+    (StatusCode::FOUND, [("location", to)]).into_response()
+}
+
+async fn landing(State(s): State<Shared>, headers: HeaderMap) -> &'static str {
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    bump(&s, "GET /landing").landing_keys.push(key);
+    "landed"
 }
 
 async fn cookie_set(State(s): State<Shared>) -> Response {

@@ -14,10 +14,12 @@ use loadline_doc::de::{self as doc_de, Entries, Lenient, Raw, Spanned};
 use loadline_doc::value::{json_value, plain_value, StatusDoc};
 use schemars::SchemaGenerator;
 
-use super::doc::{CaptureDoc, CheckDoc, DefaultsDoc, HttpStepDoc, PollDoc, QueryDoc, UntilDoc};
+use super::doc::{
+    CaptureDoc, CheckDoc, DefaultsDoc, HttpStepDoc, PollDoc, QueryDoc, RedirectsDoc, UntilDoc,
+};
 use super::spec::{
-    BodySpec, CaptureSource, CaptureSpec, Check, HttpSettings, HttpStepSpec, PollSpec, Until,
-    UrlSpec,
+    BodySpec, CaptureSource, CaptureSpec, Check, HttpSettings, HttpStepSpec, PollSpec, Redirects,
+    Until, UrlSpec,
 };
 use super::{HttpProtocol, VuState};
 use crate::registry::{
@@ -169,6 +171,31 @@ fn read_defaults(
     defaults.follow_redirects = doc.follow_redirects.unwrap_or(true);
     if let Some(m) = &doc.max_redirects {
         defaults.max_redirects = ctx.int_in(m.value, &m.span, 0, MAX_REDIRECTS).unwrap_or(0) as u32;
+    }
+    if let Some(r) = &doc.redirects {
+        defaults.settings.redirects = match r.value {
+            RedirectsDoc::SameHost => Redirects::SameHost,
+            RedirectsDoc::Any => Redirects::Any,
+        };
+    }
+    if let Some(names) = &doc.forward_headers {
+        for name in names {
+            match HeaderName::from_bytes(name.value.trim().as_bytes()) {
+                Ok(h) => defaults.settings.forward_headers.push(h),
+                Err(_) => ctx.error(
+                    &name.span,
+                    format!("`{}` is not a valid header name", name.value),
+                ),
+            }
+        }
+        if defaults.settings.redirects == Redirects::SameHost {
+            if let Some(first) = names.first() {
+                ctx.warn(
+                    &first.span,
+                    "`forward_headers` only matters with `redirects: any`: with `same_host` (the default) no redirect leaves the host",
+                );
+            }
+        }
     }
     defaults.settings.insecure = doc.insecure.unwrap_or(false);
     defaults.settings.cookies = doc.cookies.unwrap_or(true);

@@ -71,8 +71,25 @@ pub struct DefaultsDoc {
     pub follow_redirects: Option<bool>,
     /// At most this many redirects per request (default 10).
     pub max_redirects: Option<Spanned<i64>>,
+    /// Which redirects are followed: `same_host` (default; a redirect to another
+    /// host is not followed, and is counted in the notes) or `any`.
+    pub redirects: Option<Spanned<RedirectsDoc>>,
+    /// Headers that go along when a redirect leads to another host (with
+    /// `redirects: any`), e.g. `[x-api-key]`; every other header of the scenario
+    /// is dropped there.
+    pub forward_headers: Option<Vec<Spanned<String>>>,
     /// At most this many bytes of a response body are kept for checks (default 1 MiB).
     pub max_body: Option<Spanned<i64>>,
+}
+
+/// Which redirects are followed.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectsDoc {
+    /// Only to the host the request went to.
+    SameHost,
+    /// To any host.
+    Any,
 }
 
 /// The condition a polling step waits for: exactly one of `status`,

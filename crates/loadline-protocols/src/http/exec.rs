@@ -6,6 +6,7 @@
 //! the origin and path of a fixed target, the static headers, a static body.
 
 use std::borrow::Cow;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +22,9 @@ use serde_json::Value;
 use url::{form_urlencoded, Position, Url};
 
 use super::conn::{self, Origin, Progress};
-use super::spec::{BodySpec, CaptureSource, Check, HttpStepSpec, PollSpec, Until, UrlSpec};
+use super::spec::{
+    BodySpec, CaptureSource, Check, HttpStepSpec, PollSpec, Redirects, Until, UrlSpec,
+};
 use super::wire::Head;
 use super::VuState;
 
@@ -247,6 +250,7 @@ impl HttpStep {
         let mut body_headers = true;
         let first_origin = origin.clone();
         let mut crossed = false;
+        let mut left_host = false;
         let keep = if self.needs_body {
             state.shared.settings.max_body
         } else {
@@ -265,7 +269,7 @@ impl HttpStep {
                 &method,
                 &body,
                 body_headers,
-                crossed,
+                Crossing { crossed, left_host },
             );
             if let Err(kind) = built {
                 state.req = req;
@@ -316,6 +320,12 @@ impl HttpStep {
             }
             if hops < self.spec.max_redirects && matches!(status, 301 | 302 | 303 | 307 | 308) {
                 if let Some((next_origin, next_target)) = redirect_target(state, &origin, &target) {
+                    let off_host = next_origin.host != first_origin.host;
+                    if off_host && state.shared.settings.redirects == Redirects::SameHost {
+                        state.shared.off_host.fetch_add(1, Ordering::Relaxed);
+                        return true;
+                    }
+                    left_host |= off_host;
                     if status <= 303 && method != Method::HEAD {
                         method = Method::GET;
                         body = Bytes::new();
@@ -419,23 +429,32 @@ impl HttpStep {
         method: &Method,
         body: &Bytes,
         body_headers: bool,
-        crossed: bool,
+        crossing: Crossing,
     ) -> Result<(), ErrorKind> {
+        let Crossing { crossed, left_host } = crossing;
         out.clear();
         out.extend_from_slice(method.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(target.as_str().as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        if !self.own_host {
+        if !self.own_host || left_host {
             push_header(out, "host", origin.authority.as_bytes());
         }
         let jar = state.jar_in_use();
         // Credentials meant for the first origin do not follow a redirect away; a
         // step's own cookie header is merged with the jar's cookies.
+        // On another host, only the headers the scenario marked as safe to
+        // forward go along (and the user agent, and the body's content type).
+        let forward = &state.shared.settings.forward_headers;
         let skip = |name: &HeaderName| {
             (!body_headers && name == CONTENT_TYPE)
                 || (crossed
-                    && (name == AUTHORIZATION || name == PROXY_AUTHORIZATION || name == COOKIE))
+                    && (name == AUTHORIZATION || name == PROXY_AUTHORIZATION || name == COOKIE)
+                    && !forward.contains(name))
+                || (left_host
+                    && name != CONTENT_TYPE
+                    && name != USER_AGENT
+                    && !forward.contains(name))
                 || (jar && name == COOKIE)
         };
         if body_headers && !crossed && !(jar && self.own_cookie) {
@@ -558,6 +577,15 @@ fn holds(until: &Until, state: &VuState) -> bool {
             .and_then(|doc| path.query(&doc).first().cloned())
             .is_some_and(|found| equals.as_ref().is_none_or(|want| *want == found)),
     }
+}
+
+/// Where a redirected request is, relative to where it started.
+#[derive(Debug, Clone, Copy)]
+struct Crossing {
+    /// At another origin (scheme, host or port): credentials stay behind.
+    crossed: bool,
+    /// At another host: only the headers marked to forward go along.
+    left_host: bool,
 }
 
 /// Rebuilds the full URL of a request target (for the cookie jar and redirects).

@@ -19,6 +19,7 @@ mod tls;
 pub mod wire;
 
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cookie_store::CookieStore;
@@ -47,6 +48,8 @@ struct Shared {
     /// `None` only if rustls rejected its own default configuration; https
     /// requests then fail with a TLS error.
     tls: Option<tls::TlsConnectors>,
+    /// Redirects to another host that were not followed (`redirects: same_host`).
+    off_host: AtomicU64,
 }
 
 impl HttpProtocol {
@@ -62,6 +65,7 @@ impl HttpProtocol {
             shared: Arc::new(Shared {
                 settings: settings.clone(),
                 tls,
+                off_host: AtomicU64::new(0),
             }),
             settings,
         })
@@ -87,6 +91,16 @@ impl Protocol for HttpProtocol {
             head: wire::Head::default(),
             req: Vec::new(),
         })
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let off_host = self.shared.off_host.swap(0, Ordering::Relaxed);
+        if off_host == 0 {
+            return Vec::new();
+        }
+        vec![format!(
+            "{off_host} redirects to another host were not followed (`redirects: same_host`, the default): their 3xx responses ended the requests; set `defaults: {{ redirects: any }}` to follow them"
+        )]
     }
 
     fn start_iteration(&self, state: &mut (dyn Any + Send)) {

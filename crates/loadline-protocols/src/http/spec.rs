@@ -18,6 +18,23 @@ pub struct HttpSettings {
     /// At most this many bytes of a response body are kept for checks and
     /// captures; the rest is read and discarded (but counted).
     pub max_body: usize,
+    /// Which redirects are followed (when a step follows redirects at all).
+    pub redirects: Redirects,
+    /// Headers of the scenario that go along when a redirect leads to another
+    /// host (`redirects: any`); every other header of the scenario stays behind.
+    pub forward_headers: Vec<HeaderName>,
+}
+
+/// Which redirects are followed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Redirects {
+    /// Only to the host the request went to (any scheme or port): a redirect to
+    /// another host ends the request with its 3xx response, and is counted.
+    #[default]
+    SameHost,
+    /// To any host; the scenario's headers go along only where
+    /// [`HttpSettings::forward_headers`] names them.
+    Any,
 }
 
 impl Default for HttpSettings {
@@ -26,6 +43,8 @@ impl Default for HttpSettings {
             insecure: false,
             cookies: true,
             max_body: 1024 * 1024,
+            redirects: Redirects::SameHost,
+            forward_headers: Vec::new(),
         }
     }
 }
