@@ -297,3 +297,96 @@ flows:
         "{keys:?}"
     );
 }
+
+/// JSON, header and latency checks: each failing one is named in the summary
+/// with how often it failed and the value it saw; passing ones count passed.
+#[test]
+fn json_and_header_checks_name_the_expected_and_the_actual_value() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases:
+  - vus: 2
+    iterations: 6
+flows:
+  - steps:
+      - get: /products?page=2
+        name: list
+        capture: {{ first: {{ json: "$.items[0].id" }} }}
+        check:
+          status: 200
+          latency_below: 30s
+          headers:
+            content-type: {{ matches: "^application/json" }}
+          json:
+            - {{ path: $.page, equals: 2 }}
+            - {{ path: $.page, one_of: [1, 2] }}
+            - {{ path: "$.items[0].id", gt: 200, lt: 202 }}
+            - {{ path: "$.items[2].name", matches: "^p[0-9]$" }}
+            - {{ path: "$.items[3]", exists: false }}
+            - {{ path: $.page, not_equals: 3 }}
+      - get: /products/{{{{ first }}}}
+        name: detail
+        check:
+          json:
+            - {{ path: $.id, equals: "{{{{ first }}}}" }}
+            - {{ path: $.name, equals: widget }}
+            - {{ path: $.price, exists: true }}
+            - {{ path: $.id, lt: 100 }}
+          headers:
+            content-type: {{ equals: text/plain }}
+"#,
+        srv.url()
+    ));
+    let (out, summary) = run_scenario(&sc, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.expect("summary written");
+    let list = step(&s, "list");
+    assert_eq!(list["checks"]["passed"], 6 * 9, "{list}");
+    assert_eq!(list["checks"]["failed"], 0);
+    assert!(list["checks"].get("failures").is_none());
+    let detail = step(&s, "detail");
+    assert_eq!(detail["checks"]["passed"], 6);
+    assert_eq!(detail["checks"]["failed"], 6 * 4);
+    let failures = detail["checks"]["failures"].as_array().expect("failures");
+    let seen: Vec<(String, u64, String)> = failures
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap_or("").to_string(),
+                f["failed"].as_u64().unwrap_or(0),
+                f["actual"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                r#"header content-type equals "text/plain""#.to_string(),
+                6,
+                r#""application/json""#.to_string()
+            ),
+            (
+                r#"json $.name equals "widget""#.to_string(),
+                6,
+                r#""thing""#.to_string()
+            ),
+            ("json $.price exists".to_string(), 6, "missing".to_string()),
+            ("json $.id < 100".to_string(), 6, "201".to_string()),
+        ]
+    );
+
+    // The terminal names them too.
+    let out = loadline()
+        .args(["run", "--no-monitor"])
+        .arg(&sc.path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#"6 × detail · json $.name equals "widget" (actual: "thing")"#),
+        "{stdout}"
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
-use crate::metrics::{CounterId, ErrorClass, GroupId};
+use crate::metrics::{CheckId, CounterId, ErrorClass, GroupId};
 use crate::protocol::{Protocol, Slot};
 use crate::template::{JsonTemplate, Scope, Template, TemplateError};
 
@@ -85,9 +85,10 @@ pub trait BuildCtx {
     /// Whether `key` makes a step one kind or another (`think`, `get`, `sql`…),
     /// for a protocol that holds steps of its own kinds only.
     fn is_step_kind(&self, key: &str) -> bool;
-    /// Notes that a step checks its responses (a `checks` threshold has
-    /// something to judge).
-    fn note_check(&mut self);
+    /// Declares a check of a step, described for people (`status 200`,
+    /// `json $.state equals "confirmed"`); a `checks` threshold then has
+    /// something to judge. The same description gives the same check.
+    fn check(&mut self, label: &str) -> CheckId;
 
     /// The metric group of this name and kind, created on first use; a name
     /// already used by a group of another kind is reported at `at`.

@@ -477,6 +477,7 @@ pub fn step_plan(plan: &Plan, rate: f64, duration: Duration, max_vus: u64) -> Pl
         graceful_stop: plan.graceful_stop,
         error_classes: plan.error_classes.clone(),
         counters: plan.counters.clone(),
+        checks: plan.checks.clone(),
     }
 }
 
@@ -738,6 +739,7 @@ mod tests {
             graceful_stop: Duration::from_secs(10),
             error_classes: crate::metrics::generic_error_classes(),
             counters: vec![],
+            checks: vec![],
         };
         let o = SearchOptions {
             step_duration: Duration::from_secs(3),

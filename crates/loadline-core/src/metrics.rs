@@ -119,6 +119,33 @@ impl CounterId {
     }
 }
 
+/// A check a protocol declared (such as `json $.state equals "confirmed"`): an
+/// index into [`crate::plan::Plan::checks`], which names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckId(u16);
+
+impl CheckId {
+    pub const fn from_index(index: u16) -> Self {
+        Self(index)
+    }
+
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// How often one check failed in a metric group, and a value it failed on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckTally {
+    pub failed: u64,
+    /// The actual value of one failure (the first one recorded), cut at
+    /// [`MAX_ACTUAL`] bytes.
+    pub actual: Option<Box<str>>,
+}
+
+/// At most this many bytes of a failing check's actual value are kept.
+pub const MAX_ACTUAL: usize = 120;
+
 /// How many of each thing a run's figures hold: sizes every [`Stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Shape {
@@ -217,6 +244,18 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds")
 }
 
+/// `text` cut at a character boundary at most `max` bytes in, with `…` when cut.
+fn cut_at(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, MAX_MICROS)
 }
@@ -236,6 +275,8 @@ pub struct GroupStats {
     pub bytes_received: u64,
     pub checks_passed: u64,
     pub checks_failed: u64,
+    /// Failures per check, indexed by [`CheckId`] (grown on first failure).
+    pub check_failures: Vec<CheckTally>,
     /// The protocols' extra counters, indexed by [`CounterId`].
     pub counters: Vec<u64>,
 }
@@ -252,6 +293,7 @@ impl GroupStats {
             bytes_received: 0,
             checks_passed: 0,
             checks_failed: 0,
+            check_failures: Vec::new(),
             counters: vec![0; shape.counters],
         }
     }
@@ -288,6 +330,27 @@ impl GroupStats {
         self.counters[i] += n;
     }
 
+    fn add_check_failure(&mut self, check: CheckId, n: u64, actual: Option<&str>) {
+        let i = check.index();
+        if i >= self.check_failures.len() {
+            self.check_failures.resize(i + 1, CheckTally::default());
+        }
+        let tally = &mut self.check_failures[i];
+        tally.failed += n;
+        if tally.actual.is_none() {
+            tally.actual = actual.map(|a| cut_at(a, MAX_ACTUAL).into());
+        }
+    }
+
+    /// The checks that failed, with their tallies.
+    pub fn failed_checks(&self) -> impl Iterator<Item = (CheckId, &CheckTally)> + '_ {
+        self.check_failures
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.failed > 0)
+            .map(|(i, t)| (CheckId::from_index(i as u16), t))
+    }
+
     fn add_status(&mut self, code: u16, n: u64) {
         match self.status.iter_mut().find(|(c, _)| *c == code) {
             Some((_, count)) => *count += n,
@@ -313,6 +376,9 @@ impl GroupStats {
         self.bytes_received += o.bytes_received;
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
+        for (check, tally) in o.failed_checks() {
+            self.add_check_failure(check, tally.failed, tally.actual.as_deref());
+        }
         for (i, n) in o.counters.iter().enumerate() {
             if *n > 0 {
                 self.add_counter(CounterId::from_index(i as u16), *n);
@@ -510,14 +576,22 @@ impl MetricsHub {
         });
     }
 
-    pub fn record_check(&self, group: GroupId, passed: bool) {
+    /// Counts a check that passed.
+    pub fn check_passed(&self, group: GroupId) {
         self.with_shard(|st| {
             if let Some(g) = st.groups.get_mut(group) {
-                if passed {
-                    g.checks_passed += 1;
-                } else {
-                    g.checks_failed += 1;
-                }
+                g.checks_passed += 1;
+            }
+        });
+    }
+
+    /// Counts a failed check, with the actual value it failed on (cut at
+    /// [`MAX_ACTUAL`] bytes; the first one recorded is kept).
+    pub fn check_failed(&self, group: GroupId, check: CheckId, actual: &str) {
+        self.with_shard(|st| {
+            if let Some(g) = st.groups.get_mut(group) {
+                g.checks_failed += 1;
+                g.add_check_failure(check, 1, Some(actual));
             }
         });
     }

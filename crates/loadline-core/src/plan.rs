@@ -46,6 +46,9 @@ pub struct Plan {
     /// The extra per-group counters the protocols declared (such as `rows`), by
     /// [`crate::metrics::CounterId`].
     pub counters: Vec<String>,
+    /// What each check tests, for people (`json $.state equals "confirmed"`),
+    /// by [`crate::metrics::CheckId`].
+    pub checks: Vec<String>,
 }
 
 impl Plan {
@@ -56,6 +59,14 @@ impl Plan {
             phases: self.phases.len(),
             error_classes: self.error_classes.len(),
             counters: self.counters.len(),
+        }
+    }
+
+    /// What a check tests (`check_N` for one the plan does not list).
+    pub fn check_label(&self, check: crate::metrics::CheckId) -> std::borrow::Cow<'_, str> {
+        match self.checks.get(check.index()) {
+            Some(label) => std::borrow::Cow::Borrowed(label.as_str()),
+            None => std::borrow::Cow::Owned(format!("check_{}", check.index())),
         }
     }
 

@@ -241,6 +241,7 @@ mod tests {
             graceful_stop: Duration::from_millis(300),
             error_classes: crate::metrics::generic_error_classes(),
             counters: vec![],
+            checks: vec![],
         })
     }
 
@@ -478,6 +479,7 @@ mod tests {
             graceful_stop: Duration::from_millis(300),
             error_classes: base.error_classes.clone(),
             counters: vec![],
+            checks: vec![],
         });
         let r = run(p, RunOptions::default(), Box::new(NoObserver)).await;
         let phase = r.total.phases[0];

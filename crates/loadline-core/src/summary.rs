@@ -87,10 +87,25 @@ pub struct IterationTotals {
     pub rate: f64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CheckTotals {
     pub passed: u64,
     pub failed: u64,
+    /// Each check of the step that failed: what it tests, how often it failed,
+    /// and a value it failed on (steps only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<CheckFailure>,
+}
+
+/// One check that failed, in a step's summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckFailure {
+    /// What the check tests, e.g. `json $.state equals "confirmed"`.
+    pub check: String,
+    pub failed: u64,
+    /// The actual value of one failure (the first recorded), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,6 +142,14 @@ impl StepSummary {
             checks: CheckTotals {
                 passed: g.checks_passed,
                 failed: g.checks_failed,
+                failures: g
+                    .failed_checks()
+                    .map(|(check, tally)| CheckFailure {
+                        check: plan.check_label(check).into_owned(),
+                        failed: tally.failed,
+                        actual: tally.actual.as_deref().map(str::to_owned),
+                    })
+                    .collect(),
             },
             bytes_sent: g.bytes_sent,
             bytes_received: g.bytes_received,
@@ -321,6 +344,7 @@ impl Summary {
             checks: CheckTotals {
                 passed: all.checks_passed,
                 failed: all.checks_failed,
+                failures: Vec::new(),
             },
             schedule_lag_ms,
             bytes_sent: all.bytes_sent,

@@ -4,6 +4,7 @@
 //! fill the specs, the engine runs the executors.
 
 mod capture;
+pub mod check;
 pub mod http;
 pub mod registry;
 #[cfg(feature = "sql")]

@@ -17,8 +17,9 @@ use loadline_core::protocol::{Slot, StepExec, StepOutcome};
 use loadline_core::template::{PathSeg, Scope, Template, VarRef};
 use loadline_core::vu::Vu;
 use loadline_protocols::sql::{
-    DatabaseSpec, ErrorKind, Isolation, PoolMode, SetupStatement, SqlCapture, SqlCheck, SqlError,
-    SqlMetrics, SqlProtocol, SqlStepSpec, TransactionSpec, DECLARED_CLASSES, ROWS_COUNTER,
+    DatabaseSpec, ErrorKind, Isolation, PoolMode, SetupStatement, SqlCapture, SqlCheck,
+    SqlCheckSpec, SqlError, SqlMetrics, SqlProtocol, SqlStepSpec, TransactionSpec,
+    DECLARED_CLASSES, ROWS_COUNTER,
 };
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -185,6 +186,7 @@ impl Harness {
                 .chain(DECLARED_CLASSES.iter().map(|c| c.to_string()))
                 .collect(),
             counters: vec![ROWS_COUNTER.into()],
+            checks: vec![],
         };
         let hub = MetricsHub::new(plan.shape());
         Self { plan, hub, proto }
@@ -539,7 +541,7 @@ async fn checks_and_captures(backend: Backend) {
             &format!("SELECT id, name, amount, flag FROM {table} WHERE id >= $1 ORDER BY id"),
             &["{{ $randint(2, 2) }}"],
         );
-        s.checks = vec![
+        s.checks = SqlCheckSpec::numbered(vec![
             SqlCheck::Rows(2),
             SqlCheck::RowsAtLeast(3),
             SqlCheck::RowsAtMost(2),
@@ -547,7 +549,7 @@ async fn checks_and_captures(backend: Backend) {
                 column: "name".into(),
                 equals: json!("b"),
             },
-        ];
+        ]);
         s.captures = vec![
             capture(0, "id"),
             capture(1, "name"),
@@ -559,7 +561,7 @@ async fn checks_and_captures(backend: Backend) {
     let update = h.step({
         let mut s = stmt(&format!("UPDATE {table} SET amount = amount + 1"), &[]);
         s.group = OTHER;
-        s.checks = vec![SqlCheck::Rows(3)];
+        s.checks = SqlCheckSpec::numbered(vec![SqlCheck::Rows(3)]);
         s
     });
     let missing = h.step({
@@ -730,10 +732,10 @@ async fn postgres_binds_parameters_by_inferred_type() {
         s.params = vec![Template::literal(
             vu.vars.captures[0].clone().unwrap().as_str().unwrap(),
         )];
-        s.checks = vec![SqlCheck::Column {
+        s.checks = SqlCheckSpec::numbered(vec![SqlCheck::Column {
             column: "n".into(),
             equals: json!(1),
-        }];
+        }]);
         s
     });
     assert_eq!(by_uuid.run(&mut vu).await, StepOutcome::Continue);
@@ -1098,7 +1100,7 @@ async fn templated_query_text_is_rendered_and_translated() {
     let check = h.step({
         let mut s = stmt(&format!("SELECT a, b FROM {table}_5 WHERE b = '$1'"), &[]);
         s.group = OTHER;
-        s.checks = vec![SqlCheck::Rows(0)];
+        s.checks = SqlCheckSpec::numbered(vec![SqlCheck::Rows(0)]);
         s
     });
     let mut vu = h.vu(1);

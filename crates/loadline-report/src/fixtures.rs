@@ -40,6 +40,7 @@ pub(crate) fn summary() -> Summary {
         checks: CheckTotals {
             passed: 990,
             failed: 10,
+            failures: Vec::new(),
         },
         schedule_lag_ms: Some(lat(0.05)),
         bytes_sent: 123_456,
@@ -54,6 +55,7 @@ pub(crate) fn summary() -> Summary {
             checks: CheckTotals {
                 passed: 990,
                 failed: 10,
+                failures: Vec::new(),
             },
             bytes_sent: 123_456,
             bytes_received: 9_876_543,

@@ -160,7 +160,27 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
             },
         );
     }
-    o.push_str("</table></section>\n");
+    o.push_str("</table>");
+    let failures: Vec<_> = summary
+        .steps
+        .iter()
+        .flat_map(|st| st.checks.failures.iter().map(move |f| (st, f)))
+        .collect();
+    if !failures.is_empty() {
+        o.push_str("<h3>Failed checks</h3><table class=\"steps\"><tr><th>step</th><th>check</th><th>failed</th><th>actual (first seen)</th></tr>");
+        for (st, f) in failures {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(&st.name),
+                esc(&f.check),
+                f.failed,
+                esc(f.actual.as_deref().unwrap_or("-")),
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</section>\n");
 
     // Charts on one time axis.
     o.push_str("<section><h2>Over time</h2><div class=\"charts\">");

@@ -134,6 +134,24 @@ pub fn render(s: &Summary) -> String {
         o.push_str(&steps_table(&s.steps));
     }
 
+    let failures: Vec<_> = s
+        .steps
+        .iter()
+        .flat_map(|st| st.checks.failures.iter().map(move |f| (st, f)))
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(o, "\n  failed checks");
+        for (st, f) in failures {
+            let _ = write!(o, "    {} × {} · {}", f.failed, st.name, f.check);
+            match &f.actual {
+                Some(actual) => {
+                    let _ = writeln!(o, " (actual: {actual})");
+                }
+                None => o.push('\n'),
+            }
+        }
+    }
+
     if !s.phases.is_empty() {
         let _ = writeln!(o, "\n  phases");
         for p in &s.phases {
@@ -251,6 +269,7 @@ mod tests {
             checks: CheckTotals {
                 passed: 990,
                 failed: 10,
+                failures: Vec::new(),
             },
             schedule_lag_ms: Some(lat(0.05)),
             bytes_sent: 123_456,
@@ -265,6 +284,11 @@ mod tests {
                 checks: CheckTotals {
                     passed: 990,
                     failed: 10,
+                    failures: vec![CheckFailure {
+                        check: "json $.state equals \"confirmed\"".into(),
+                        failed: 10,
+                        actual: Some("\"pending\"".into()),
+                    }],
                 },
                 bytes_sent: 123_456,
                 bytes_received: 9_876_543,
@@ -301,6 +325,9 @@ loadline · shop smoke · FAILED after 12.3s
 
   step            requests  failed     p50     p90     p95     p99      max  status          errors
   product detail      1000      20  3.00ms  4.50ms  6.00ms  7.50ms  15.00ms  200:980 500:20  -
+
+  failed checks
+    10 × product detail · json $.state equals \"confirmed\" (actual: \"pending\")
 
   phases
     steady                   open   iterations 200      dropped 0      interrupted 1

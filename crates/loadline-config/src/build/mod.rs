@@ -15,7 +15,7 @@ use std::time::Duration;
 use loadline_core::build::{BuildCtx, Severity};
 use loadline_core::capacity::SearchSpec;
 use loadline_core::duration::parse_duration;
-use loadline_core::metrics::{generic_error_classes, CounterId, ErrorClass, GroupId};
+use loadline_core::metrics::{generic_error_classes, CheckId, CounterId, ErrorClass, GroupId};
 use loadline_core::plan::{
     Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop, DEFAULT_GRACEFUL_STOP,
     DEFAULT_MAX_VUS, OUTCOME_KIND,
@@ -68,6 +68,7 @@ pub(crate) struct Draft {
     pub protocols: Vec<Arc<dyn Protocol>>,
     pub error_classes: Vec<String>,
     pub counters: Vec<String>,
+    pub checks: Vec<String>,
     /// The profile `phases` came from (`None`: the `phases` key, or none).
     pub profile: Option<String>,
     /// Every profile of the scenario.
@@ -96,6 +97,7 @@ impl Draft {
             graceful_stop: self.graceful_stop,
             error_classes: self.error_classes,
             counters: self.counters,
+            checks: self.checks,
         }
     }
 }
@@ -236,6 +238,8 @@ struct Builder<'a> {
     error_classes: Vec<String>,
     /// The extra counters the protocols declared.
     counters: Vec<String>,
+    /// What each declared check tests.
+    checks: Vec<String>,
 }
 
 /// The keys a schema's object accepts (following a `$ref` into the generator's
@@ -347,6 +351,7 @@ impl<'a> Builder<'a> {
             protocols: Vec::new(),
             error_classes: generic_error_classes(),
             counters: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -522,6 +527,7 @@ impl<'a> Builder<'a> {
             protocols: std::mem::take(&mut self.protocols),
             error_classes: std::mem::take(&mut self.error_classes),
             counters: std::mem::take(&mut self.counters),
+            checks: std::mem::take(&mut self.checks),
             profile,
             profiles,
             capacity,
@@ -1083,8 +1089,16 @@ impl BuildCtx for Builder<'_> {
         ok.then_some(slot)
     }
 
-    fn note_check(&mut self) {
+    fn check(&mut self, label: &str) -> CheckId {
         self.any_check = true;
+        let index = match self.checks.iter().position(|c| c == label) {
+            Some(i) => i,
+            None => {
+                self.checks.push(label.to_string());
+                self.checks.len() - 1
+            }
+        };
+        CheckId::from_index(u16::try_from(index).unwrap_or(u16::MAX))
     }
 
     fn is_step_kind(&self, key: &str) -> bool {

@@ -4,7 +4,7 @@ use std::time::Duration;
 use loadline_core::plan::{Pacing, Step, Stop, DEFAULT_MAX_VUS};
 use loadline_core::threshold::MetricName;
 use loadline_protocols::http::{
-    BodySpec, CaptureSource, Check, HttpSettings, HttpStepSpec, UrlSpec,
+    BodySpec, CaptureSource, Check, CheckSpec, HttpSettings, HttpStepSpec, UrlSpec,
 };
 
 use super::*;
@@ -204,7 +204,9 @@ fn the_documented_example_builds() {
     assert_eq!(list.headers.len(), 1);
     assert_eq!(list.headers[0].0.as_str(), "accept");
     assert_eq!(list.headers[0].1.static_text(), Some("application/json"));
-    assert!(matches!(list.checks.as_slice(), [Check::Status(s)] if s == &[200]));
+    assert!(
+        matches!(list.checks.as_slice(), [CheckSpec { check: Check::Status(s), .. }] if s == &[200])
+    );
     assert!(matches!(
         list.captures.as_slice(),
         [c] if c.name == "first_id" && c.slot == 0 && matches!(c.source, CaptureSource::Json(_))
@@ -220,7 +222,9 @@ fn the_documented_example_builds() {
     let names: Vec<_> = order.headers.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["accept", "authorization"]);
     assert!(matches!(order.body, BodySpec::Json(_)));
-    assert!(matches!(order.checks.as_slice(), [Check::Status(s)] if s == &[201]));
+    assert!(
+        matches!(order.checks.as_slice(), [CheckSpec { check: Check::Status(s), .. }] if s == &[201])
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
-use loadline_core::build::BuildCtx;
+use loadline_core::build::{BuildCtx, Span};
 use loadline_core::plan::{default_group_name, OUTCOME_KIND};
 use loadline_core::protocol::{Slot, StepExec};
 use loadline_core::template::Template;
@@ -18,10 +18,11 @@ use super::doc::{
     CaptureDoc, CheckDoc, DefaultsDoc, HttpStepDoc, PollDoc, QueryDoc, RedirectsDoc, UntilDoc,
 };
 use super::spec::{
-    BodySpec, CaptureSource, CaptureSpec, Check, HttpSettings, HttpStepSpec, PollSpec, Redirects,
-    Until, UrlSpec,
+    BodySpec, CaptureSource, CaptureSpec, Check, CheckSpec, HttpSettings, HttpStepSpec, PollSpec,
+    Redirects, Until, UrlSpec,
 };
 use super::{HttpProtocol, VuState};
+use crate::check::{label, read_tests};
 use crate::registry::{
     ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind, Target,
 };
@@ -580,33 +581,128 @@ fn read_body(ctx: &mut dyn BuildCtx, doc: &HttpStepDoc) -> Option<BodySpec> {
     Some(BodySpec::None)
 }
 
-fn read_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<Check> {
-    ctx.note_check();
+fn read_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<CheckSpec> {
     let mut checks = Vec::new();
+    let mut add = |ctx: &mut dyn BuildCtx, label: String, check: Check| {
+        checks.push(CheckSpec {
+            id: ctx.check(&label),
+            check,
+        });
+    };
     if let Some(status) = &doc.status {
         if let Some(codes) = read_status_codes(ctx, status) {
-            checks.push(Check::Status(codes));
+            let label = match codes.as_slice() {
+                [one] => format!("status {one}"),
+                many => format!(
+                    "status one of [{}]",
+                    many.iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            add(ctx, label, Check::Status(codes));
         }
     }
     if let Some(text) = &doc.body_contains {
-        checks.push(Check::BodyContains(text.value.clone()));
+        add(
+            ctx,
+            format!("body contains {:?}", text.value),
+            Check::BodyContains(text.value.clone()),
+        );
     }
     if let Some(h) = &doc.header {
-        match HeaderName::from_bytes(h.value.as_bytes()) {
-            Ok(name) => checks.push(Check::Header {
-                name,
-                contains: None,
-            }),
-            Err(_) => ctx.error(
-                &h.span,
-                format!(
-                    "invalid header name `{}`: expected letters, digits and `-`",
-                    h.value
-                ),
-            ),
+        if let Some(name) = header_name(ctx, &h.value, &h.span) {
+            add(
+                ctx,
+                format!("header {name} exists"),
+                Check::Header {
+                    name,
+                    tests: Vec::new(),
+                },
+            );
+        }
+    }
+    for (name, test) in doc.headers.iter().flat_map(|h| &h.0) {
+        let Some(header) = header_name(ctx, &name.value, &name.span) else {
+            continue;
+        };
+        if test.value.path.is_some() {
+            ctx.error(
+                &test.span,
+                "a header check has no `path`: the header's value is what is tested",
+            );
+            continue;
+        }
+        let what = format!("the check of header `{header}`");
+        if let Some(tests) = read_tests(ctx, &test.value, &test.span, &what) {
+            add(
+                ctx,
+                label(&format!("header {header}"), &tests),
+                Check::Header {
+                    name: header,
+                    tests,
+                },
+            );
+        }
+    }
+    for test in doc.json.iter().flatten() {
+        let Some(path) = &test.value.path else {
+            ctx.missing(
+                &test.span,
+                &["path"],
+                "a JSON check needs the `path` of the value it tests, e.g. `{ path: $.state, equals: confirmed }`",
+            );
+            continue;
+        };
+        let parsed = match serde_json_path::JsonPath::parse(&path.value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                ctx.error(
+                    &path.span,
+                    format!(
+                        "invalid JSONPath `{}`: {e}; expected e.g. `$.state`",
+                        path.value
+                    ),
+                );
+                None
+            }
+        };
+        let tests = read_tests(ctx, &test.value, &test.span, "a JSON check");
+        if let (Some(parsed), Some(tests)) = (parsed, tests) {
+            add(
+                ctx,
+                label(&format!("json {}", path.value), &tests),
+                Check::Json {
+                    path: parsed,
+                    tests,
+                },
+            );
+        }
+    }
+    if let Some(bound) = &doc.latency_below {
+        if let Some(d) = ctx.duration(&bound.value, &bound.span, false) {
+            add(
+                ctx,
+                format!("latency < {}", bound.value.trim()),
+                Check::LatencyBelow(d),
+            );
         }
     }
     checks
+}
+
+fn header_name(ctx: &mut dyn BuildCtx, name: &str, at: &Span) -> Option<HeaderName> {
+    match HeaderName::from_bytes(name.as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            ctx.error(
+                at,
+                format!("invalid header name `{name}`: expected letters, digits and `-`"),
+            );
+            None
+        }
+    }
 }
 
 fn read_captures(

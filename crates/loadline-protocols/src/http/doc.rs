@@ -8,6 +8,8 @@ use std::fmt;
 
 use loadline_doc::de::{Entries, Lenient, Spanned};
 use loadline_doc::value::{JsonDoc, StatusDoc};
+
+use crate::check::ValueTestDoc;
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -174,6 +176,14 @@ pub struct CheckDoc {
     pub body_contains: Option<Spanned<String>>,
     /// A header the response must have.
     pub header: Option<Spanned<String>>,
+    /// Tests on header values, by header name, e.g.
+    /// `headers: { content-type: { matches: "^application/json" } }`.
+    pub headers: Option<Entries<Spanned<ValueTestDoc>>>,
+    /// Tests on values of the JSON body, each with its JSONPath, e.g.
+    /// `json: [ { path: $.state, equals: confirmed } ]`.
+    pub json: Option<Vec<Spanned<ValueTestDoc>>>,
+    /// The response came within this time, e.g. `500ms`.
+    pub latency_below: Option<Spanned<String>>,
 }
 
 /// Where a captured value comes from: exactly one of `json`, `regex` or

@@ -27,6 +27,7 @@ use super::spec::{
 };
 use super::wire::Head;
 use super::VuState;
+use crate::check::describe_actual;
 
 const USER_AGENT_VALUE: &str = concat!("loadline/", env!("CARGO_PKG_VERSION"));
 
@@ -138,7 +139,7 @@ impl HttpStep {
         let needs_body = spec
             .checks
             .iter()
-            .any(|c| matches!(c, Check::BodyContains(_)))
+            .any(|c| matches!(c.check, Check::BodyContains(_) | Check::Json { .. }))
             || spec.captures.iter().any(|c| {
                 matches!(
                     c.source,
@@ -152,7 +153,7 @@ impl HttpStep {
         let finders = spec
             .checks
             .iter()
-            .map(|c| match c {
+            .map(|c| match &c.check {
                 Check::BodyContains(text) => regex::bytes::Regex::new(&regex::escape(text)).ok(),
                 _ => None,
             })
@@ -296,6 +297,7 @@ impl HttpStep {
             in_flight.done();
             state.req = req;
             let latency = start.elapsed();
+            state.latency = latency;
             let mut sample = RequestSample {
                 group,
                 latency,
@@ -513,25 +515,37 @@ impl HttpStep {
         let group = self.spec.group;
         let head: &Head = &state.head;
         let status = head.status;
-        for (i, check) in self.spec.checks.iter().enumerate() {
-            let passed = match check {
+        // The body is parsed (or decoded) once, whatever the number of checks
+        // and captures.
+        let mut json: Option<Option<Value>> = None;
+        for (i, spec) in self.spec.checks.iter().enumerate() {
+            let passed = match &spec.check {
                 Check::Status(codes) => codes.contains(&status),
                 Check::BodyContains(text) => match self.finders.get(i).and_then(Option::as_ref) {
                     Some(finder) => finder.is_match(&state.body),
                     None => contains(&state.body, text.as_bytes()),
                 },
-                Check::Header {
-                    name,
-                    contains: part,
-                } => head
-                    .get_all(name.as_str())
-                    .any(|v| part.as_ref().is_none_or(|p| contains(v, p.as_bytes()))),
+                Check::Header { name, tests } => head.get_all(name.as_str()).any(|v| {
+                    let value = Value::String(String::from_utf8_lossy(v).into_owned());
+                    tests.iter().all(|t| t.passes(Some(&value), vars))
+                }),
+                Check::Json { path, tests } => {
+                    let found = json
+                        .get_or_insert_with(|| serde_json::from_slice(&state.body).ok())
+                        .as_ref()
+                        .and_then(|doc| path.query(doc).first().cloned());
+                    tests.iter().all(|t| t.passes(found.as_ref(), vars))
+                }
+                Check::LatencyBelow(bound) => state.latency < *bound,
             };
-            hub.record_check(group, passed);
+            if passed {
+                hub.check_passed(group);
+            } else {
+                let actual = self.actual(&spec.check, state, &mut json);
+                hub.check_failed(group, spec.id, &actual);
+            }
         }
 
-        // The body is parsed (or decoded) once, whatever the number of captures.
-        let mut json: Option<Option<Value>> = None;
         let mut text: Option<Cow<'_, str>> = None;
         for capture in &self.spec.captures {
             let value = match &capture.source {
@@ -558,6 +572,37 @@ impl HttpStep {
             }
         }
         StepOutcome::Continue
+    }
+
+    /// What a failed check saw: the status, the header's values, the JSON
+    /// value (`missing`, or `not JSON`), the latency.
+    fn actual(&self, check: &Check, state: &VuState, json: &mut Option<Option<Value>>) -> String {
+        match check {
+            Check::Status(_) => state.head.status.to_string(),
+            Check::BodyContains(_) => format!("not in the {} bytes kept", state.body.len()),
+            Check::Header { name, .. } => {
+                let values: Vec<String> = state
+                    .head
+                    .get_all(name.as_str())
+                    .map(|v| format!("{:?}", String::from_utf8_lossy(v)))
+                    .collect();
+                if values.is_empty() {
+                    "missing".into()
+                } else {
+                    values.join(", ")
+                }
+            }
+            Check::Json { path, .. } => match json
+                .get_or_insert_with(|| serde_json::from_slice(&state.body).ok())
+                .as_ref()
+            {
+                None => "the body is not JSON".into(),
+                Some(doc) => describe_actual(path.query(doc).first()),
+            },
+            Check::LatencyBelow(_) => {
+                format!("{:.1}ms", state.latency.as_secs_f64() * 1000.0)
+            }
+        }
     }
 }
 

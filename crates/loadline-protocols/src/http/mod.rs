@@ -90,6 +90,7 @@ impl Protocol for HttpProtocol {
             read: Vec::new(),
             head: wire::Head::default(),
             req: Vec::new(),
+            latency: std::time::Duration::ZERO,
         })
     }
 
@@ -133,6 +134,8 @@ pub struct VuState {
     head: wire::Head,
     /// The serialised request being sent.
     req: Vec<u8>,
+    /// The latency of the last response.
+    latency: std::time::Duration,
 }
 
 impl VuState {

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use http::{HeaderName, Method};
-use loadline_core::metrics::GroupId;
+use loadline_core::metrics::{CheckId, GroupId};
 use loadline_core::protocol::Slot;
 use loadline_core::template::{JsonTemplate, Template};
+
+use crate::check::ValueTest;
 
 /// Settings shared by every HTTP step of a plan.
 #[derive(Debug, Clone)]
@@ -81,13 +83,42 @@ pub enum Check {
     Status(Vec<u16>),
     /// The body (up to `max_body`) contains this text.
     BodyContains(String),
-    /// The response has this header (and, when given, its value contains the text).
+    /// The response has this header (and, when given, one of its values passes
+    /// every test).
     Header {
         name: HeaderName,
-        contains: Option<String>,
+        tests: Vec<ValueTest>,
     },
+    /// The first match of a JSONPath in the JSON body passes every test.
+    Json {
+        path: serde_json_path::JsonPath,
+        tests: Vec<ValueTest>,
+    },
+    /// The response came within this time.
+    LatencyBelow(Duration),
 }
 
+/// A check of a step, with the plan's name for it.
+#[derive(Debug, Clone)]
+pub struct CheckSpec {
+    pub id: CheckId,
+    pub check: Check,
+}
+
+impl CheckSpec {
+    /// Checks numbered in order, for a plan built by hand (the scenario format
+    /// numbers them through the build context).
+    pub fn numbered(checks: Vec<Check>) -> Vec<CheckSpec> {
+        checks
+            .into_iter()
+            .enumerate()
+            .map(|(i, check)| CheckSpec {
+                id: CheckId::from_index(u16::try_from(i).unwrap_or(u16::MAX)),
+                check,
+            })
+            .collect()
+    }
+}
 /// Where a captured value comes from.
 #[derive(Debug, Clone)]
 pub enum CaptureSource {
@@ -122,7 +153,7 @@ pub struct HttpStepSpec {
     pub headers: Vec<(HeaderName, Template)>,
     pub body: BodySpec,
     pub timeout: Duration,
-    pub checks: Vec<Check>,
+    pub checks: Vec<CheckSpec>,
     pub captures: Vec<CaptureSpec>,
     /// Follow 3xx responses up to this many times (0 = never).
     pub max_redirects: u32,

@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use crate::check::ValueTest;
 
 /// What the test server saw of one request.
 #[derive(Debug, Clone)]
@@ -248,6 +249,7 @@ impl Harness {
             graceful_stop: Duration::from_secs(1),
             error_classes: loadline_core::metrics::generic_error_classes(),
             counters: vec![],
+            checks: vec![],
         };
         let hub = MetricsHub::new(plan.shape());
         let vu = Vu::new(&plan, 1, hub.clone(), 7);
@@ -441,24 +443,37 @@ async fn checks_are_counted_and_never_fail_the_request() {
     let (addr, _log) = server().await;
     let mut h = Harness::new(HttpSettings::default());
     let mut step = spec(addr, Method::GET, "/hello");
-    step.checks = vec![
+    step.checks = CheckSpec::numbered(vec![
         Check::Status(vec![200, 201]),
         Check::BodyContains("world".into()),
         Check::BodyContains("planet".into()),
         Check::Header {
             name: HeaderName::from_static("content-type"),
-            contains: Some("text/".into()),
+            tests: vec![ValueTest::Contains("text/".into())],
         },
         Check::Header {
             name: HeaderName::from_static("x-missing"),
-            contains: None,
+            tests: Vec::new(),
         },
         Check::Status(vec![500]),
-    ];
+    ]);
     assert_eq!(h.run(step).await, StepOutcome::Continue);
     let s = h.stats();
     assert_eq!((s.checks_passed, s.checks_failed), (3, 3));
     assert_eq!((s.requests, s.failed), (1, 0));
+    // Each failure is tallied under its check, with what it saw.
+    let failed: Vec<(usize, u64, Option<&str>)> = s
+        .failed_checks()
+        .map(|(id, t)| (id.index(), t.failed, t.actual.as_deref()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            (2, 1, Some("not in the 11 bytes kept")),
+            (4, 1, Some("missing")),
+            (5, 1, Some("200"))
+        ]
+    );
 }
 
 #[tokio::test]
@@ -491,7 +506,7 @@ async fn redirects_are_followed_and_each_hop_counted() {
     let mut h = Harness::new(HttpSettings::default());
     let mut step = spec(addr, Method::GET, "/redirect");
     step.max_redirects = 3;
-    step.checks = vec![Check::BodyContains("hello".into())];
+    step.checks = CheckSpec::numbered(vec![Check::BodyContains("hello".into())]);
     assert_eq!(h.run(step).await, StepOutcome::Continue);
     let s = h.stats();
     assert_eq!((s.requests, s.failed, s.checks_passed), (2, 0, 1));
@@ -699,10 +714,10 @@ async fn absolute_urls_and_body_limit() {
         .unwrap(),
     );
     h.vu.vars.captures[0] = Some(json!("a b"));
-    step.checks = vec![
+    step.checks = CheckSpec::numbered(vec![
         Check::BodyContains("hell".into()),
         Check::BodyContains("world".into()),
-    ];
+    ]);
     h.run(step.clone()).await;
     h.run(step).await;
     let s = h.stats();
@@ -722,7 +737,7 @@ async fn https_insecure_accepts_self_signed_and_verified_refuses_it() {
             base: url::Url::parse(&format!("https://{addr}")).unwrap(),
             path: Template::literal("/hello"),
         };
-        step.checks = vec![Check::BodyContains("hello".into())];
+        step.checks = CheckSpec::numbered(vec![Check::BodyContains("hello".into())]);
         step
     };
     let mut h = Harness::new(HttpSettings {
@@ -892,7 +907,7 @@ async fn huge_bodies_are_streamed_not_kept() {
         ..HttpSettings::default()
     });
     let mut step = spec(addr, Method::GET, "/");
-    step.checks = vec![Check::BodyContains("xxxx".into())];
+    step.checks = CheckSpec::numbered(vec![Check::BodyContains("xxxx".into())]);
     step.timeout = Duration::from_secs(60);
     assert_eq!(h.run(step).await, StepOutcome::Continue);
     let s = h.stats();

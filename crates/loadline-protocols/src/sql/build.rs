@@ -27,8 +27,8 @@ use super::doc::{
     TransactionDoc,
 };
 use super::{
-    DatabaseSpec, Isolation, PoolMode, SetupStatement, SqlCapture, SqlCheck, SqlMetrics,
-    SqlProtocol, SqlStepSpec, TransactionSpec, VuState,
+    DatabaseSpec, Isolation, PoolMode, SetupStatement, SqlCapture, SqlCheck, SqlCheckSpec,
+    SqlMetrics, SqlProtocol, SqlStepSpec, TransactionSpec, VuState,
 };
 use crate::registry::{
     NamedDatabase, ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind,
@@ -655,8 +655,7 @@ fn sql_params(
     ok.then_some(out)
 }
 
-fn sql_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<SqlCheck> {
-    ctx.note_check();
+fn sql_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<SqlCheckSpec> {
     let mut checks = Vec::new();
     type Count<'d> = (&'d Option<Spanned<i64>>, fn(u64) -> SqlCheck);
     let counts: [Count<'_>; 3] = [
@@ -692,6 +691,12 @@ fn sql_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<SqlCheck> {
         (None, None) => {}
     }
     checks
+        .into_iter()
+        .map(|check: SqlCheck| SqlCheckSpec {
+            id: ctx.check(&check.label()),
+            check,
+        })
+        .collect()
 }
 
 fn sql_captures(

@@ -84,7 +84,7 @@ impl SqlStep {
         let check_cols = spec
             .checks
             .iter()
-            .map(|c| match c {
+            .map(|c| match &c.check {
                 SqlCheck::Column { column, .. } => Some(need(column)),
                 _ => None,
             })
@@ -228,16 +228,25 @@ impl SqlStep {
         hub.record_count(group, self.db.metrics.rows, rows);
         let first = ran.first.as_deref();
         let cell = |i: usize| first.and_then(|r| r.get(i)).and_then(Option::as_ref);
-        for (check, col) in self.spec.checks.iter().zip(&self.check_cols) {
-            let passed = match check {
+        for (spec, col) in self.spec.checks.iter().zip(&self.check_cols) {
+            let value = || col.and_then(cell);
+            let passed = match &spec.check {
                 SqlCheck::Rows(n) => rows == *n,
                 SqlCheck::RowsAtLeast(n) => rows >= *n,
                 SqlCheck::RowsAtMost(n) => rows <= *n,
-                SqlCheck::Column { equals, .. } => {
-                    col.and_then(cell).is_some_and(|v| same_value(v, equals))
-                }
+                SqlCheck::Column { equals, .. } => value().is_some_and(|v| same_value(v, equals)),
             };
-            hub.record_check(group, passed);
+            if passed {
+                hub.check_passed(group);
+            } else {
+                let actual = match &spec.check {
+                    SqlCheck::Column { .. } => {
+                        value().map_or_else(|| "missing".into(), |v| v.to_string())
+                    }
+                    _ => format!("{rows} rows"),
+                };
+                hub.check_failed(group, spec.id, &actual);
+            }
         }
         for (capture, &col) in self.spec.captures.iter().zip(&self.capture_cols) {
             match (cell(col), vars.captures.get_mut(capture.slot)) {

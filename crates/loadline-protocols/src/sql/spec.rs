@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use loadline_core::metrics::GroupId;
+use loadline_core::metrics::{CheckId, GroupId};
 use loadline_core::protocol::Slot;
 use loadline_core::template::Template;
 use serde_json::Value;
@@ -79,6 +79,40 @@ pub enum SqlCheck {
     Column { column: String, equals: Value },
 }
 
+impl SqlCheck {
+    /// The check for people: `rows 2`, `column name equals "b"`.
+    pub fn label(&self) -> String {
+        match self {
+            SqlCheck::Rows(n) => format!("rows {n}"),
+            SqlCheck::RowsAtLeast(n) => format!("rows >= {n}"),
+            SqlCheck::RowsAtMost(n) => format!("rows <= {n}"),
+            SqlCheck::Column { column, equals } => format!("column {column} equals {equals}"),
+        }
+    }
+}
+
+/// A check of a statement, with the plan's name for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlCheckSpec {
+    pub id: CheckId,
+    pub check: SqlCheck,
+}
+
+impl SqlCheckSpec {
+    /// Checks numbered in order, for a plan built by hand (the scenario format
+    /// numbers them through the build context).
+    pub fn numbered(checks: Vec<SqlCheck>) -> Vec<SqlCheckSpec> {
+        checks
+            .into_iter()
+            .enumerate()
+            .map(|(i, check)| SqlCheckSpec {
+                id: CheckId::from_index(u16::try_from(i).unwrap_or(u16::MAX)),
+                check,
+            })
+            .collect()
+    }
+}
+
 /// A value to capture from the first row of a statement's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlCapture {
@@ -103,7 +137,7 @@ pub struct SqlStepSpec {
     pub query: Template,
     /// The parameters, bound to `$1`, `$2`, … in order.
     pub params: Vec<Template>,
-    pub checks: Vec<SqlCheck>,
+    pub checks: Vec<SqlCheckSpec>,
     pub captures: Vec<SqlCapture>,
     /// Bounds the wait for a connection and, separately, the statement.
     pub timeout: Duration,
