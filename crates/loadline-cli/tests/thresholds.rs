@@ -75,3 +75,83 @@ fn abort_on_fail_stops_the_run_early_with_exit_4() {
     assert!(s["duration_s"].as_f64().unwrap() < 20.0, "{s:#}");
     assert_eq!(s["requests"]["total"], srv.seen().total());
 }
+
+/// Each phase has its own results, and a threshold can select one phase (alone
+/// or with a step): the phase where requests fail fails its threshold, the
+/// calm one passes.
+#[test]
+fn phase_selected_thresholds_judge_only_their_phase() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases:
+  - name: calm
+    vus: 1
+    iterations: 10
+  - name: storm
+    vus: 2
+    iterations: 12
+flows:
+  - steps:
+      - get: /fail-after/10
+        name: flaky
+thresholds:
+  "errors{{phase:calm}}": ["rate < 1%"]
+  "errors{{phase:storm}}": ["rate < 1%"]
+  "requests{{phase:calm, step:flaky}}": ["count == 10"]
+  "iterations{{phase:storm}}": ["count == 12"]
+  "latency{{phase:storm}}": ["p95 < 30s"]
+"#,
+        srv.url()
+    ));
+    let (out, summary) = run_scenario(&sc, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let s = summary.expect("summary written");
+    let verdicts: Vec<(String, bool)> = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["metric"].as_str().unwrap().to_string(),
+                t["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("errors{phase:calm}".to_string(), true),
+            ("errors{phase:storm}".to_string(), false),
+            ("requests{phase:calm, step:flaky}".to_string(), true),
+            ("iterations{phase:storm}".to_string(), true),
+            ("latency{phase:storm}".to_string(), true),
+        ]
+    );
+    let phases = s["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["requests"], 10);
+    assert_eq!(phases[0]["failed"], 0);
+    assert_eq!(phases[1]["requests"], 12);
+    assert_eq!(phases[1]["failed"], 12);
+    assert!(phases[1]["latency_ms"]["p95"].as_f64().unwrap() > 0.0);
+    assert_eq!(s["requests"]["total"], srv.seen().total());
+
+    // A phase no profile has is an error; one of another profile, a warning.
+    let bad = Scenario::new(&format!(
+        "target: {}\nphases: [ {{ name: calm, vus: 1, iterations: 1 }} ]\nprofiles:\n  peak: [ {{ name: spike, vus: 1, iterations: 1 }} ]\nflows: [ {{ steps: [ {{ get: /hello }} ] }} ]\nthresholds:\n  \"errors{{phase:clam}}\": [\"rate < 1%\"]\n  \"errors{{phase:spike}}\": [\"rate < 1%\"]\n",
+        srv.url()
+    ));
+    let out = loadline().arg("validate").arg(&bad.path).output().unwrap();
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(":7:3: "), "{err}");
+    assert!(err.contains("no phase has the name `clam`"), "{err}");
+    assert!(err.contains("did you mean `calm`?"), "{err}");
+    let yaml = std::fs::read_to_string(&bad.path).unwrap();
+    std::fs::write(&bad.path, yaml.replace("phase:clam", "phase:calm")).unwrap();
+    let out = loadline().arg("validate").arg(&bad.path).output().unwrap();
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("phase `spike` is in profile `peak`"), "{err}");
+}

@@ -87,8 +87,14 @@ pub(crate) async fn run(
 /// figures so far.
 fn abort_on_failed_threshold(sh: &Shared, total: &Stats, elapsed: Duration) {
     let plan = &sh.plan;
+    let running = sh.phase.load(std::sync::atomic::Ordering::Relaxed) as usize;
     for (i, t) in plan.thresholds.iter().enumerate() {
-        if t.abort_on_fail && elapsed >= t.delay && !t.evaluate(total, elapsed, &plan.groups).passed
+        // A phase's threshold is judged from the phase's start on.
+        let started = t.phase.is_none_or(|p| p <= running);
+        if t.abort_on_fail
+            && started
+            && elapsed >= t.delay
+            && !t.evaluate(total, elapsed, &[], &plan.groups).passed
         {
             tracing::warn!(threshold = %t.metric_key, expr = %t.expr, "threshold failed: aborting the run");
             sh.set_end(EndReason::Aborted { threshold: i });

@@ -725,6 +725,7 @@ mod tests {
                 metric_key: "latency".into(),
                 metric: latency,
                 group: None,
+                phase: None,
                 expr: "p95 < 150ms".into(),
                 condition: parse_condition(latency, "p95 < 150ms").unwrap(),
                 abort_on_fail: false,

@@ -7,7 +7,7 @@
 //! counter additions — no allocation, no shared cache line between threads.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -282,7 +282,7 @@ pub struct GroupStats {
 }
 
 impl GroupStats {
-    fn new(shape: &Shape) -> Self {
+    pub(crate) fn new(shape: &Shape) -> Self {
         Self {
             latency: new_histogram(),
             requests: 0,
@@ -424,6 +424,10 @@ pub struct PhaseStats {
 #[derive(Debug, Clone)]
 pub struct Stats {
     pub groups: Vec<GroupStats>,
+    /// The same figures per phase: `by_phase[phase * groups + group]`, made on
+    /// a group's first record in the phase. A request counts in the phase during
+    /// which it ended.
+    pub by_phase: Vec<Option<Box<GroupStats>>>,
     pub phases: Vec<PhaseStats>,
     /// Open-model schedule lag (actual minus intended start), microseconds.
     pub schedule_lag: Histogram<u64>,
@@ -435,6 +439,7 @@ impl Stats {
     pub fn new(shape: &Shape) -> Self {
         Self {
             groups: (0..shape.groups).map(|_| GroupStats::new(shape)).collect(),
+            by_phase: vec![None; shape.groups * shape.phases],
             phases: vec![PhaseStats::default(); shape.phases],
             schedule_lag: new_histogram(),
             iteration_duration: new_histogram(),
@@ -444,6 +449,13 @@ impl Stats {
     pub fn merge(&mut self, o: &Stats) {
         for (a, b) in self.groups.iter_mut().zip(o.groups.iter()) {
             a.merge(b);
+        }
+        let shape = self.shape();
+        for (a, b) in self.by_phase.iter_mut().zip(o.by_phase.iter()) {
+            if let Some(b) = b {
+                a.get_or_insert_with(|| Box::new(GroupStats::new(&shape)))
+                    .merge(b);
+            }
         }
         for (a, b) in self.phases.iter_mut().zip(o.phases.iter()) {
             a.iterations += b.iterations;
@@ -487,6 +499,38 @@ impl Stats {
         all
     }
 
+    /// One group's figures in one phase (`None`: it recorded nothing there).
+    pub fn in_phase(&self, phase: usize, group: GroupId) -> Option<&GroupStats> {
+        self.by_phase
+            .get(phase * self.groups.len() + group)
+            .and_then(|g| g.as_deref())
+    }
+
+    /// Every request of one phase, over the request groups (as
+    /// [`Stats::all_requests`]).
+    pub fn phase_requests(&self, phase: usize, infos: &[crate::plan::GroupInfo]) -> GroupStats {
+        let mut all = GroupStats::new(&self.shape());
+        for group in 0..self.groups.len() {
+            if infos.get(group).is_none_or(|info| info.is_request()) {
+                if let Some(g) = self.in_phase(phase, group) {
+                    all.merge(g);
+                }
+            }
+        }
+        all
+    }
+
+    /// The figures of `group` in the phase now running, made on first use.
+    fn phase_group(&mut self, phase: usize, group: GroupId) -> Option<&mut GroupStats> {
+        let groups = self.groups.len();
+        if group >= groups {
+            return None;
+        }
+        let shape = self.shape();
+        let slot = self.by_phase.get_mut(phase * groups + group)?;
+        Some(slot.get_or_insert_with(|| Box::new(GroupStats::new(&shape))))
+    }
+
     pub fn iterations(&self) -> u64 {
         self.phases.iter().map(|p| p.iterations).sum()
     }
@@ -526,6 +570,8 @@ static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
 pub struct MetricsHub {
     id: u64,
     shape: Shape,
+    /// The phase now running: what a record counts in.
+    phase: AtomicUsize,
     shards: Mutex<Vec<ShardCell>>,
     /// VUs alive now (closed model) or iterations running now (open model).
     pub active_vus: AtomicI64,
@@ -542,6 +588,7 @@ impl MetricsHub {
         Arc::new(Self {
             id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
             shape,
+            phase: AtomicUsize::new(0),
             shards: Mutex::new(Vec::new()),
             active_vus: AtomicI64::new(0),
         })
@@ -568,41 +615,45 @@ impl MetricsHub {
         })
     }
 
-    pub fn record_request(&self, s: &RequestSample) {
+    /// Sets the phase that records count in from now on.
+    pub fn set_phase(&self, phase: usize) {
+        self.phase.store(phase, Ordering::Relaxed);
+    }
+
+    /// Runs `f` on `group`'s figures, over the run and in the current phase.
+    fn on_group(&self, group: GroupId, f: impl Fn(&mut GroupStats)) {
+        let phase = self.phase.load(Ordering::Relaxed);
         self.with_shard(|st| {
-            if let Some(g) = st.groups.get_mut(s.group) {
-                g.record(s);
+            if let Some(g) = st.groups.get_mut(group) {
+                f(g);
+            }
+            if let Some(g) = st.phase_group(phase, group) {
+                f(g);
             }
         });
     }
 
+    pub fn record_request(&self, s: &RequestSample) {
+        self.on_group(s.group, |g| g.record(s));
+    }
+
     /// Counts a check that passed.
     pub fn check_passed(&self, group: GroupId) {
-        self.with_shard(|st| {
-            if let Some(g) = st.groups.get_mut(group) {
-                g.checks_passed += 1;
-            }
-        });
+        self.on_group(group, |g| g.checks_passed += 1);
     }
 
     /// Counts a failed check, with the actual value it failed on (cut at
     /// [`MAX_ACTUAL`] bytes; the first one recorded is kept).
     pub fn check_failed(&self, group: GroupId, check: CheckId, actual: &str) {
-        self.with_shard(|st| {
-            if let Some(g) = st.groups.get_mut(group) {
-                g.checks_failed += 1;
-                g.add_check_failure(check, 1, Some(actual));
-            }
+        self.on_group(group, |g| {
+            g.checks_failed += 1;
+            g.add_check_failure(check, 1, Some(actual));
         });
     }
 
     /// Adds `n` to a protocol's extra counter of `group` (rows returned by a query).
     pub fn record_count(&self, group: GroupId, counter: CounterId, n: u64) {
-        self.with_shard(|st| {
-            if let Some(g) = st.groups.get_mut(group) {
-                g.add_counter(counter, n);
-            }
-        });
+        self.on_group(group, |g| g.add_counter(counter, n));
     }
 
     /// Marks a request of `group` started at `started` as on its way (see
@@ -625,11 +676,7 @@ impl MetricsHub {
     /// Counts an error that is not tied to one request's response (a failed capture).
     pub fn record_error(&self, group: GroupId, class: impl Into<ErrorClass>) {
         let class = class.into();
-        self.with_shard(|st| {
-            if let Some(g) = st.groups.get_mut(group) {
-                g.add_error(class, 1);
-            }
-        });
+        self.on_group(group, |g| g.add_error(class, 1));
     }
 
     pub fn record_iteration(&self, phase: usize, end: IterationEnd, took: Duration) {

@@ -114,6 +114,8 @@ pub enum EndReason {
 pub struct RunResult {
     pub total: Stats,
     pub elapsed: Duration,
+    /// How long each phase ran (zero for one that never started).
+    pub phase_elapsed: Vec<Duration>,
     pub end: EndReason,
     /// One verdict per threshold of the plan, judged on the whole run.
     pub verdicts: Vec<Verdict>,
@@ -136,10 +138,12 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
         opts.monitors.clone(),
     ));
 
+    let mut phase_starts = Vec::with_capacity(plan.phases.len());
     for (i, phase) in plan.phases.iter().enumerate() {
         if sh.soft.is_cancelled() {
             break;
         }
+        phase_starts.push(start.elapsed());
         executor::run_phase(&sh, i, phase).await;
     }
     // The load is over: no new iterations, bounded time for the in-flight ones.
@@ -153,6 +157,14 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
         sh.tracker.wait().await;
     }
     let elapsed = start.elapsed();
+    // Each phase lasts until the next one starts; the last one (with the
+    // graceful stop) until the end.
+    let phase_elapsed: Vec<Duration> = (0..plan.phases.len())
+        .map(|i| match phase_starts.get(i) {
+            None => Duration::ZERO,
+            Some(from) => phase_starts.get(i + 1).copied().unwrap_or(elapsed) - *from,
+        })
+        .collect();
     done.cancel();
     let mut total = match aggregator.await {
         Ok(total) => total,
@@ -169,11 +181,12 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     let verdicts = plan
         .thresholds
         .iter()
-        .map(|t| t.evaluate(&total, elapsed, &plan.groups))
+        .map(|t| t.evaluate(&total, elapsed, &phase_elapsed, &plan.groups))
         .collect();
     RunResult {
         total,
         elapsed,
+        phase_elapsed,
         end,
         verdicts,
     }

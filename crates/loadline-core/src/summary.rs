@@ -187,6 +187,16 @@ pub struct PhaseSummary {
     /// Of `dropped`, those dropped for lateness.
     pub late: u64,
     pub interrupted: u64,
+    /// How long the phase ran, to its end or, for the last one, the end of the
+    /// run (its graceful stop included).
+    pub duration_s: f64,
+    /// Requests that ended during the phase (over every request step).
+    pub requests: u64,
+    pub failed: u64,
+    /// Requests per second over the phase.
+    pub rate: f64,
+    /// The latency of the phase's requests.
+    pub latency_ms: LatencyMs,
 }
 
 /// Everything a run reports.
@@ -360,7 +370,9 @@ impl Summary {
                 .phases
                 .iter()
                 .zip(&total.phases)
-                .map(|(p, s)| PhaseSummary {
+                .enumerate()
+                .map(|(i, (p, s))| (i, p, s, total.phase_requests(i, &plan.groups)))
+                .map(|(i, p, s, reqs)| PhaseSummary {
                     name: p.name.clone(),
                     model: match p.pacing {
                         Pacing::Open { .. } => "open",
@@ -370,6 +382,21 @@ impl Summary {
                     dropped: s.dropped,
                     late: s.late,
                     interrupted: s.interrupted,
+                    duration_s: result
+                        .phase_elapsed
+                        .get(i)
+                        .map_or(0.0, |d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+                    requests: reqs.requests,
+                    failed: reqs.failed,
+                    rate: round2(
+                        reqs.requests as f64
+                            / result
+                                .phase_elapsed
+                                .get(i)
+                                .map_or(secs, std::time::Duration::as_secs_f64)
+                                .max(1e-9),
+                    ),
+                    latency_ms: LatencyMs::from_micros(&reqs.latency),
                 })
                 .collect(),
             latency_distribution: distribution(&all.latency),

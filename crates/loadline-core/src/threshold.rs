@@ -70,6 +70,12 @@ impl MetricName {
         }
     }
 
+    /// Whether `{phase:NAME}` may narrow this metric (besides the per-group
+    /// ones): the phase's iterations and drops.
+    pub fn per_phase(self) -> bool {
+        matches!(self, Self::Iterations | Self::DroppedIterations)
+    }
+
     /// Whether `{step:NAME}` may narrow this metric to one group.
     pub fn per_group(self) -> bool {
         matches!(
@@ -79,25 +85,43 @@ impl MetricName {
     }
 }
 
-/// Splits `latency{step:product detail}` into `latency` and `product detail`.
-pub fn parse_selector(key: &str) -> Result<(MetricName, Option<String>), String> {
-    let (name, tag) = match key.find('{') {
+/// What a threshold's key narrows its metric to: `{step:NAME}`, `{phase:NAME}`
+/// or both (`{phase:spike, step:checkout}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    pub step: Option<String>,
+    pub phase: Option<String>,
+}
+
+/// Splits `latency{step:product detail}` into `latency` and its selector.
+pub fn parse_selector(key: &str) -> Result<(MetricName, Selector), String> {
+    let mut sel = Selector::default();
+    let name = match key.find('{') {
         Some(open) => {
             let inner = key[open + 1..]
                 .strip_suffix('}')
                 .ok_or_else(|| format!("`{key}`: expected `}}` at the end"))?;
-            let (k, v) = inner
-                .split_once(':')
-                .ok_or_else(|| format!("`{key}`: expected `{{step:NAME}}`"))?;
-            if k.trim() != "step" {
-                return Err(format!(
-                    "`{key}`: the only tag is `step`, found `{}`",
-                    k.trim()
-                ));
+            for part in inner.split(',') {
+                let (k, v) = part.split_once(':').ok_or_else(|| {
+                    format!("`{key}`: expected `{{step:NAME}}`, `{{phase:NAME}}` or both")
+                })?;
+                let v = v.trim().to_string();
+                let slot = match k.trim() {
+                    "step" => &mut sel.step,
+                    "phase" => &mut sel.phase,
+                    other => {
+                        return Err(format!(
+                            "`{key}`: the tags are `step` and `phase`, found `{other}`"
+                        ))
+                    }
+                };
+                if slot.replace(v).is_some() {
+                    return Err(format!("`{key}`: `{}` is given twice", k.trim()));
+                }
             }
-            (key[..open].trim(), Some(v.trim().to_string()))
+            key[..open].trim()
         }
-        None => (key.trim(), None),
+        None => key.trim(),
     };
     let metric = MetricName::parse(name).ok_or_else(|| {
         format!(
@@ -105,12 +129,17 @@ pub fn parse_selector(key: &str) -> Result<(MetricName, Option<String>), String>
             MetricName::NAMES.join(", ")
         )
     })?;
-    if tag.is_some() && !metric.per_group() {
+    if sel.step.is_some() && !metric.per_group() {
         return Err(format!(
             "`{name}` has no per-step figures; drop the `{{step:…}}`"
         ));
     }
-    Ok((metric, tag))
+    if sel.phase.is_some() && !metric.per_group() && !metric.per_phase() {
+        return Err(format!(
+            "`{name}` has no per-phase figures; drop the `{{phase:…}}`"
+        ));
+    }
+    Ok((metric, sel))
 }
 
 /// The statistic a threshold compares.
@@ -280,6 +309,9 @@ pub struct Threshold {
     pub metric_key: String,
     pub metric: MetricName,
     pub group: Option<GroupId>,
+    /// The phase it is judged on (by index in the plan's phases); `None`: the
+    /// whole run.
+    pub phase: Option<usize>,
     /// The expression as written.
     pub expr: String,
     pub condition: Condition,
@@ -297,8 +329,19 @@ pub struct Verdict {
 }
 
 impl Threshold {
-    /// Judges the threshold on `stats`, gathered over `elapsed`.
-    pub fn evaluate(&self, stats: &Stats, elapsed: Duration, groups: &[GroupInfo]) -> Verdict {
+    /// Judges the threshold on `stats`, gathered over `elapsed` (each phase
+    /// over its `phase_elapsed`; when that is not known, the run's).
+    pub fn evaluate(
+        &self,
+        stats: &Stats,
+        elapsed: Duration,
+        phase_elapsed: &[Duration],
+        groups: &[GroupInfo],
+    ) -> Verdict {
+        let elapsed = match self.phase.and_then(|p| phase_elapsed.get(p)) {
+            Some(d) if !d.is_zero() => *d,
+            _ => elapsed,
+        };
         let value = self.measure(stats, elapsed, groups);
         Verdict {
             value,
@@ -308,13 +351,27 @@ impl Threshold {
 
     fn measure(&self, stats: &Stats, elapsed: Duration, groups: &[GroupInfo]) -> Option<f64> {
         let merged;
-        let group: &GroupStats = match self.group {
-            Some(g) => stats.groups.get(g)?,
-            None => {
+        let group: &GroupStats = match (self.phase, self.group) {
+            (None, Some(g)) => stats.groups.get(g)?,
+            (None, None) => {
                 merged = stats.all_requests(groups);
                 &merged
             }
+            (Some(p), Some(g)) => match stats.in_phase(p, g) {
+                Some(g) => g,
+                None => {
+                    merged = GroupStats::new(&stats.shape());
+                    &merged
+                }
+            },
+            (Some(p), None) => {
+                merged = stats.phase_requests(p, groups);
+                &merged
+            }
         };
+        let phase = self.phase.and_then(|p| stats.phases.get(p));
+        let iterations = phase.map_or_else(|| stats.iterations(), |p| p.iterations);
+        let dropped = phase.map_or_else(|| stats.dropped(), |p| p.dropped);
         let secs = elapsed.as_secs_f64().max(1e-9);
         let trend = |h: &hdrhistogram::Histogram<u64>| -> Option<f64> {
             if h.is_empty() {
@@ -351,8 +408,8 @@ impl Threshold {
                 }
             }
             MetricName::Requests => counter(group.requests),
-            MetricName::Iterations => counter(stats.iterations()),
-            MetricName::DroppedIterations => counter(stats.dropped()),
+            MetricName::Iterations => counter(iterations),
+            MetricName::DroppedIterations => counter(dropped),
         }
     }
 }
@@ -404,13 +461,33 @@ mod tests {
 
     #[test]
     fn selectors() {
+        let step = |s: &str| Selector {
+            step: Some(s.into()),
+            phase: None,
+        };
         assert_eq!(
             parse_selector("latency{step:product detail}").unwrap(),
-            (MetricName::Latency, Some("product detail".into()))
+            (MetricName::Latency, step("product detail"))
+        );
+        assert_eq!(
+            parse_selector("errors{phase: spike , step:buy}").unwrap(),
+            (
+                MetricName::Errors,
+                Selector {
+                    step: Some("buy".into()),
+                    phase: Some("spike".into())
+                }
+            )
+        );
+        assert_eq!(
+            parse_selector("iterations{phase:ramp}").unwrap().1.phase,
+            Some("ramp".into())
         );
         assert!(parse_selector("latncy").is_err());
         assert!(parse_selector("iterations{step:x}").is_err());
+        assert!(parse_selector("schedule_lag{phase:x}").is_err());
         assert!(parse_selector("latency{method:x}").is_err());
+        assert!(parse_selector("latency{step:a,step:b}").is_err());
     }
 
     #[test]
@@ -432,28 +509,29 @@ mod tests {
             metric_key: String::new(),
             metric,
             group: None,
+            phase: None,
             expr: expr.into(),
             condition: parse_condition(metric, expr).unwrap(),
             abort_on_fail: false,
             delay: Duration::ZERO,
         };
         let el = Duration::from_secs(10);
-        let v = mk(MetricName::Latency, "p95 < 96ms").evaluate(&st, el, &[]);
+        let v = mk(MetricName::Latency, "p95 < 96ms").evaluate(&st, el, &[], &[]);
         assert!(v.passed, "{v:?}");
         assert!(
             !mk(MetricName::Latency, "p95 < 94ms")
-                .evaluate(&st, el, &[])
+                .evaluate(&st, el, &[], &[])
                 .passed
         );
-        let v = mk(MetricName::Errors, "rate < 1%").evaluate(&st, el, &[]);
+        let v = mk(MetricName::Errors, "rate < 1%").evaluate(&st, el, &[], &[]);
         assert_eq!(v.value, Some(0.02));
         assert!(!v.passed);
         assert!(
             mk(MetricName::Requests, "rate >= 10/s")
-                .evaluate(&st, el, &[])
+                .evaluate(&st, el, &[], &[])
                 .passed
         );
-        let none = mk(MetricName::Checks, "rate > 99%").evaluate(&st, el, &[]);
+        let none = mk(MetricName::Checks, "rate > 99%").evaluate(&st, el, &[], &[]);
         assert_eq!(
             none,
             Verdict {

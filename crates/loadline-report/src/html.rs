@@ -182,6 +182,36 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
     }
     o.push_str("</section>\n");
 
+    // Phases.
+    if !summary.phases.is_empty() {
+        o.push_str("<section><h2>Phases</h2><table class=\"steps\"><tr><th>phase</th><th>model</th><th>time</th>\
+<th>iterations</th><th>dropped</th><th>interrupted</th><th>requests</th><th>failed</th><th>rate</th>\
+<th>p50</th><th>p95</th><th>p99</th></tr>");
+        for p in &summary.phases {
+            let l = &p.latency_ms;
+            let lat = |v: f64| if p.requests > 0 { ms(v) } else { "-".into() };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{:.1}s</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}/s</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&p.name),
+                p.model,
+                p.duration_s,
+                p.iterations,
+                p.dropped,
+                p.interrupted,
+                p.requests,
+                p.failed,
+                p.rate,
+                lat(l.p50),
+                lat(l.p95),
+                lat(l.p99),
+            );
+        }
+        o.push_str("</table></section>\n");
+    }
+
     // Charts on one time axis.
     o.push_str("<section><h2>Over time</h2><div class=\"charts\">");
     let xs: Vec<f64> = series.iter().map(|p| p.t).collect();

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use loadline_core::summary::{LatencyMs, StepSummary, Summary};
+use loadline_core::summary::{LatencyMs, PhaseSummary, StepSummary, Summary};
 
 /// Formats milliseconds for people: `850us`, `12.3ms`, `1.24s`.
 pub fn ms(v: f64) -> String {
@@ -153,14 +153,8 @@ pub fn render(s: &Summary) -> String {
     }
 
     if !s.phases.is_empty() {
-        let _ = writeln!(o, "\n  phases");
-        for p in &s.phases {
-            let _ = writeln!(
-                o,
-                "    {:<24} {:<6} iterations {:<8} dropped {:<6} interrupted {}",
-                p.name, p.model, p.iterations, p.dropped, p.interrupted
-            );
-        }
+        let _ = writeln!(o);
+        o.push_str(&phases_table(&s.phases));
     }
 
     if !s.thresholds.is_empty() {
@@ -189,25 +183,78 @@ fn steps_table(steps: &[StepSummary]) -> String {
     let header = [
         "step", "requests", "failed", "p50", "p90", "p95", "p99", "max", "status", "errors",
     ];
-    let mut rows: Vec<[String; 10]> = Vec::with_capacity(steps.len());
-    for st in steps {
-        let l = &st.latency_ms;
-        let has = st.requests > 0;
-        let lat = |v: f64| if has { ms(v) } else { "-".into() };
-        rows.push([
-            st.name.clone(),
-            st.requests.to_string(),
-            st.failed.to_string(),
-            lat(l.p50),
-            lat(l.p90),
-            lat(l.p95),
-            lat(l.p99),
-            lat(l.max),
-            joined(st.status.iter()),
-            joined(st.errors.iter()),
-        ]);
-    }
-    let mut widths = header.map(|h| h.chars().count());
+    let rows = steps
+        .iter()
+        .map(|st| {
+            let l = &st.latency_ms;
+            let has = st.requests > 0;
+            let lat = |v: f64| if has { ms(v) } else { "-".into() };
+            vec![
+                st.name.clone(),
+                st.requests.to_string(),
+                st.failed.to_string(),
+                lat(l.p50),
+                lat(l.p90),
+                lat(l.p95),
+                lat(l.p99),
+                lat(l.max),
+                joined(st.status.iter()),
+                joined(st.errors.iter()),
+            ]
+        })
+        .collect();
+    // Names and code lists left-aligned, numbers right-aligned.
+    table(&header, rows, |i| i == 0 || i >= 8)
+}
+
+fn phases_table(phases: &[PhaseSummary]) -> String {
+    let header = [
+        "phase",
+        "model",
+        "time",
+        "iterations",
+        "dropped",
+        "interrupted",
+        "requests",
+        "failed",
+        "rate",
+        "p50",
+        "p95",
+        "p99",
+    ];
+    let rows = phases
+        .iter()
+        .map(|p| {
+            let l = &p.latency_ms;
+            let has = p.requests > 0;
+            let lat = |v: f64| if has { ms(v) } else { "-".into() };
+            vec![
+                p.name.clone(),
+                p.model.to_string(),
+                format!("{:.1}s", p.duration_s),
+                p.iterations.to_string(),
+                p.dropped.to_string(),
+                p.interrupted.to_string(),
+                p.requests.to_string(),
+                if has {
+                    format!("{} ({})", p.failed, pct(p.failed, p.requests))
+                } else {
+                    "0".into()
+                },
+                format!("{:.1}/s", p.rate),
+                lat(l.p50),
+                lat(l.p95),
+                lat(l.p99),
+            ]
+        })
+        .collect();
+    table(&header, rows, |i| i <= 1)
+}
+
+/// Cells in columns as wide as their widest cell, two spaces apart;
+/// `left(i)` says which columns are left-aligned (the rest are numbers).
+fn table(header: &[&str], rows: Vec<Vec<String>>, left: impl Fn(usize) -> bool) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(cell.chars().count());
@@ -218,8 +265,7 @@ fn steps_table(steps: &[StepSummary]) -> String {
         o.push_str("  ");
         for (i, (cell, w)) in cells.iter().zip(widths.iter()).enumerate() {
             let pad = w - cell.chars().count();
-            // Names and code lists left-aligned, numbers right-aligned.
-            if i == 0 || i >= 8 {
+            if left(i) {
                 o.push_str(cell);
                 if i + 1 < cells.len() {
                     o.push_str(&" ".repeat(pad + 2));
@@ -230,9 +276,16 @@ fn steps_table(steps: &[StepSummary]) -> String {
                 o.push_str("  ");
             }
         }
+        // A right-aligned last column leaves two spaces behind.
+        while o.ends_with(' ') {
+            o.pop();
+        }
         o.push('\n');
     };
-    line(&mut o, &header.map(String::from));
+    line(
+        &mut o,
+        &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+    );
     for r in &rows {
         line(&mut o, r);
     }
@@ -309,6 +362,11 @@ mod tests {
                 dropped: 0,
                 late: 0,
                 interrupted: 1,
+                duration_s: 12.3,
+                requests: 1000,
+                failed: 20,
+                rate: 81.3,
+                latency_ms: lat(1.5),
             }],
             latency_distribution: vec![],
             notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
@@ -329,8 +387,8 @@ loadline · shop smoke · FAILED after 12.3s
   failed checks
     10 × product detail · json $.state equals \"confirmed\" (actual: \"pending\")
 
-  phases
-    steady                   open   iterations 200      dropped 0      interrupted 1
+  phase   model   time  iterations  dropped  interrupted  requests      failed    rate     p50     p95     p99
+  steady  open   12.3s         200        0            1      1000  20 (2.00%)  81.3/s  3.00ms  6.00ms  7.50ms
 
   thresholds
     FAIL errors                         rate < 1%          2.00%

@@ -209,6 +209,7 @@ pub fn interrupted_before_the_load(plan: &Plan) -> Summary {
     let result = loadline_core::runner::RunResult {
         total: loadline_core::metrics::Stats::new(&plan.shape()),
         elapsed: std::time::Duration::ZERO,
+        phase_elapsed: Vec::new(),
         end: loadline_core::runner::EndReason::Interrupted,
         verdicts: plan
             .thresholds
@@ -217,6 +218,7 @@ pub fn interrupted_before_the_load(plan: &Plan) -> Summary {
                 t.evaluate(
                     &loadline_core::metrics::Stats::new(&plan.shape()),
                     std::time::Duration::ZERO,
+                    &[],
                     &plan.groups,
                 )
             })

@@ -83,6 +83,7 @@ impl TestServer {
             .route("/metrics", get(metrics))
             .route("/redirect", get(redirect))
             .route("/landing", get(landing))
+            .route("/fail-after/{n}", get(fail_after))
             .with_state(seen.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -211,6 +212,16 @@ async fn redirect(State(s): State<Shared>, Query(q): Query<BTreeMap<String, Stri
     drop(bump(&s, "GET /redirect"));
     let to = q.get("to").cloned().unwrap_or_else(|| "/hello".into());
     (StatusCode::FOUND, [("location", to)]).into_response()
+}
+
+/// `200` to the first `n` requests, `500` to every one after.
+async fn fail_after(State(s): State<Shared>, UrlPath(n): UrlPath<u64>) -> StatusCode {
+    let seen = bump(&s, "GET /fail-after/{n}").count("GET /fail-after/{n}");
+    if seen > n {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
 }
 
 async fn landing(State(s): State<Shared>, headers: HeaderMap) -> &'static str {

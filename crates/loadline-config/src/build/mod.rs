@@ -474,7 +474,7 @@ impl<'a> Builder<'a> {
         };
 
         let thresholds = lenient(&doc.thresholds)
-            .map(|t| self.thresholds(t))
+            .map(|t| self.thresholds(t, &phases, &profiles))
             .unwrap_or_default();
 
         let monitor = lenient(&doc.monitor).and_then(|m| match m.value.validate() {
@@ -774,17 +774,53 @@ impl<'a> Builder<'a> {
         out
     }
 
-    fn thresholds(&mut self, entries: &Entries<Conditions>) -> Vec<Threshold> {
+    fn thresholds(
+        &mut self,
+        entries: &Entries<Conditions>,
+        phases: &[Phase],
+        profiles: &[Profile],
+    ) -> Vec<Threshold> {
         let mut out = Vec::new();
         for (key, list) in &entries.0 {
-            let (metric, group_name) = match parse_selector(&key.value) {
+            let (metric, selector) = match parse_selector(&key.value) {
                 Ok(sel) => sel,
                 Err(message) => {
                     self.error(&key.span, message);
                     continue;
                 }
             };
-            let group = match group_name {
+            let phase = match &selector.phase {
+                None => None,
+                Some(name) => match phases.iter().position(|p| p.name == *name) {
+                    Some(i) => Some(i),
+                    None => {
+                        let elsewhere = profiles
+                            .iter()
+                            .find(|pr| pr.phases.iter().any(|p| p.name == *name));
+                        if let Some(profile) = elsewhere {
+                            self.warn(
+                                &key.span,
+                                format!(
+                                    "phase `{name}` is in profile `{}`, not in the phases this run uses: the threshold is not judged",
+                                    profile.name
+                                ),
+                            );
+                        } else {
+                            let known: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+                            let mut msg = format!(
+                                "no phase has the name `{name}`: expected one of {}",
+                                quoted_list(&known)
+                            );
+                            if let Some(s) = did_you_mean(name, known.iter().copied()) {
+                                msg.push_str(&format!("; did you mean `{s}`?"));
+                            }
+                            self.error(&key.span, msg);
+                        }
+                        continue;
+                    }
+                },
+            };
+            let group = match selector.step {
                 None => None,
                 Some(g) => match self.groups.iter().position(|info| info.name == g) {
                     Some(id) => Some(id),
@@ -835,6 +871,7 @@ impl<'a> Builder<'a> {
                         metric_key: key.value.clone(),
                         metric,
                         group,
+                        phase,
                         expr: expr.clone(),
                         condition,
                         abort_on_fail,

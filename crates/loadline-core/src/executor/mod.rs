@@ -111,6 +111,7 @@ fn vu_id_space(plan: &Plan) -> u64 {
 /// Runs this run's segment of phase `phase_idx` to its end (or until stopped).
 pub(crate) async fn run_phase(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
     sh.phase.store(phase_idx as u64, Ordering::Relaxed);
+    sh.hub.set_phase(phase_idx);
     match phase.pacing {
         Pacing::Open { .. } => open::run(sh, phase_idx, phase).await,
         Pacing::Closed { .. } => closed::run(sh, phase_idx, phase).await,
