@@ -155,3 +155,72 @@ thresholds:
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("phase `spike` is in profile `peak`"), "{err}");
 }
+
+/// Thresholds on monitor series (resource SLAs): judged on the series' min,
+/// mean, max, first, last or growth over the run; the series' figures are in
+/// the summary; a series that was never read fails its threshold with a note.
+#[test]
+fn monitor_series_thresholds_judge_resources() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases:
+  - vus: 1
+    duration: 2500ms
+flows:
+  - steps:
+      - get: /hello
+      - think: 50ms
+thresholds:
+  "loadline.rss_bytes": ["max < 4GiB", "growth < 1GB", "min > 1kB"]
+  "loadline.cpu_percent": ["max < 1kB"]
+  "loadline.cores": ["last < 1"]
+  "process.cpu_percent{{name=nothing-here}}": ["max < 80"]
+"#,
+        srv.url()
+    ));
+    let (out, summary) = run_scenario(&sc, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let s = summary.expect("summary written");
+    let verdicts: Vec<(String, String, bool)> = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["metric"].as_str().unwrap().to_string(),
+                t["expr"].as_str().unwrap().to_string(),
+                t["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let v = |m: &str, e: &str, p: bool| (m.to_string(), e.to_string(), p);
+    assert_eq!(
+        verdicts,
+        [
+            v("loadline.rss_bytes", "max < 4GiB", true),
+            v("loadline.rss_bytes", "growth < 1GB", true),
+            v("loadline.rss_bytes", "min > 1kB", true),
+            v("loadline.cpu_percent", "max < 1kB", true),
+            v("loadline.cores", "last < 1", false),
+            v("process.cpu_percent{name=nothing-here}", "max < 80", false),
+        ]
+    );
+    let rss = &s["monitors"]["loadline.rss_bytes"];
+    let (min, mean, max) = (
+        rss["min"].as_f64().unwrap(),
+        rss["mean"].as_f64().unwrap(),
+        rss["max"].as_f64().unwrap(),
+    );
+    assert!(min > 1e5 && min <= mean && mean <= max, "{rss}");
+    let cores = s["thresholds"][4]["value"].as_f64().unwrap();
+    assert!(cores >= 1.0, "{}", s["thresholds"][4]);
+    assert!(
+        s["notes"].to_string().contains(
+            "threshold `process.cpu_percent{name=nothing-here}`: no monitor series of that name"
+        ),
+        "{}",
+        s["notes"]
+    );
+}

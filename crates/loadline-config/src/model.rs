@@ -43,7 +43,8 @@ pub struct ScenarioDoc {
     pub default_profile: Option<Lenient<Spanned<String>>>,
     /// Settings of the capacity search (`loadline capacity`, `--profile capacity`).
     pub capacity: Option<Lenient<Spanned<CapacityDoc>>>,
-    /// Pass/fail criteria: metric (optionally `metric{step:NAME}`) to conditions.
+    /// Pass/fail criteria: metric (optionally `metric{step:NAME}`, `metric{phase:NAME}` or
+    /// both), or a monitor series (`process.cpu_percent{name=nginx}`), to conditions.
     pub thresholds: Option<Lenient<Entries<Conditions>>>,
     /// The flows an iteration picks from, by weight.
     #[schemars(with = "Vec<FlowDoc>", length(min = 1))]

@@ -56,6 +56,7 @@ pub(crate) async fn run(
         total.merge(&iv);
         let elapsed = now - start;
         let values = monitors.as_ref().map(|m| m.snapshot()).unwrap_or_default();
+        total.add_monitor_values(&values);
         if let Some(m) = &monitors {
             for w in m.take_warnings() {
                 tracing::warn!("{w}");

@@ -433,6 +433,8 @@ pub struct Stats {
     pub schedule_lag: Histogram<u64>,
     /// Whole-iteration duration, microseconds.
     pub iteration_duration: Histogram<u64>,
+    /// The monitor series read during the span (by series key), a value a tick.
+    pub monitors: std::collections::BTreeMap<String, crate::monitor::SeriesStats>,
 }
 
 impl Stats {
@@ -443,6 +445,7 @@ impl Stats {
             phases: vec![PhaseStats::default(); shape.phases],
             schedule_lag: new_histogram(),
             iteration_duration: new_histogram(),
+            monitors: Default::default(),
         }
     }
 
@@ -465,6 +468,14 @@ impl Stats {
         }
         let _ = self.schedule_lag.add(&o.schedule_lag);
         let _ = self.iteration_duration.add(&o.iteration_duration);
+        for (key, later) in &o.monitors {
+            match self.monitors.get_mut(key) {
+                Some(m) => m.merge(later),
+                None => {
+                    self.monitors.insert(key.clone(), *later);
+                }
+            }
+        }
     }
 
     /// The shape of these figures.
@@ -497,6 +508,19 @@ impl Stats {
             }
         }
         all
+    }
+
+    /// Adds one tick's monitor values (non-finite ones are left out).
+    pub fn add_monitor_values(&mut self, values: &[crate::monitor::MonitorValue]) {
+        for v in values.iter().filter(|v| v.value.is_finite()) {
+            match self.monitors.get_mut(&v.series) {
+                Some(m) => m.add(v.value),
+                None => {
+                    self.monitors
+                        .insert(v.series.clone(), crate::monitor::SeriesStats::new(v.value));
+                }
+            }
+        }
     }
 
     /// One group's figures in one phase (`None`: it recorded nothing there).

@@ -21,3 +21,58 @@ pub trait MonitorSource: Send + Sync {
         Vec::new()
     }
 }
+
+/// One monitor series over a run: a value a tick, summed up.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct SeriesStats {
+    pub min: f64,
+    pub max: f64,
+    /// The first and the last value read.
+    pub first: f64,
+    pub last: f64,
+    #[serde(skip)]
+    sum: f64,
+    /// How many values were read (one a tick).
+    #[serde(skip)]
+    pub count: u64,
+}
+
+impl SeriesStats {
+    pub fn new(value: f64) -> Self {
+        Self {
+            min: value,
+            max: value,
+            first: value,
+            last: value,
+            sum: value,
+            count: 1,
+        }
+    }
+
+    /// Adds a later value.
+    pub fn add(&mut self, value: f64) {
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.last = value;
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// Adds the values of a later span.
+    pub fn merge(&mut self, later: &SeriesStats) {
+        self.min = self.min.min(later.min);
+        self.max = self.max.max(later.max);
+        self.last = later.last;
+        self.sum += later.sum;
+        self.count += later.count;
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.sum / self.count.max(1) as f64
+    }
+
+    /// The last value minus the first (the growth of a memory series).
+    pub fn growth(&self) -> f64 {
+        self.last - self.first
+    }
+}

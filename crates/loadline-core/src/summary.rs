@@ -199,6 +199,17 @@ pub struct PhaseSummary {
     pub latency_ms: LatencyMs,
 }
 
+/// One monitor series over the run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MonitorSummary {
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+    /// The first and the last value read.
+    pub first: f64,
+    pub last: f64,
+}
+
 /// Everything a run reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -220,6 +231,9 @@ pub struct Summary {
     /// Latency by percentile over every request: `[percentile, ms]` pairs from
     /// p0 to p100, for distribution charts.
     pub latency_distribution: Vec<[f64; 2]>,
+    /// Each monitor series read during the run (a value a second), by key.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub monitors: BTreeMap<String, MonitorSummary>,
     /// Things the reader must know to trust the numbers.
     pub notes: Vec<String>,
 }
@@ -327,6 +341,25 @@ impl Summary {
         for protocol in &plan.protocols {
             notes.extend(protocol.notes());
         }
+        for t in &plan.thresholds {
+            if t.metric == crate::threshold::MetricName::Monitor
+                && crate::threshold::monitor_series(total, &t.metric_key).is_empty()
+            {
+                let seen: Vec<&str> = total.monitors.keys().map(String::as_str).collect();
+                notes.push(if seen.is_empty() {
+                    format!(
+                        "threshold `{}`: no monitor series was read (is `monitor:` set, and are monitors on?)",
+                        t.metric_key
+                    )
+                } else {
+                    format!(
+                        "threshold `{}`: no monitor series of that name and labels was read; read: {}",
+                        t.metric_key,
+                        seen.join(", ")
+                    )
+                });
+            }
+        }
         let cut = all.errors_of(crate::metrics::ErrorKind::Interrupted);
         if cut > 0 {
             notes.push(format!(
@@ -400,6 +433,23 @@ impl Summary {
                 })
                 .collect(),
             latency_distribution: distribution(&all.latency),
+            monitors: total
+                .monitors
+                .iter()
+                .map(|(k, m)| {
+                    let r = |v: f64| (v * 1000.0).round() / 1000.0;
+                    (
+                        k.clone(),
+                        MonitorSummary {
+                            min: r(m.min),
+                            mean: r(m.mean()),
+                            max: r(m.max),
+                            first: r(m.first),
+                            last: r(m.last),
+                        },
+                    )
+                })
+                .collect(),
             notes,
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::metrics::{GroupId, GroupStats, Stats};
+use crate::monitor::SeriesStats;
 use crate::plan::GroupInfo;
 
 /// The metrics thresholds can judge.
@@ -27,6 +28,9 @@ pub enum MetricName {
     ScheduleLag,
     /// Whole-iteration duration (a trend, in ms).
     IterationDuration,
+    /// A monitor series of the system under test (a value a tick), named by the
+    /// threshold's key: `process.cpu_percent{name=nginx}`.
+    Monitor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,7 @@ enum MetricType {
     Trend,
     Rate,
     Counter,
+    Gauge,
 }
 
 impl MetricName {
@@ -67,6 +72,7 @@ impl MetricName {
             Self::Latency | Self::ScheduleLag | Self::IterationDuration => MetricType::Trend,
             Self::Errors | Self::Checks => MetricType::Rate,
             Self::Requests | Self::Iterations | Self::DroppedIterations => MetricType::Counter,
+            Self::Monitor => MetricType::Gauge,
         }
     }
 
@@ -96,6 +102,11 @@ pub struct Selector {
 /// Splits `latency{step:product detail}` into `latency` and its selector.
 pub fn parse_selector(key: &str) -> Result<(MetricName, Selector), String> {
     let mut sel = Selector::default();
+    // A dotted name is a monitor series, its labels as the monitors write them.
+    let name_part = key.split('{').next().unwrap_or(key);
+    if name_part.contains('.') {
+        return Ok((MetricName::Monitor, sel));
+    }
     let name = match key.find('{') {
         Some(open) => {
             let inner = key[open + 1..]
@@ -151,6 +162,10 @@ pub enum Stat {
     Max,
     Count,
     Rate,
+    /// A monitor series' first and last value, and the difference.
+    First,
+    Last,
+    Growth,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +198,8 @@ pub enum Unit {
     Fraction,
     PerSecond,
     Count,
+    /// A monitor series' own unit (bytes, percent, …).
+    Value,
 }
 
 /// A parsed condition such as `p95 < 300ms`.
@@ -221,7 +238,24 @@ pub fn parse_condition(metric: MetricName, expr: &str) -> Result<Condition, Stri
         format!("`{e}`: unknown statistic `{stat_s}`: expected p50..p99.99, avg, min, max, med, rate or count")
     })?;
     let kind = metric.kind();
+    if kind != MetricType::Gauge && matches!(stat, Stat::First | Stat::Last | Stat::Growth) {
+        return Err(format!(
+            "`{e}`: `{stat_s}` is for monitor series (e.g. `process.rss_bytes{{name=shop}}`)"
+        ));
+    }
     let (bound, unit) = match (kind, stat) {
+        (
+            MetricType::Gauge,
+            Stat::Min | Stat::Max | Stat::Mean | Stat::First | Stat::Last | Stat::Growth,
+        ) => (
+            parse_quantity(value_s).map_err(|m| format!("`{e}`: {m}"))?,
+            Unit::Value,
+        ),
+        (MetricType::Gauge, _) => {
+            return Err(format!(
+                "`{e}`: a monitor series takes min, max, avg, first, last or growth"
+            ))
+        }
         (MetricType::Trend, Stat::Count | Stat::Rate) => {
             return Err(format!("`{e}`: a latency takes p95, avg, min, max or med"))
         }
@@ -262,6 +296,9 @@ fn parse_stat(s: &str) -> Option<Stat> {
         "med" | "median" => Stat::Percentile(50.0),
         "count" => Stat::Count,
         "rate" => Stat::Rate,
+        "first" => Stat::First,
+        "last" => Stat::Last,
+        "growth" => Stat::Growth,
         _ => {
             let p = s
                 .strip_prefix("p(")
@@ -280,6 +317,30 @@ fn parse_number(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("`{s}` is not a non-negative number")),
+    }
+}
+
+/// A number with an optional unit: `80`, `80%`, `512MB`, `1.5GiB`, `-10`.
+fn parse_quantity(s: &str) -> Result<f64, String> {
+    const UNITS: [(&str, f64); 8] = [
+        ("KiB", 1024.0),
+        ("MiB", 1024.0 * 1024.0),
+        ("GiB", 1024.0 * 1024.0 * 1024.0),
+        ("kB", 1e3),
+        ("KB", 1e3),
+        ("MB", 1e6),
+        ("GB", 1e9),
+        ("%", 1.0),
+    ];
+    let (num, factor) = UNITS
+        .iter()
+        .find_map(|(u, f)| s.strip_suffix(u).map(|n| (n.trim(), *f)))
+        .unwrap_or((s, 1.0));
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v * factor),
+        _ => Err(format!(
+            "`{s}` is not a number (with an optional unit: %, kB, MB, GB, KiB, MiB, GiB)"
+        )),
     }
 }
 
@@ -350,6 +411,33 @@ impl Threshold {
     }
 
     fn measure(&self, stats: &Stats, elapsed: Duration, groups: &[GroupInfo]) -> Option<f64> {
+        if self.metric == MetricName::Monitor {
+            // Several matching series (a server's worker processes): each must
+            // pass, so the one furthest on the wrong side is the value.
+            let values = monitor_series(stats, &self.metric_key)
+                .into_iter()
+                .filter_map(|series| match self.condition.stat {
+                    Stat::Min => Some(series.min),
+                    Stat::Max => Some(series.max),
+                    Stat::Mean => Some(series.mean()),
+                    Stat::First => Some(series.first),
+                    Stat::Last => Some(series.last),
+                    Stat::Growth => Some(series.growth()),
+                    Stat::Percentile(_) | Stat::Count | Stat::Rate => None,
+                });
+            let c = &self.condition;
+            return match c.op {
+                Op::Lt | Op::Le => values.reduce(f64::max),
+                Op::Gt | Op::Ge => values.reduce(f64::min),
+                Op::Eq | Op::Ne => {
+                    let all: Vec<f64> = values.collect();
+                    all.iter()
+                        .copied()
+                        .find(|v| !c.op.holds(*v, c.bound))
+                        .or_else(|| all.first().copied())
+                }
+            };
+        }
         let merged;
         let group: &GroupStats = match (self.phase, self.group) {
             (None, Some(g)) => stats.groups.get(g)?,
@@ -382,7 +470,7 @@ impl Threshold {
                 Stat::Mean => h.mean(),
                 Stat::Min => h.min() as f64,
                 Stat::Max => h.max() as f64,
-                Stat::Count | Stat::Rate => return None,
+                Stat::Count | Stat::Rate | Stat::First | Stat::Last | Stat::Growth => return None,
             };
             Some(micros / 1000.0)
         };
@@ -410,8 +498,55 @@ impl Threshold {
             MetricName::Requests => counter(group.requests),
             MetricName::Iterations => counter(iterations),
             MetricName::DroppedIterations => counter(dropped),
+            MetricName::Monitor => None,
         }
     }
+}
+
+/// The monitor series a threshold's key names: the series of that name whose
+/// labels include every label the key gives (`process.cpu_percent{name=nginx}`
+/// matches `process.cpu_percent{pid=12,name=nginx}`); a key without labels
+/// matches every series of its name.
+pub fn monitor_series<'s>(stats: &'s Stats, key: &str) -> Vec<&'s SeriesStats> {
+    if let Some(s) = stats.monitors.get(key) {
+        return vec![s];
+    }
+    let (name, labels) = split_series(key);
+    stats
+        .monitors
+        .iter()
+        .filter(|(k, _)| {
+            let (n, have) = split_series(k);
+            n == name && labels.iter().all(|l| have.contains(l))
+        })
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// `name{a=1,b="x,y"}` into `name` and its `a=1`, `b="x,y"` labels.
+fn split_series(key: &str) -> (&str, Vec<&str>) {
+    let Some(open) = key.find('{') else {
+        return (key.trim(), Vec::new());
+    };
+    let inner = key[open + 1..]
+        .strip_suffix('}')
+        .unwrap_or(&key[open + 1..]);
+    let mut labels = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                labels.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    labels.push(inner[start..].trim());
+    labels.retain(|l| !l.is_empty());
+    (key[..open].trim(), labels)
 }
 
 /// Formats a value in a condition's unit for people: `312ms`, `0.42%`, `12.5/s`.
@@ -427,6 +562,21 @@ pub fn format_value(v: f64, unit: Unit) -> String {
         Unit::Fraction => format!("{:.2}%", v * 100.0),
         Unit::PerSecond => format!("{v:.2}/s"),
         Unit::Count => format!("{v}"),
+        Unit::Value => format_quantity(v),
+    }
+}
+
+/// A monitor value for people: `37.5`, `1.2e6` as `1.20M`.
+fn format_quantity(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.2}G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{:.2}", v)
     }
 }
 
@@ -457,6 +607,59 @@ mod tests {
         assert!(parse_condition(MetricName::Errors, "rate < 120%").is_err());
         assert!(parse_condition(MetricName::Errors, "rate < -1").is_err());
         assert!(parse_condition(MetricName::Latency, "p101 < 1s").is_err());
+    }
+
+    #[test]
+    fn monitor_keys_match_series_by_name_and_a_subset_of_labels() {
+        let mut st = Stats::new(&crate::metrics::Shape::new(0, 1));
+        let v = |series: &str, value: f64| crate::monitor::MonitorValue {
+            series: series.into(),
+            value,
+        };
+        st.add_monitor_values(&[
+            v("process.cpu_percent{pid=1,name=nginx}", 10.0),
+            v("process.cpu_percent{pid=2,name=nginx}", 90.0),
+            v("process.cpu_percent{pid=3,name=shop}", 5.0),
+            v("prom.queue{route=\"/a,b\"}", 3.0),
+        ]);
+        let n = |key: &str| monitor_series(&st, key).len();
+        assert_eq!(n("process.cpu_percent{name=nginx}"), 2);
+        assert_eq!(n("process.cpu_percent{pid=3}"), 1);
+        assert_eq!(n("process.cpu_percent"), 3);
+        assert_eq!(n("process.cpu_percent{name=redis}"), 0);
+        assert_eq!(n("prom.queue{route=\"/a,b\"}"), 1);
+        assert_eq!(n("process.rss_bytes"), 0);
+        let mk = |key: &str, expr: &str| Threshold {
+            metric_key: key.into(),
+            metric: MetricName::Monitor,
+            group: None,
+            phase: None,
+            expr: expr.into(),
+            condition: parse_condition(MetricName::Monitor, expr).unwrap(),
+            abort_on_fail: false,
+            delay: Duration::ZERO,
+        };
+        let judge = |t: Threshold| t.evaluate(&st, Duration::from_secs(1), &[], &[]);
+        // Every matching series must pass: the worst one is the value.
+        let v = judge(mk("process.cpu_percent{name=nginx}", "max < 80"));
+        assert_eq!((v.value, v.passed), (Some(90.0), false));
+        let v = judge(mk("process.cpu_percent{name=nginx}", "min > 5"));
+        assert_eq!((v.value, v.passed), (Some(10.0), true));
+        assert!(judge(mk("process.cpu_percent{name=shop}", "last <= 5%")).passed);
+        let v = judge(mk("process.cpu_percent{name=redis}", "max < 80"));
+        assert_eq!((v.value, v.passed), (None, false));
+        assert_eq!(
+            parse_condition(MetricName::Monitor, "growth < 1.5MiB")
+                .unwrap()
+                .bound,
+            1.5 * 1024.0 * 1024.0
+        );
+        assert!(parse_condition(MetricName::Monitor, "p95 < 3").is_err());
+        assert!(parse_condition(MetricName::Latency, "growth < 3").is_err());
+        assert_eq!(
+            parse_selector("host.load{x=1}").unwrap().0,
+            MetricName::Monitor
+        );
     }
 
     #[test]

@@ -93,6 +93,16 @@ pub(crate) fn summary() -> Summary {
             latency_ms: lat(1.5),
         }],
         latency_distribution: vec![[0.0, 1.5], [50.0, 3.0], [99.0, 7.5], [100.0, 15.0]],
+        monitors: std::collections::BTreeMap::from([(
+            "process.rss_bytes{name=shop}".to_string(),
+            loadline_core::summary::MonitorSummary {
+                min: 20e6,
+                mean: 25e6,
+                max: 31.5e6,
+                first: 20e6,
+                last: 31.5e6,
+            },
+        )]),
         notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
     }
 }

@@ -20,6 +20,20 @@ pub fn render(summary: &Summary) -> String {
         d = summary.duration_s,
         n = xml(suite)
     );
+    if !summary.monitors.is_empty() {
+        o.push_str("    <properties>\n");
+        for (k, m) in &summary.monitors {
+            let _ = writeln!(
+                o,
+                "      <property name=\"monitor {}\" value=\"min {} mean {} max {}\"/>",
+                xml(k),
+                m.min,
+                m.mean,
+                m.max
+            );
+        }
+        o.push_str("    </properties>\n");
+    }
     for t in &summary.thresholds {
         let name = format!("{}: {}", t.metric, t.expr);
         let _ = write!(
@@ -66,6 +80,9 @@ mod tests {
         assert!(x.starts_with("<?xml"));
         assert!(x.contains("tests=\"2\" failures=\"1\""));
         assert_eq!(x.matches("<testcase ").count(), 2);
+        assert!(x.contains(
+            "<property name=\"monitor process.rss_bytes{name=shop}\" value=\"min 20000000 mean 25000000 max 31500000\"/>"
+        ));
         assert_eq!(x.matches("<failure ").count(), 1);
         assert!(x.contains("name=\"errors: rate &lt; 1%\""));
         assert!(x.contains("name=\"shop &lt;smoke&gt;\""));

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use loadline_core::summary::Summary;
 
-use crate::terminal::ms;
+use crate::terminal::{ms, quantity};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -64,6 +64,19 @@ pub fn render(s: &Summary) -> String {
             ms(st.latency_ms.p99)
         );
     }
+    if !s.monitors.is_empty() {
+        o.push_str("\n| monitor | min | mean | max |\n|---|--:|--:|--:|\n");
+        for (k, m) in &s.monitors {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {} |",
+                cell(k),
+                quantity(m.min),
+                quantity(m.mean),
+                quantity(m.max)
+            );
+        }
+    }
     for n in &s.notes {
         let _ = writeln!(o, "\n> {}", cell(n));
     }
@@ -89,6 +102,10 @@ mod tests {
 | step | requests | failed | p50 | p95 | p99 |
 |---|--:|--:|--:|--:|--:|
 | product detail | 1000 | 20 | 3.00ms | 6.00ms | 7.50ms |
+
+| monitor | min | mean | max |
+|---|--:|--:|--:|
+| `process.rss_bytes{name=shop}` | 20.00M | 25.00M | 31.50M |
 
 > 1 iterations were cut off at the end of the graceful stop
 ";

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use loadline_core::summary::{LatencyMs, PhaseSummary, StepSummary, Summary};
+use loadline_core::summary::{LatencyMs, MonitorSummary, PhaseSummary, StepSummary, Summary};
 
 /// Formats milliseconds for people: `850us`, `12.3ms`, `1.24s`.
 pub fn ms(v: f64) -> String {
@@ -157,6 +157,11 @@ pub fn render(s: &Summary) -> String {
         o.push_str(&phases_table(&s.phases));
     }
 
+    if !s.monitors.is_empty() {
+        let _ = writeln!(o);
+        o.push_str(&monitors_table(&s.monitors));
+    }
+
     if !s.thresholds.is_empty() {
         let _ = writeln!(o, "\n  thresholds");
         for t in &s.thresholds {
@@ -249,6 +254,50 @@ fn phases_table(phases: &[PhaseSummary]) -> String {
         })
         .collect();
     table(&header, rows, |i| i <= 1)
+}
+
+/// At most this many monitor series in the terminal; the JSON summary has all.
+const MONITOR_ROWS: usize = 24;
+
+fn monitors_table(monitors: &std::collections::BTreeMap<String, MonitorSummary>) -> String {
+    let header = ["monitor", "min", "mean", "max", "last"];
+    let rows = monitors
+        .iter()
+        .take(MONITOR_ROWS)
+        .map(|(k, m)| {
+            vec![
+                k.clone(),
+                quantity(m.min),
+                quantity(m.mean),
+                quantity(m.max),
+                quantity(m.last),
+            ]
+        })
+        .collect();
+    let mut o = table(&header, rows, |i| i == 0);
+    if monitors.len() > MONITOR_ROWS {
+        let _ = writeln!(
+            o,
+            "  … {} more series in the JSON summary",
+            monitors.len() - MONITOR_ROWS
+        );
+    }
+    o
+}
+
+/// A monitor value: bytes and big counts shortened (`1.50M`), the rest with two
+/// decimals.
+pub(crate) fn quantity(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.2}G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 /// Cells in columns as wide as their widest cell, two spaces apart;
@@ -369,6 +418,16 @@ mod tests {
                 latency_ms: lat(1.5),
             }],
             latency_distribution: vec![],
+            monitors: BTreeMap::from([(
+                "process.cpu_percent{name=shop}".to_string(),
+                MonitorSummary {
+                    min: 1.5,
+                    mean: 35.25,
+                    max: 78.0,
+                    first: 1.5,
+                    last: 12.0,
+                },
+            )]),
             notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
         };
         let expected = "
@@ -389,6 +448,9 @@ loadline · shop smoke · FAILED after 12.3s
 
   phase   model   time  iterations  dropped  interrupted  requests      failed    rate     p50     p95     p99
   steady  open   12.3s         200        0            1      1000  20 (2.00%)  81.3/s  3.00ms  6.00ms  7.50ms
+
+  monitor                          min   mean    max   last
+  process.cpu_percent{name=shop}  1.50  35.25  78.00  12.00
 
   thresholds
     FAIL errors                         rate < 1%          2.00%
