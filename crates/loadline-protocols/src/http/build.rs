@@ -11,15 +11,16 @@ use loadline_core::plan::{default_group_name, OUTCOME_KIND};
 use loadline_core::protocol::{Slot, StepExec};
 use loadline_core::template::Template;
 use loadline_doc::de::{self as doc_de, Entries, Lenient, Raw, Spanned};
-use loadline_doc::value::{json_value, plain_value, StatusDoc};
+use loadline_doc::value::{json_value, plain_value, JsonDoc, StatusDoc};
 use schemars::SchemaGenerator;
 
 use super::doc::{
-    CaptureDoc, CheckDoc, DefaultsDoc, HttpStepDoc, PollDoc, QueryDoc, RedirectsDoc, UntilDoc,
+    CaptureDoc, CheckDoc, DefaultsDoc, HttpDoc, HttpStepDoc, PollDoc, QueryDoc, RedirectsDoc,
+    UntilDoc,
 };
 use super::spec::{
-    BodySpec, CaptureSource, CaptureSpec, Check, CheckSpec, HttpSettings, HttpStepSpec, PollSpec,
-    Redirects, Until, UrlSpec,
+    BodySpec, CaptureSource, CaptureSpec, Check, CheckSpec, HttpSettings, HttpStepSpec,
+    HttpVersion, PollSpec, Redirects, Until, UrlSpec,
 };
 use super::{HttpProtocol, VuState};
 use crate::check::{label, read_tests};
@@ -73,19 +74,42 @@ impl ProtocolEntry for Http {
     }
 
     fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
-        vec![Section {
-            key: "defaults",
-            description: "Settings for every HTTP step.",
-            schema: generator.subschema_for::<DefaultsDoc>(),
-        }]
+        vec![
+            Section {
+                key: "defaults",
+                description: "Settings for every HTTP step.",
+                schema: generator.subschema_for::<DefaultsDoc>(),
+            },
+            Section {
+                key: "http",
+                description: "The HTTP version of every HTTP step (`version: 2`), and how many VUs share an HTTP/2 connection.",
+                schema: generator.subschema_for::<HttpDoc>(),
+            },
+        ]
     }
 
     fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder> {
         let doc = scenario
             .section("defaults")
             .and_then(|raw| doc_de::read::<DefaultsDoc>(raw, ctx));
+        let mut defaults = read_defaults(ctx, scenario.target.clone(), doc.as_ref());
+        if let Some(http) = scenario
+            .section("http")
+            .and_then(|raw| doc_de::read::<HttpDoc>(raw, ctx))
+        {
+            if let Some(v) = &http.version {
+                if let Some(v) = read_version(ctx, v) {
+                    defaults.settings.version = v;
+                }
+            }
+            if let Some(m) = &http.max_streams {
+                if let Some(n) = ctx.int_in(m.value, &m.span, 1, 1000) {
+                    defaults.settings.max_streams = n as usize;
+                }
+            }
+        }
         Box::new(HttpBuilder {
-            defaults: read_defaults(ctx, scenario.target.clone(), doc.as_ref()),
+            defaults,
             slot: None,
         })
     }
@@ -143,6 +167,32 @@ impl ProtocolBuilder for HttpBuilder {
         let spec = http_step(ctx, slot, method.clone(), url, &doc, &self.defaults)?;
         Some(super::build_step(spec))
     }
+}
+
+/// `1.1`, `2` or `auto` (numbers or strings).
+fn read_version(ctx: &mut dyn BuildCtx, doc: &Spanned<JsonDoc>) -> Option<HttpVersion> {
+    let v = match &doc.value {
+        JsonDoc::Int(2) | JsonDoc::UInt(2) => HttpVersion::Http2,
+        JsonDoc::Float(f) if (*f - 1.1).abs() < 1e-9 => HttpVersion::Http1,
+        JsonDoc::Float(f) if (*f - 2.0).abs() < 1e-9 => HttpVersion::Http2,
+        JsonDoc::Str(s) => match s.trim() {
+            "1.1" => HttpVersion::Http1,
+            "2" | "2.0" | "h2" => HttpVersion::Http2,
+            "auto" => HttpVersion::Auto,
+            _ => {
+                ctx.error(
+                    &doc.span,
+                    format!("unknown HTTP version `{s}`: expected 1.1, 2 or auto"),
+                );
+                return None;
+            }
+        },
+        _ => {
+            ctx.error(&doc.span, "expected an HTTP version: 1.1, 2 or auto");
+            return None;
+        }
+    };
+    Some(v)
 }
 
 fn read_defaults(
@@ -271,6 +321,18 @@ fn http_step(
         None => Some(defaults.timeout),
     };
     let follow = doc.follow_redirects.unwrap_or(defaults.follow_redirects);
+    let mut version = Some(defaults.settings.version);
+    if let Some(http) = &doc.http {
+        if let Some(m) = &http.value.max_streams {
+            ctx.error(
+                &m.span,
+                "`max_streams` is set for the whole scenario, in the top-level `http:` section",
+            );
+        }
+        if let Some(v) = &http.value.version {
+            version = read_version(ctx, v);
+        }
+    }
     // Captures become known to the steps after this one, even when this one
     // has errors, so that one mistake does not cascade.
     let captures = doc
@@ -293,6 +355,7 @@ fn http_step(
         checks,
         captures,
         max_redirects: if follow { defaults.max_redirects } else { 0 },
+        version: version?,
         poll,
     })
 }

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use url::{Host, Url};
 
+use super::spec::HttpVersion;
 use super::wire::{Chunked, Framing, Head};
 use super::VuState;
 
@@ -162,7 +163,7 @@ impl Pool {
         Some((e.conn.take()?, e.idle_since))
     }
 
-    fn put(&mut self, o: &Origin, conn: Conn) {
+    pub(crate) fn put(&mut self, o: &Origin, conn: Conn) {
         let now = Instant::now();
         if let Some(e) = self.entries.iter_mut().find(|e| e.is(o)) {
             e.conn = Some(conn);
@@ -401,10 +402,49 @@ async fn round_trip(
     Ok(clean && head.keep_alive())
 }
 
-/// Opens a connection: DNS (unless the host is an IP), TCP with no delay, TLS for
-/// https.
-async fn connect(state: &VuState, origin: &Origin) -> Result<Conn, ErrorKind> {
-    let tcp = match origin.ip {
+/// A connection opened for HTTP/2 (or `auto`): plain TCP (h2c), TLS where the
+/// server chose `h2`, or TLS where it chose HTTP/1.1 (`auto` only).
+pub(crate) enum Opened {
+    Tcp(TcpStream),
+    H2Tls(Box<TlsStream<TcpStream>>),
+    H1Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Opens a connection offering `version` by ALPN (for https).
+pub(crate) async fn connect_for(
+    state: &VuState,
+    origin: &Origin,
+    version: HttpVersion,
+) -> Result<Opened, ErrorKind> {
+    let tcp = tcp_to(origin).await?;
+    if !origin.https {
+        return Ok(Opened::Tcp(tcp));
+    }
+    let tls = state.shared.tls.as_ref().ok_or(ErrorKind::Tls)?;
+    let insecure = state.shared.settings.insecure;
+    let connector = match (version, insecure) {
+        (HttpVersion::Http2, false) => &tls.h2_verified,
+        (HttpVersion::Http2, true) => &tls.h2_insecure,
+        (_, false) => &tls.auto_verified,
+        (_, true) => &tls.auto_insecure,
+    };
+    let name = origin.server_name.clone().ok_or(ErrorKind::Tls)?;
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| tls_failure(&e))?;
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    match (h2, version) {
+        (true, _) => Ok(Opened::H2Tls(Box::new(stream))),
+        // Asked for HTTP/2 only, and the server does not speak it.
+        (false, HttpVersion::Http2) => Err(ErrorKind::Protocol),
+        (false, _) => Ok(Opened::H1Tls(Box::new(stream))),
+    }
+}
+
+/// DNS (unless the host is an IP), then TCP with no delay.
+async fn tcp_to(origin: &Origin) -> Result<TcpStream, ErrorKind> {
+    Ok(match origin.ip {
         Some(ip) => tcp_connect(SocketAddr::new(ip, origin.port)).await?,
         None => {
             let addrs = tokio::net::lookup_host((origin.host.as_str(), origin.port))
@@ -423,7 +463,13 @@ async fn connect(state: &VuState, origin: &Origin) -> Result<Conn, ErrorKind> {
             }
             found.ok_or(last)?
         }
-    };
+    })
+}
+
+/// Opens a connection: DNS (unless the host is an IP), TCP with no delay, TLS for
+/// https.
+async fn connect(state: &VuState, origin: &Origin) -> Result<Conn, ErrorKind> {
+    let tcp = tcp_to(origin).await?;
     if !origin.https {
         return Ok(Conn::Tcp(tcp));
     }
@@ -467,7 +513,7 @@ fn tls_failure(e: &io::Error) -> ErrorKind {
 }
 
 /// Classifies an I/O error of an exchange: TLS errors inside it, then its kind.
-fn io_failure(e: &io::Error) -> ErrorKind {
+pub(crate) fn io_failure(e: &io::Error) -> ErrorKind {
     if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
         return ErrorKind::Tls;
     }

@@ -50,6 +50,8 @@ pub struct HttpStepDoc {
     pub timeout: Option<Spanned<String>>,
     /// Follow redirects, overriding the default.
     pub follow_redirects: Option<bool>,
+    /// The HTTP version of this step's requests, e.g. `http: { version: 2 }`.
+    pub http: Option<Spanned<HttpDoc>>,
     /// Repeat the request until this condition on the response holds (a polling
     /// step); the step's name then measures the time until it held.
     pub until: Option<Spanned<UntilDoc>>,
@@ -82,6 +84,18 @@ pub struct DefaultsDoc {
     pub forward_headers: Option<Vec<Spanned<String>>>,
     /// At most this many bytes of a response body are kept for checks (default 1 MiB).
     pub max_body: Option<Spanned<i64>>,
+}
+
+/// The `http:` section (and a step's `http:`): which HTTP version requests use.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpDoc {
+    /// `1.1` (default), `2` (HTTP/2: ALPN over TLS, prior knowledge without) or
+    /// `auto` (HTTP/2 where the TLS server offers it).
+    pub version: Option<Spanned<JsonDoc>>,
+    /// How many VUs share one HTTP/2 connection, each with its stream in flight
+    /// (default 1: a connection per VU). Scenario-wide only.
+    pub max_streams: Option<Spanned<i64>>,
 }
 
 /// Which redirects are followed.

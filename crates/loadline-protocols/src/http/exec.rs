@@ -22,8 +22,9 @@ use serde_json::Value;
 use url::{form_urlencoded, Position, Url};
 
 use super::conn::{self, Origin, Progress};
+use super::h2;
 use super::spec::{
-    BodySpec, CaptureSource, Check, HttpStepSpec, PollSpec, Redirects, Until, UrlSpec,
+    BodySpec, CaptureSource, Check, HttpStepSpec, HttpVersion, PollSpec, Redirects, Until, UrlSpec,
 };
 use super::wire::Head;
 use super::VuState;
@@ -283,7 +284,7 @@ impl HttpStep {
             let in_flight = hub.in_flight(group, start, request_len);
             let result = tokio::time::timeout(
                 self.spec.timeout,
-                conn::exchange(
+                self.exchange(
                     state,
                     &origin,
                     &req,
@@ -342,6 +343,26 @@ impl HttpStep {
             }
             return true;
         }
+    }
+
+    /// One request and its response, over the step's HTTP version.
+    async fn exchange(
+        &self,
+        state: &mut VuState,
+        origin: &Origin,
+        req: &[u8],
+        head_request: bool,
+        keep: usize,
+        progress: &mut Progress,
+    ) -> Result<(), ErrorKind> {
+        let version = self.spec.version;
+        if version != HttpVersion::Http1
+            && matches!(h2::route(state, origin, version), h2::Route::H2)
+            && h2::exchange(state, origin, req, version, keep, progress).await?
+        {
+            return Ok(());
+        }
+        conn::exchange(state, origin, req, head_request, keep, progress).await
     }
 
     /// The origin and request target of the step's own URL.

@@ -12,6 +12,7 @@ mod build;
 mod conn;
 pub mod doc;
 mod exec;
+mod h2;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,10 @@ struct Shared {
     tls: Option<tls::TlsConnectors>,
     /// Redirects to another host that were not followed (`redirects: same_host`).
     off_host: AtomicU64,
+    /// The HTTP/2 connections, shared by VUs.
+    h2: h2::H2Pool,
+    /// The index the next VU state gets (which HTTP/2 connection it uses).
+    next_vu: std::sync::atomic::AtomicUsize,
 }
 
 impl HttpProtocol {
@@ -66,6 +71,8 @@ impl HttpProtocol {
                 settings: settings.clone(),
                 tls,
                 off_host: AtomicU64::new(0),
+                h2: h2::H2Pool::default(),
+                next_vu: std::sync::atomic::AtomicUsize::new(0),
             }),
             settings,
         })
@@ -79,6 +86,7 @@ impl Protocol for HttpProtocol {
 
     fn new_vu_state(&self) -> Box<dyn Any + Send> {
         Box::new(VuState {
+            index: self.shared.next_vu.fetch_add(1, Ordering::Relaxed),
             shared: self.shared.clone(),
             pool: Pool::default(),
             jar: CookieStore::default(),
@@ -115,6 +123,8 @@ impl Protocol for HttpProtocol {
 
 /// One VU's HTTP state (opaque: its connections, cookie jar and buffers).
 pub struct VuState {
+    /// Which VU of the protocol this is, from 0.
+    index: usize,
     shared: Arc<Shared>,
     pool: Pool,
     jar: CookieStore,

@@ -22,9 +22,25 @@ pub struct HttpSettings {
     pub max_body: usize,
     /// Which redirects are followed (when a step follows redirects at all).
     pub redirects: Redirects,
+    /// The HTTP version of steps that do not set their own.
+    pub version: HttpVersion,
+    /// How many VUs share one HTTP/2 connection (streams in flight on it).
+    pub max_streams: usize,
     /// Headers of the scenario that go along when a redirect leads to another
     /// host (`redirects: any`); every other header of the scenario stays behind.
     pub forward_headers: Vec<HeaderName>,
+}
+
+/// Which HTTP version a request goes over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 (the default).
+    #[default]
+    Http1,
+    /// HTTP/2: negotiated by ALPN over TLS, prior knowledge (h2c) without.
+    Http2,
+    /// HTTP/2 where the TLS server offers it by ALPN, else HTTP/1.1.
+    Auto,
 }
 
 /// Which redirects are followed.
@@ -47,6 +63,8 @@ impl Default for HttpSettings {
             max_body: 1024 * 1024,
             redirects: Redirects::SameHost,
             forward_headers: Vec::new(),
+            version: HttpVersion::Http1,
+            max_streams: 1,
         }
     }
 }
@@ -157,6 +175,8 @@ pub struct HttpStepSpec {
     pub captures: Vec<CaptureSpec>,
     /// Follow 3xx responses up to this many times (0 = never).
     pub max_redirects: u32,
+    /// The HTTP version of the step's requests.
+    pub version: HttpVersion,
     /// Repeat the request until a condition holds (`until:`), when set.
     pub poll: Option<PollSpec>,
 }

@@ -33,6 +33,7 @@ use crate::check::ValueTest;
 /// What the test server saw of one request.
 #[derive(Debug, Clone)]
 struct Seen {
+    version: http::Version,
     method: Method,
     target: String,
     headers: HeaderMap,
@@ -52,6 +53,28 @@ impl Log {
     fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+}
+
+/// The routes of [`server`] over HTTP/2 without TLS (prior knowledge).
+async fn h2c_server() -> (SocketAddr, Log) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Log::default();
+    let accept_log = log.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            accept_log.connections.fetch_add(1, Ordering::SeqCst);
+            let log = accept_log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| route(req, log.clone()));
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+            });
+        }
+    });
+    (addr, log)
 }
 
 /// A keep-alive HTTP/1.1 server with a few fixed routes.
@@ -88,6 +111,7 @@ async fn route(req: Request<Incoming>, log: Log) -> Result<Response<Full<Bytes>>
         .map_or("/", |p| p.as_str())
         .to_string();
     log.seen.lock().unwrap().push(Seen {
+        version: parts.version,
         method: parts.method.clone(),
         target,
         headers: parts.headers.clone(),
@@ -132,6 +156,14 @@ async fn route(req: Request<Incoming>, log: Log) -> Result<Response<Full<Bytes>>
 /// The routes of [`server`] over TLS with a fresh self-signed certificate for
 /// 127.0.0.1; the log records the ALPN protocol each handshake settled on.
 async fn tls_server() -> (SocketAddr, Log, Arc<Mutex<Vec<Option<Vec<u8>>>>>) {
+    tls_server_offering(&[b"http/1.1"]).await
+}
+
+/// [`tls_server`] offering these ALPN protocols; a connection that settles on
+/// `h2` is served over HTTP/2.
+async fn tls_server_offering(
+    protocols: &[&[u8]],
+) -> (SocketAddr, Log, Arc<Mutex<Vec<Option<Vec<u8>>>>>) {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
@@ -142,7 +174,7 @@ async fn tls_server() -> (SocketAddr, Log, Arc<Mutex<Vec<Option<Vec<u8>>>>>) {
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -157,13 +189,21 @@ async fn tls_server() -> (SocketAddr, Log, Arc<Mutex<Vec<Option<Vec<u8>>>>>) {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                alpn.lock()
-                    .unwrap()
-                    .push(tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+                let chosen = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                let h2 = chosen.as_deref() == Some(b"h2");
+                alpn.lock().unwrap().push(chosen);
                 let service = service_fn(move |req| route(req, log.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
+                if h2 {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
                     .serve_connection(TokioIo::new(tls), service)
                     .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                }
             });
         }
     });
@@ -285,6 +325,7 @@ fn spec(addr: SocketAddr, method: Method, path: &str) -> HttpStepSpec {
         checks: vec![],
         captures: vec![],
         max_redirects: 0,
+        version: HttpVersion::Http1,
         poll: None,
     }
 }
@@ -1057,4 +1098,83 @@ async fn a_target_that_goes_down_and_comes_back() {
         "{:?}",
         s.errors
     );
+}
+
+#[tokio::test]
+async fn http2_without_tls_uses_prior_knowledge_and_shares_connections() {
+    let (addr, log) = h2c_server().await;
+    let mut step = spec(addr, Method::POST, "/echo");
+    step.version = HttpVersion::Http2;
+    step.body = BodySpec::Raw(Template::literal("ping"));
+    step.checks = CheckSpec::numbered(vec![Check::BodyContains("ping".into())]);
+    let mut h = Harness::new(HttpSettings {
+        max_streams: 4,
+        ..HttpSettings::default()
+    });
+    for _ in 0..5 {
+        assert_eq!(h.run(step.clone()).await, StepOutcome::Continue);
+    }
+    let s = h.stats();
+    assert_eq!((s.requests, s.failed, s.checks_passed), (5, 0, 5));
+    let seen = log.seen();
+    assert_eq!(seen.len(), 5);
+    assert!(seen.iter().all(|r| r.version == http::Version::HTTP_2));
+    assert!(seen.iter().all(|r| r.body == "ping"));
+    assert_eq!(log.connections(), 1);
+}
+
+#[tokio::test]
+async fn http2_over_tls_by_alpn_and_auto_falls_back_to_http1() {
+    let https = |addr: SocketAddr, version| {
+        let mut step = spec(addr, Method::GET, "/hello");
+        step.url = UrlSpec::Relative {
+            base: url::Url::parse(&format!("https://{addr}")).unwrap(),
+            path: Template::literal("/hello"),
+        };
+        step.version = version;
+        step.checks = CheckSpec::numbered(vec![Check::BodyContains("hello".into())]);
+        step
+    };
+    let insecure = || HttpSettings {
+        insecure: true,
+        ..HttpSettings::default()
+    };
+    // A server offering h2: `2` and `auto` both get it.
+    let (addr, log, alpn) = tls_server_offering(&[b"h2", b"http/1.1"]).await;
+    for version in [HttpVersion::Http2, HttpVersion::Auto] {
+        let mut h = Harness::new(insecure());
+        for _ in 0..2 {
+            assert_eq!(h.run(https(addr, version)).await, StepOutcome::Continue);
+        }
+        assert_eq!(h.stats().checks_passed, 2);
+    }
+    assert!(log
+        .seen()
+        .iter()
+        .all(|r| r.version == http::Version::HTTP_2));
+    assert_eq!(log.seen().len(), 4);
+    assert_eq!(alpn.lock().unwrap().clone(), vec![Some(b"h2".to_vec()); 2]);
+
+    // A server with HTTP/1.1 only: `auto` falls back; `2` fails the handshake
+    // (the server refuses a client that offers only h2).
+    let (addr, log, _) = tls_server().await;
+    let mut h = Harness::new(insecure());
+    for _ in 0..2 {
+        assert_eq!(
+            h.run(https(addr, HttpVersion::Auto)).await,
+            StepOutcome::Continue
+        );
+    }
+    assert_eq!(h.stats().checks_passed, 2);
+    assert!(log
+        .seen()
+        .iter()
+        .all(|r| r.version == http::Version::HTTP_11));
+    assert_eq!(log.connections(), 1, "the negotiated connection is reused");
+    let mut h = Harness::new(insecure());
+    assert_eq!(
+        h.run(https(addr, HttpVersion::Http2)).await,
+        StepOutcome::AbortIteration
+    );
+    assert_eq!(error_count(&h.stats(), ErrorKind::Tls), 1);
 }

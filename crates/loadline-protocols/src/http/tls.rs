@@ -11,11 +11,18 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::TlsConnector;
 
-/// The two connectors; which one a connection uses follows `HttpSettings::insecure`.
+/// The connectors; which one a connection uses follows `HttpSettings::insecure`
+/// and the HTTP version it offers by ALPN.
 #[derive(Clone)]
 pub(crate) struct TlsConnectors {
     pub(crate) verified: TlsConnector,
     pub(crate) insecure: TlsConnector,
+    /// Offering `h2` only.
+    pub(crate) h2_verified: TlsConnector,
+    pub(crate) h2_insecure: TlsConnector,
+    /// Offering `h2`, then `http/1.1`.
+    pub(crate) auto_verified: TlsConnector,
+    pub(crate) auto_insecure: TlsConnector,
 }
 
 impl std::fmt::Debug for TlsConnectors {
@@ -24,31 +31,38 @@ impl std::fmt::Debug for TlsConnectors {
     }
 }
 
-/// Builds both configurations with the ring provider, offering only HTTP/1.1 by ALPN.
+/// Builds every configuration with the ring provider.
 pub(crate) fn connectors() -> Result<TlsConnectors, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    let mut verified = ClientConfig::builder_with_provider(provider.clone())
+    let verified = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    verified.alpn_protocols = vec![b"http/1.1".to_vec()];
 
     let any_cert = AcceptAnyCertificate {
         algorithms: provider.signature_verification_algorithms,
     };
-    let mut insecure = ClientConfig::builder_with_provider(provider)
+    let insecure = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(any_cert))
         .with_no_client_auth();
-    insecure.alpn_protocols = vec![b"http/1.1".to_vec()];
 
+    let offering = |config: &ClientConfig, alpn: &[&[u8]]| {
+        let mut c = config.clone();
+        c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsConnector::from(Arc::new(c))
+    };
     Ok(TlsConnectors {
-        verified: TlsConnector::from(Arc::new(verified)),
-        insecure: TlsConnector::from(Arc::new(insecure)),
+        verified: offering(&verified, &[b"http/1.1"]),
+        insecure: offering(&insecure, &[b"http/1.1"]),
+        h2_verified: offering(&verified, &[b"h2"]),
+        h2_insecure: offering(&insecure, &[b"h2"]),
+        auto_verified: offering(&verified, &[b"h2", b"http/1.1"]),
+        auto_insecure: offering(&insecure, &[b"h2", b"http/1.1"]),
     })
 }
 

@@ -17,7 +17,7 @@ pub const MAX_HEAD: usize = 256 * 1024;
 #[derive(Debug, Default)]
 pub struct Head {
     pub status: u16,
-    /// HTTP/1.0 (`0`) or HTTP/1.1 (`1`).
+    /// HTTP/1.0 (`0`), HTTP/1.1 (`1`) or HTTP/2 (`2`).
     pub version: u8,
     raw: Vec<u8>,
     fields: Vec<(Range<usize>, Range<usize>)>,
@@ -53,6 +53,21 @@ impl Head {
                 .push((name..name + h.name.len(), value..value + h.value.len()));
         }
         Ok(Some(len))
+    }
+
+    /// Takes an HTTP/2 response's status and headers (version `2`).
+    pub fn set_h2(&mut self, status: u16, headers: &http::HeaderMap) {
+        self.status = status;
+        self.version = 2;
+        self.raw.clear();
+        self.fields.clear();
+        for (name, value) in headers {
+            let n = self.raw.len();
+            self.raw.extend_from_slice(name.as_str().as_bytes());
+            let v = self.raw.len();
+            self.raw.extend_from_slice(value.as_bytes());
+            self.fields.push((n..v, v..self.raw.len()));
+        }
     }
 
     /// Every value of header `name` (ASCII case-insensitive), in order.
