@@ -378,9 +378,37 @@ impl Database {
         }
     }
 
+    /// A SQLite database file is created when missing, and so are the folders
+    /// it is to be in.
+    fn create_sqlite_folder(&self) -> Result<(), SqlError> {
+        let DbOptions::Lite(options) = &self.options else {
+            return Ok(());
+        };
+        let file = options.get_filename();
+        let text = file.to_string_lossy();
+        // In-memory databases have no file (sqlx names them `file:…`).
+        if text == ":memory:" || text.starts_with("file:") {
+            return Ok(());
+        }
+        match file.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() && !folder.exists() => {
+                std::fs::create_dir_all(folder).map_err(|e| {
+                    self.unreachable(&format!(
+                        "cannot create the folder {} for the database file: {e}",
+                        folder.display()
+                    ))
+                })?;
+                tracing::debug!(database = %self.name, folder = %folder.display(), "created the SQLite database's folder");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Opens one connection (a refusal or bad credentials show plainly), then,
     /// in shared mode, fills the pool.
     async fn check(&self) -> Result<(), SqlError> {
+        self.create_sqlite_folder()?;
         let work = async {
             let conn = self
                 .options
