@@ -234,3 +234,48 @@ flows:
     assert_eq!(c["max_passing_rate"], serde_json::Value::Null);
     assert_eq!(srv.seen().count("GET /slow/{ms}"), 3);
 }
+
+/// With a `dropped_iterations` threshold of the scenario's own, a step whose
+/// arrivals were dropped names that failure once, not once more as the search's
+/// own criterion.
+#[test]
+fn a_dropped_iterations_threshold_is_named_once() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases: [ {{ duration: 1s, arrival_rate: 10 }} ]
+graceful_stop: 5s
+thresholds:
+  dropped_iterations: ["count == 0"]
+flows:
+  - steps:
+      - get: /slow/1500
+"#,
+        srv.url()
+    ));
+    let out_path = sc.out("c.json");
+    let output = loadline()
+        .arg("capacity")
+        .arg(&sc.path)
+        .args(["--start", "10", "--max-rate", "10", "--max-vus", "2"])
+        .args(["--step-duration", "1s", "--refine", "0", "--summary-json"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines().filter(|l| l.contains("dropped_iterations")) {
+        assert_eq!(line.matches("dropped_iterations").count(), 1, "{stdout}");
+    }
+    let step = &read_json(&out_path).unwrap()["capacity"]["steps"][0];
+    let named: Vec<&serde_json::Value> = step["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["metric"] == "dropped_iterations")
+        .collect();
+    assert_eq!(named.len(), 1, "{step:#}");
+    assert_eq!(named[0]["value"], 8.0, "{step:#}");
+    assert_eq!(step["dropped"], 8, "{step:#}");
+}
