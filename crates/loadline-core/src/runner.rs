@@ -81,6 +81,9 @@ pub struct Tick<'a> {
     pub interval_len: Duration,
     /// The monitors' latest values.
     pub monitors: &'a [MonitorValue],
+    /// The load is over (or was stopped) and the in-flight iterations are
+    /// finishing: the graceful stop is running.
+    pub stopping: bool,
 }
 
 /// Receives the live figures (terminal progress, streamed outputs).
