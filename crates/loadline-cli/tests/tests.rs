@@ -10,6 +10,7 @@ mod capacity;
 #[cfg(feature = "demo")]
 mod demo;
 mod engine;
+mod logging;
 mod outputs;
 mod profiles;
 mod secrets;

@@ -409,6 +409,7 @@ impl Database {
     /// in shared mode, fills the pool.
     async fn check(&self) -> Result<(), SqlError> {
         self.create_sqlite_folder()?;
+        tracing::debug!(database = %self.name, url = %self.redacted, mode = ?self.mode, "connecting to the database");
         let work = async {
             let conn = self
                 .options
@@ -416,6 +417,7 @@ impl Database {
                 .await
                 .map_err(|e| self.unreachable(&e.to_string()))?;
             conn.close().await;
+            tracing::debug!(database = %self.name, "connected to the database");
             if let Some(pool) = self.pool() {
                 let opening = (0..self.size).map(|_| pool.acquire());
                 let opened = futures_util::future::join_all(opening).await;
@@ -426,6 +428,7 @@ impl Database {
                         self.size
                     )));
                 }
+                tracing::debug!(database = %self.name, connections = ok, "the database's pool is filled");
             }
             Ok(())
         };
@@ -546,6 +549,10 @@ impl SqlProtocol {
         for conn in conns.into_iter().flatten() {
             conn.close().await;
         }
+        match &result {
+            Ok(()) => tracing::debug!(statements = statements.len(), "statements run"),
+            Err(e) => tracing::debug!(error = %e, "a statement failed"),
+        }
         result
     }
 
@@ -556,6 +563,7 @@ impl SqlProtocol {
     ) -> Result<(), SqlError> {
         for (index, st) in statements.iter().enumerate() {
             let db = self.database(st.database)?;
+            tracing::debug!(database = %db.name, index, "running a statement");
             let slot = &mut conns[st.database];
             let conn = match slot {
                 Some(conn) => conn,
@@ -601,6 +609,7 @@ impl SqlProtocol {
             if mine.is_empty() {
                 continue;
             }
+            tracing::debug!(database = %db.name, statements = mine.len(), "preparing the steps' statements");
             let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, db.options.connect()).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
@@ -641,6 +650,7 @@ impl SqlProtocol {
         for db in &self.databases {
             if let Some(pool) = db.pool.get() {
                 pool.close().await;
+                tracing::debug!(database = %db.name, "the database's pool is closed");
             }
         }
     }
@@ -697,6 +707,7 @@ impl Protocol for SqlProtocol {
     /// syntax error stop the run before any load.
     fn prepare<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, HookResult> {
         Box::pin(async move {
+            tracing::debug!(databases = self.databases.len(), "sql: preparing");
             if let Err(e) = self.connect_all().await {
                 return Err(vec![
                     e.to_string(),
@@ -704,6 +715,7 @@ impl Protocol for SqlProtocol {
                 ]);
             }
             self.connected.store(true, Ordering::Relaxed);
+            tracing::debug!(statements = self.setup.len(), "sql: setup");
             if let Err(e) = self.run_setup(&self.setup).await {
                 return Err(vec![e.to_string(), NOT_READY.into()]);
             }
@@ -712,6 +724,7 @@ impl Protocol for SqlProtocol {
                 lines.push(NOT_READY.into());
                 return Err(lines);
             }
+            tracing::debug!("sql: ready");
             Ok(vec![self.ready_line(plan)])
         })
     }
@@ -720,8 +733,10 @@ impl Protocol for SqlProtocol {
     fn finish(&self) -> BoxFuture<'_, HookResult> {
         Box::pin(async move {
             if !self.connected.load(Ordering::Relaxed) {
+                tracing::debug!("sql: no teardown, the databases were not reached");
                 return Ok(Vec::new());
             }
+            tracing::debug!(statements = self.teardown.len(), "sql: teardown");
             let result = self.run_setup(&self.teardown).await;
             self.close().await;
             match result {
