@@ -9,6 +9,7 @@ mod bad_input;
 mod capacity;
 #[cfg(feature = "demo")]
 mod demo;
+mod docs;
 mod engine;
 mod logging;
 mod outputs;
