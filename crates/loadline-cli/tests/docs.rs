@@ -97,10 +97,18 @@ fn blocks(path: &Path) -> Vec<Block> {
             i += 1;
             while i < lines.len() && lines[i].trim() != "```" {
                 let l = lines[i];
-                body.push(if l.len() >= indent { &l[indent..] } else { l.trim_start() });
+                body.push(if l.len() >= indent {
+                    &l[indent..]
+                } else {
+                    l.trim_start()
+                });
                 i += 1;
             }
-            assert!(i < lines.len(), "{name}:{}: a fence that is never closed", start + 1);
+            assert!(
+                i < lines.len(),
+                "{name}:{}: a fence that is never closed",
+                start + 1
+            );
             out.push(Block {
                 file: name.clone(),
                 line: start + 1,
@@ -128,7 +136,11 @@ fn documents() -> Vec<PathBuf> {
 /// A folder with the data files the docs' blocks name.
 fn folder_with_data() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(root().join("examples/users.csv"), dir.path().join("users.csv")).unwrap();
+    std::fs::copy(
+        root().join("examples/users.csv"),
+        dir.path().join("users.csv"),
+    )
+    .unwrap();
     std::fs::copy(
         root().join("tests/load/search_terms.csv"),
         dir.path().join("search_terms.csv"),
@@ -185,7 +197,8 @@ fn wrap(block: &Block) -> String {
         .filter_map(|l| l.split(':').next())
         .collect();
     // A default profile says which phases run: it takes the place of `phases`.
-    let replaced = |key: &str| top.contains(&key) || (key == "phases" && top.contains(&"default_profile"));
+    let replaced =
+        |key: &str| top.contains(&key) || (key == "phases" && top.contains(&"default_profile"));
     let steps = block.attr("steps");
     for (key, line) in MINIMAL {
         if key == "flows" && !steps.is_empty() && !replaced(key) {
@@ -260,7 +273,11 @@ fn every_yaml_block_in_the_docs_loads_as_marked() {
                 problems.push(format!(
                     "{} ({}): not valid:\n{}\n--- as validated:\n{scenario}",
                     block.at(),
-                    if mark.is_empty() { "a whole scenario" } else { mark },
+                    if mark.is_empty() {
+                        "a whole scenario"
+                    } else {
+                        mark
+                    },
                     String::from_utf8_lossy(&out.stderr)
                 ));
             }
@@ -370,7 +387,10 @@ fn services_up(file: &Path, needed: &[(&str, u16)]) -> bool {
         if !reachable(*port) {
             let reason = format!("{name} not reachable on 127.0.0.1:{port}");
             if std::env::var("LOADLINE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("LOADLINE_REQUIRE_SERVICES=1 but {reason} ({})", file.display());
+                panic!(
+                    "LOADLINE_REQUIRE_SERVICES=1 but {reason} ({})",
+                    file.display()
+                );
             }
             eprintln!("skipped {}: {reason}", file.display());
             return false;
@@ -387,7 +407,14 @@ fn run_briefly(file: &Path, target: Option<&str>, out: &Path) -> serde_json::Val
     let mut cmd = loadline();
     cmd.arg("run")
         .arg(file)
-        .args(["--duration", "3s", "--seed", "7", "--quiet", "--summary-json"])
+        .args([
+            "--duration",
+            "3s",
+            "--seed",
+            "7",
+            "--quiet",
+            "--summary-json",
+        ])
         .arg(out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -483,7 +510,13 @@ fn the_benchmark_scenarios_are_valid() {
         let copy = dir.path().join(file.file_name().unwrap());
         std::fs::write(&copy, filled).unwrap();
         let out = loadline().arg("validate").arg(&copy).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}: {}", file.display(), text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            text(&out)
+        );
     }
 }
 
@@ -501,8 +534,16 @@ fn the_database_errors_in_the_docs_are_the_programs() {
             .body
     };
     let cases = [
-        ("postgres://app:secret@127.0.0.1:9/shop", "cannot be reached", false),
-        ("postgres://postgres@127.0.0.1:5432/test", "does not prepare", true),
+        (
+            "postgres://app:secret@127.0.0.1:9/shop",
+            "cannot be reached",
+            false,
+        ),
+        (
+            "postgres://postgres@127.0.0.1:5432/test",
+            "does not prepare",
+            true,
+        ),
     ];
     for (url, needle, needs_postgres) in cases {
         if needs_postgres && !services_up(&doc, &[("PostgreSQL", 5432)]) {

@@ -67,10 +67,7 @@ fn debug_logs_the_lifecycle_of_a_run() {
             assert!(stderr.contains(event), "{level}: no `{event}` in\n{stderr}");
         }
         // Lifecycle events, not one per request or statement.
-        let inserts = stderr
-            .lines()
-            .filter(|l| l.contains("INSERT INTO"))
-            .count();
+        let inserts = stderr.lines().filter(|l| l.contains("INSERT INTO")).count();
         assert_eq!(inserts, 0, "{stderr}");
     }
 }

@@ -1106,10 +1106,24 @@ mod tests {
             .collect();
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert_eq!(errors[0].0, 6);
-        assert!(errors[0].2.contains("expected only one of pid, name, whole, any, found pid and name"));
-        assert!(errors[1].2.contains("expected one key of pid"), "{}", errors[1].2);
-        assert!(errors[2].2.contains("unknown value `exe`"), "{}", errors[2].2);
+        assert!(errors[0]
+            .2
+            .contains("expected only one of pid, name, whole, any, found pid and name"));
+        assert!(
+            errors[1].2.contains("expected one key of pid"),
+            "{}",
+            errors[1].2
+        );
+        assert!(
+            errors[2].2.contains("unknown value `exe`"),
+            "{}",
+            errors[2].2
+        );
         assert_eq!((errors[3].0, errors[3].1.as_str()), (9, "t[7].pid"));
-        assert!(errors[3].2.contains("expected an integer"), "{}", errors[3].2);
+        assert!(
+            errors[3].2.contains("expected an integer"),
+            "{}",
+            errors[3].2
+        );
     }
 }

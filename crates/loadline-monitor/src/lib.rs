@@ -126,7 +126,11 @@ impl Monitors {
                 sampling::spawn(&runtime, sampler, board.slot(), every, stop.clone());
             }
             if settings.host {
-                tracing::debug!(?every, all_interfaces = settings.all_interfaces, "monitor started: the host");
+                tracing::debug!(
+                    ?every,
+                    all_interfaces = settings.all_interfaces,
+                    "monitor started: the host"
+                );
                 let sampler = host::HostSampler::new(settings.all_interfaces);
                 sampling::spawn(&runtime, sampler, board.slot(), every, stop.clone());
             }

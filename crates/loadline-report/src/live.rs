@@ -55,7 +55,11 @@ impl LiveView {
         match planned {
             Some(p) => {
                 self.main.set_length(p);
-                let at = if tick.stopping { p } else { tick.elapsed.as_secs().min(p) };
+                let at = if tick.stopping {
+                    p
+                } else {
+                    tick.elapsed.as_secs().min(p)
+                };
                 self.main.set_position(at);
             }
             None => {
