@@ -155,7 +155,8 @@ fn the_target_process_is_found_by_its_port_and_busy() {
 }
 
 /// `monitor.processes` in each documented form (flow and block mappings of
-/// `pid`, `name` and `port`) finds this test process, which serves the load.
+/// `pid`, `name` and `port`, and the tagged `!pid 42`) finds this test process,
+/// which serves the load.
 #[test]
 fn monitored_processes_are_found_by_pid_name_and_port() {
     let srv = TestServer::start();
@@ -170,6 +171,8 @@ fn monitored_processes_are_found_by_pid_name_and_port() {
         format!("  processes:\n    - name: \"{name}\""),
         format!("  processes: [ {{ port: {port} }} ]"),
         format!("  processes:\n    - port: {port}"),
+        format!("  processes: [ !pid {pid} ]"),
+        format!("  processes:\n    - !port {port}"),
     ];
     for form in forms {
         let sc = Scenario::new(&format!(

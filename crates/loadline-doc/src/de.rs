@@ -700,6 +700,15 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let r = match &self.node.value {
+            // A tagged scalar is the variant with its value: `!port 6379`.
+            NodeValue::Scalar(s) if s.tag.is_some() => {
+                let name = s.tag.as_deref().unwrap_or_default();
+                let path = child_key_path(&self.path, name);
+                visitor.visit_enum(MapVariant {
+                    name,
+                    value: self.child(self.node, path),
+                })
+            }
             NodeValue::Scalar(s) => visitor.visit_enum(UnitVariant {
                 name: s.text.as_str(),
             }),
@@ -1080,7 +1089,7 @@ mod tests {
 
     #[test]
     fn enums_with_a_value_are_mappings_of_one_key() {
-        let text = "t:\n  - { pid: 1 }\n  - name: postgres\n  - whole: { host: h, port: 2 }\n  - any\n  - { pid: 1, name: x }\n  - {}\n  - { exe: x }\n  - { pid: x }\n";
+        let text = "t:\n  - { pid: 1 }\n  - name: postgres\n  - whole: { host: h, port: 2 }\n  - any\n  - { pid: 1, name: x }\n  - {}\n  - { exe: x }\n  - { pid: x }\n  - !pid 7\n  - !name db\n";
         let (node, problems) = parse(text).unwrap();
         assert!(problems.is_empty());
         let sink = Sink::default();
@@ -1098,7 +1107,11 @@ mod tests {
                 Some(Target::Any)
             ]
         );
-        assert!(read[4..].iter().all(Option::is_none));
+        assert!(read[4..8].iter().all(Option::is_none));
+        assert_eq!(
+            read[8..],
+            [Some(Target::Pid(7)), Some(Target::Name("db".into()))]
+        );
         let errors: Vec<(usize, String, String)> = sink
             .into_errors()
             .into_iter()
