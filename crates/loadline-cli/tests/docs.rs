@@ -563,3 +563,62 @@ fn the_database_errors_in_the_docs_are_the_programs() {
         assert_eq!(stderr, shown(needle), "{needle}");
     }
 }
+
+/// The `monitor:` block of docs/monitoring_and_reports.md, pointed at demo-shop's
+/// `/metrics`, gives the series it selects: the shop's queue depth and its
+/// `/orders` request rate.
+#[cfg(feature = "demo")]
+#[test]
+fn the_documented_monitor_block_scrapes_the_shop() {
+    let shop = ShopProcess::start(&[]);
+    let doc = root().join("docs/monitoring_and_reports.md");
+    let block = blocks(&doc)
+        .into_iter()
+        .find(|b| b.body.starts_with("monitor:"))
+        .expect("a monitor: block");
+    let monitor = block.body.replace(
+        "http://127.0.0.1:9100/metrics",
+        &format!("{}/metrics", shop.url),
+    );
+    assert_ne!(monitor, block.body, "the block's endpoint moved");
+    let sc = Scenario::new(&format!(
+        r#"target: {}
+phases: [ {{ vus: 2, duration: 3s }} ]
+{monitor}
+flows:
+  - steps:
+      - post: /login
+        json: {{ user: user1, password: pw1 }}
+        capture: {{ token: {{ json: "$.token" }} }}
+      - post: /orders
+        headers: {{ authorization: "Bearer {{{{ token }}}}" }}
+        json: {{ product: 1, qty: 1 }}
+        check: {{ status: 201 }}
+      - think: 200ms
+"#,
+        shop.url
+    ));
+    let series = sc.out("r.jsonl");
+    let (out, summary) = run_scenario(&sc, &["--out", &format!("jsonl={}", series.display())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(summary.unwrap()["checks"]["failed"], 0);
+    let keys: std::collections::BTreeSet<String> = std::fs::read_to_string(&series)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            let point: serde_json::Value = serde_json::from_str(l).unwrap();
+            point["monitors"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(keys.contains("prom.demo_shop_queue_depth"), "{keys:#?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("prom.demo_shop_requests_total:rate{")
+                && k.contains("route=/orders")),
+        "{keys:#?}"
+    );
+    assert_eq!(shop.stop(), Some(0));
+}

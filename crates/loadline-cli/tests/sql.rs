@@ -397,6 +397,17 @@ flows:
         (monitor - loadline).abs() <= 0.1 * loadline,
         "loadline {loadline:.1}/s, monitor {monitor:.1}/s"
     );
+    // The monitor's first sample is taken as the load starts, so a rate is in
+    // the series from its first point, at the latest from its second (as
+    // docs/database_load.md says).
+    assert!(
+        points
+            .iter()
+            .take(2)
+            .any(|p| p["monitors"]["db.xact_commit_per_s{db=main}"].is_number()),
+        "{:#?}",
+        &points[..2.min(points.len())]
+    );
     // The other series are there too.
     let last = &steady[steady.len() - 1]["monitors"];
     for key in [
