@@ -186,3 +186,96 @@ flows:
     assert_eq!(c["max_passing_rate"], 40.0);
     assert_eq!(srv.seen().count("GET /hello"), 15 + 20);
 }
+
+/// A step whose iterations were cut off at the graceful stop fails, whatever its
+/// thresholds say, and its achieved rate counts the iterations that started.
+#[test]
+fn a_step_with_iterations_cut_off_fails_and_counts_them_as_started() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases: [ {{ duration: 1s, arrival_rate: 3 }} ]
+graceful_stop: 200ms
+thresholds:
+  latency: ["p95 < 1m"]
+flows:
+  - steps:
+      - get: /slow/2000
+"#,
+        srv.url()
+    ));
+    let out_path = sc.out("c.json");
+    let output = loadline()
+        .arg("capacity")
+        .arg(&sc.path)
+        .args(["--start", "3", "--max-rate", "3", "--step-duration", "1s"])
+        .args(["--refine", "0", "--quiet", "--summary-json"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let c = &read_json(&out_path).unwrap()["capacity"];
+    let steps = c["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{c:#}");
+    let step = &steps[0];
+    assert_eq!(step["passed"], false, "{step:#}");
+    assert_eq!(step["interrupted"], 3, "{step:#}");
+    assert_eq!(step["iterations"], 0, "{step:#}");
+    assert_eq!(step["achieved_rate"], 3.0, "{step:#}");
+    let failed: Vec<&str> = step["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["passed"] == false)
+        .map(|t| t["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["interrupted_iterations"]);
+    assert_eq!(c["max_passing_rate"], serde_json::Value::Null);
+    assert_eq!(srv.seen().count("GET /slow/{ms}"), 3);
+}
+
+/// With a `dropped_iterations` threshold of the scenario's own, a step whose
+/// arrivals were dropped names that failure once, not once more as the search's
+/// own criterion.
+#[test]
+fn a_dropped_iterations_threshold_is_named_once() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+phases: [ {{ duration: 1s, arrival_rate: 10 }} ]
+graceful_stop: 5s
+thresholds:
+  dropped_iterations: ["count == 0"]
+flows:
+  - steps:
+      - get: /slow/1500
+"#,
+        srv.url()
+    ));
+    let out_path = sc.out("c.json");
+    let output = loadline()
+        .arg("capacity")
+        .arg(&sc.path)
+        .args(["--start", "10", "--max-rate", "10", "--max-vus", "2"])
+        .args(["--step-duration", "1s", "--refine", "0", "--summary-json"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines().filter(|l| l.contains("dropped_iterations")) {
+        assert_eq!(line.matches("dropped_iterations").count(), 1, "{stdout}");
+    }
+    let step = &read_json(&out_path).unwrap()["capacity"]["steps"][0];
+    let named: Vec<&serde_json::Value> = step["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["metric"] == "dropped_iterations")
+        .collect();
+    assert_eq!(named.len(), 1, "{step:#}");
+    assert_eq!(named[0]["value"], 8.0, "{step:#}");
+    assert_eq!(step["dropped"], 8, "{step:#}");
+}

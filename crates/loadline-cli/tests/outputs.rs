@@ -154,6 +154,46 @@ fn the_target_process_is_found_by_its_port_and_busy() {
     assert!(busiest > 0.0, "no CPU seen for {key}");
 }
 
+/// `monitor.processes` in each documented form (flow and block mappings of
+/// `pid`, `name` and `port`, and the tagged `!pid 42`) finds this test process,
+/// which serves the load.
+#[test]
+fn monitored_processes_are_found_by_pid_name_and_port() {
+    let srv = TestServer::start();
+    let pid = std::process::id();
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_str().unwrap().to_string();
+    let port = srv.addr.port();
+    let forms = [
+        format!("  processes: [ {{ pid: {pid} }} ]"),
+        format!("  processes:\n    - pid: {pid}"),
+        format!("  processes: [ {{ name: \"{name}\" }} ]"),
+        format!("  processes:\n    - name: \"{name}\""),
+        format!("  processes: [ {{ port: {port} }} ]"),
+        format!("  processes:\n    - port: {port}"),
+        format!("  processes: [ !pid {pid} ]"),
+        format!("  processes:\n    - !port {port}"),
+    ];
+    for form in forms {
+        let sc = Scenario::new(&format!(
+            "target: {}\nphases:\n  - vus: 1\n    duration: 1500ms\nmonitor:\n  interval: 200ms\n  \
+             host: false\n  self_monitor: false\n  target_process: false\n{form}\nflows:\n  - steps:\n      \
+             - get: /hello\n      - think: 50ms\n",
+            srv.url()
+        ));
+        let series = sc.out("r.jsonl");
+        let (out, _) = run_scenario(&sc, &["--out", &format!("jsonl={}", series.display())]);
+        assert_eq!(out.status.code(), Some(0), "{form}\n{}", text(&out));
+        let key = format!("process.rss_bytes{{pid={pid}");
+        let seen = jsonl(&series).iter().any(|p| {
+            p["monitors"]
+                .as_object()
+                .is_some_and(|m| m.keys().any(|k| k.starts_with(&key)))
+        });
+        assert!(seen, "{form}: no {key} series");
+    }
+}
+
 #[test]
 fn sigkill_leaves_a_series_that_parses_to_the_last_second() {
     let srv = TestServer::start();

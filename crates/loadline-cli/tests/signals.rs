@@ -155,3 +155,33 @@ flows:
     assert_eq!(step(&s, "GET /slow/30000")["errors"]["interrupted"], 2);
     assert!(s["notes"].to_string().contains("2 iterations were cut off"));
 }
+
+/// While in-flight iterations finish after the load, the progress line says the
+/// graceful stop is running instead of a clock past the planned duration.
+#[test]
+fn the_progress_line_shows_the_graceful_stop() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        "target: {}\ngraceful_stop: 6s\nphases:\n  - vus: 1\n    duration: 1s\nflows:\n  - steps:\n      - get: /slow/2500\n",
+        srv.url()
+    ));
+    let out = loadline()
+        .arg("run")
+        .arg(&sc.path)
+        .arg("--no-monitor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stopping: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("graceful stop (in-flight iterations get up to 6s)"))
+        .collect();
+    assert!(!stopping.is_empty(), "{stdout}");
+    for line in &stopping {
+        // The time so far, without the planned duration it has passed.
+        assert!(!line.contains(" / "), "{line}");
+        assert!(line.contains("VUs 1"), "{line}");
+    }
+    assert_eq!(srv.seen().count("GET /slow/{ms}"), 1);
+}

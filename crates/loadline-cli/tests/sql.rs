@@ -397,6 +397,17 @@ flows:
         (monitor - loadline).abs() <= 0.1 * loadline,
         "loadline {loadline:.1}/s, monitor {monitor:.1}/s"
     );
+    // The monitor's first sample is taken as the load starts, so a rate is in
+    // the series from its first point, at the latest from its second (as
+    // docs/database_load.md says).
+    assert!(
+        points
+            .iter()
+            .take(2)
+            .any(|p| p["monitors"]["db.xact_commit_per_s{db=main}"].is_number()),
+        "{:#?}",
+        &points[..2.min(points.len())]
+    );
     // The other series are there too.
     let last = &steady[steady.len() - 1]["monitors"];
     for key in [
@@ -754,4 +765,27 @@ flows: [ {{ steps: [ {{ sql: main, query: "SELECT 1" }} ] }} ]
                 .unwrap();
         });
     }
+}
+
+/// `sqlite://data/local.db` (relative to the scenario) creates the file, and the
+/// folder `data/` it is in, when they are missing.
+#[test]
+fn a_sqlite_file_and_its_folders_are_created_when_missing() {
+    let sc = Scenario::new(
+        r#"
+databases:
+  lite: { url: "sqlite://data/nested/local.db" }
+setup:
+  - { sql: lite, query: "CREATE TABLE IF NOT EXISTS t (n INTEGER)" }
+phases: [ { vus: 2, iterations: 10 } ]
+flows:
+  - steps:
+      - { sql: lite, name: insert, query: "INSERT INTO t (n) VALUES (1)" }
+"#,
+    );
+    let (out, summary) = run_scenario(&sc, &["--no-monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(step(&summary.unwrap(), "insert")["requests"], 10);
+    let file = sc.dir.path().join("data/nested/local.db");
+    assert!(file.is_file(), "{} missing", file.display());
 }

@@ -9,7 +9,9 @@ mod bad_input;
 mod capacity;
 #[cfg(feature = "demo")]
 mod demo;
+mod docs;
 mod engine;
+mod logging;
 mod outputs;
 mod profiles;
 mod secrets;

@@ -72,6 +72,7 @@ pub(crate) async fn run(
             total: &total,
             interval_len: now - last,
             monitors: &values,
+            stopping: sh.soft.is_cancelled() && !finished,
         });
         last = now;
         if finished {

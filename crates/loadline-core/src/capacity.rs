@@ -234,7 +234,9 @@ impl StepReport {
             ("interrupted_iterations", s.iterations.interrupted),
         ];
         for (metric, n) in saturation {
-            if n > 0 {
+            // A threshold of the scenario's own on the same count already says it.
+            let said = s.thresholds.iter().any(|t| t.metric == metric && !t.passed);
+            if n > 0 && !said {
                 thresholds.push(ThresholdResult {
                     metric: metric.into(),
                     expr: "count == 0".into(),

@@ -81,6 +81,9 @@ pub struct Tick<'a> {
     pub interval_len: Duration,
     /// The monitors' latest values.
     pub monitors: &'a [MonitorValue],
+    /// The load is over (or was stopped) and the in-flight iterations are
+    /// finishing: the graceful stop is running.
+    pub stopping: bool,
 }
 
 /// Receives the live figures (terminal progress, streamed outputs).
@@ -138,9 +141,17 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
         opts.monitors.clone(),
     ));
 
+    tracing::debug!(
+        phases = plan.phases.len(),
+        flows = plan.flows.len(),
+        segment = %opts.segment,
+        seed,
+        "run started"
+    );
     let mut phase_starts = Vec::with_capacity(plan.phases.len());
     for (i, phase) in plan.phases.iter().enumerate() {
         if sh.soft.is_cancelled() {
+            tracing::debug!(phase = %phase.name, index = i, "phase skipped: the run is stopping");
             break;
         }
         phase_starts.push(start.elapsed());
@@ -149,13 +160,23 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     // The load is over: no new iterations, bounded time for the in-flight ones.
     sh.soft.cancel();
     sh.tracker.close();
+    tracing::debug!(
+        in_flight = sh.tracker.len(),
+        graceful_stop_ms = plan.graceful_stop.as_millis() as u64,
+        "graceful stop: no new iterations; waiting for those in flight"
+    );
     if tokio::time::timeout(plan.graceful_stop, sh.tracker.wait())
         .await
         .is_err()
     {
+        tracing::debug!(
+            in_flight = sh.tracker.len(),
+            "graceful stop ran out: cutting off the iterations still in flight"
+        );
         sh.hard.cancel();
         sh.tracker.wait().await;
     }
+    tracing::debug!("graceful stop over: every iteration has ended");
     let elapsed = start.elapsed();
     // Each phase lasts until the next one starts; the last one (with the
     // graceful stop) until the end.
@@ -178,6 +199,13 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     } else {
         EndReason::Completed
     });
+    tracing::debug!(
+        end = ?end,
+        elapsed_ms = elapsed.as_millis() as u64,
+        iterations = total.iterations(),
+        requests = total.all_groups().requests,
+        "run ended"
+    );
     let verdicts = plan
         .thresholds
         .iter()

@@ -699,11 +699,48 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        let r = match self.scalar() {
-            Some(s) => visitor.visit_enum(UnitVariant {
+        let r = match &self.node.value {
+            // A tagged scalar is the variant with its value: `!port 6379`.
+            NodeValue::Scalar(s) if s.tag.is_some() => {
+                let name = s.tag.as_deref().unwrap_or_default();
+                let path = child_key_path(&self.path, name);
+                visitor.visit_enum(MapVariant {
+                    name,
+                    value: self.child(self.node, path),
+                })
+            }
+            NodeValue::Scalar(s) => visitor.visit_enum(UnitVariant {
                 name: s.text.as_str(),
             }),
-            None => Err(self.expected(&one_of(variants))),
+            // A variant with a value is a mapping of one key: `{ port: 6379 }`.
+            NodeValue::Map(entries) => match entries.as_slice() {
+                [(key, value)] => match &key.value {
+                    NodeValue::Scalar(name) => {
+                        let path = child_key_path(&self.path, &name.text);
+                        visitor.visit_enum(MapVariant {
+                            name: name.text.as_str(),
+                            value: self.child(value, path),
+                        })
+                    }
+                    _ => Err(self.expected(&one_of(variants))),
+                },
+                [] => Err(self.expected(&format!("one key of {}", variants.join(", ")))),
+                _ => {
+                    let keys: Vec<&str> = entries
+                        .iter()
+                        .filter_map(|(k, _)| match &k.value {
+                            NodeValue::Scalar(s) => Some(s.text.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    Err(<DeError as de::Error>::custom(format_args!(
+                        "expected only one of {}, found {}",
+                        variants.join(", "),
+                        keys.join(" and ")
+                    )))
+                }
+            },
+            _ => Err(self.expected(&one_of(variants))),
         };
         self.done(r)
     }
@@ -923,6 +960,50 @@ impl<'de> VariantAccess<'de> for UnitVariant<'_> {
     }
 }
 
+/// An enum written as a mapping of one key, the variant, to its value
+/// (`{ port: 6379 }`, or the same in block style).
+struct MapVariant<'a> {
+    name: &'a str,
+    value: NodeDe<'a>,
+}
+
+impl<'de, 'a> EnumAccess<'de> for MapVariant<'a> {
+    type Error = DeError;
+    type Variant = NodeDe<'a>;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, NodeDe<'a>), DeError> {
+        let v = seed.deserialize(self.name.into_deserializer())?;
+        Ok((v, self.value))
+    }
+}
+
+impl<'de> VariantAccess<'de> for NodeDe<'_> {
+    type Error = DeError;
+
+    fn unit_variant(self) -> Result<(), DeError> {
+        Deserialize::deserialize(self)
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_tuple(len, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.deserialize_struct("", fields, visitor)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -990,5 +1071,72 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].mark.unwrap().line, 2);
         assert_eq!(errors[0].message, "missing key `n`");
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Target {
+        Pid(u32),
+        Name(String),
+        Whole { host: String, port: u16 },
+        Any,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Targets {
+        t: Vec<Lenient<Target>>,
+    }
+
+    #[test]
+    fn enums_with_a_value_are_mappings_of_one_key() {
+        let text = "t:\n  - { pid: 1 }\n  - name: postgres\n  - whole: { host: h, port: 2 }\n  - any\n  - { pid: 1, name: x }\n  - {}\n  - { exe: x }\n  - { pid: x }\n  - !pid 7\n  - !name db\n";
+        let (node, problems) = parse(text).unwrap();
+        assert!(problems.is_empty());
+        let sink = Sink::default();
+        let doc = from_node::<Targets>(&node.unwrap(), &sink).unwrap();
+        let read: Vec<Option<Target>> = doc.t.into_iter().map(|l| l.0).collect();
+        assert_eq!(
+            read[..4],
+            [
+                Some(Target::Pid(1)),
+                Some(Target::Name("postgres".into())),
+                Some(Target::Whole {
+                    host: "h".into(),
+                    port: 2
+                }),
+                Some(Target::Any)
+            ]
+        );
+        assert!(read[4..8].iter().all(Option::is_none));
+        assert_eq!(
+            read[8..],
+            [Some(Target::Pid(7)), Some(Target::Name("db".into()))]
+        );
+        let errors: Vec<(usize, String, String)> = sink
+            .into_errors()
+            .into_iter()
+            .map(|e| (e.mark.unwrap().line, e.path, e.message))
+            .collect();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert_eq!(errors[0].0, 6);
+        assert!(errors[0]
+            .2
+            .contains("expected only one of pid, name, whole, any, found pid and name"));
+        assert!(
+            errors[1].2.contains("expected one key of pid"),
+            "{}",
+            errors[1].2
+        );
+        assert!(
+            errors[2].2.contains("unknown value `exe`"),
+            "{}",
+            errors[2].2
+        );
+        assert_eq!((errors[3].0, errors[3].1.as_str()), (9, "t[7].pid"));
+        assert!(
+            errors[3].2.contains("expected an integer"),
+            "{}",
+            errors[3].2
+        );
     }
 }

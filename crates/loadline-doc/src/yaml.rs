@@ -45,6 +45,9 @@ pub struct Scalar {
     /// one line exactly as it reads (no escapes, no folding), so a byte offset in
     /// the text maps to a column.
     pub content_column: Option<usize>,
+    /// A local tag written before the scalar (`!name` in `!name postgres`),
+    /// without its `!`: it names the variant of an enum (`{ name: postgres }`).
+    pub tag: Option<String>,
 }
 
 /// What a plain scalar means under the YAML 1.2 core schema.
@@ -221,14 +224,18 @@ struct Builder<'t> {
 impl Builder<'_> {
     fn event(&mut self, event: Event, mark: Mark, marker: &Marker) -> Result<(), YamlError> {
         match event {
-            Event::Scalar(text, style, anchor, _tag) => {
+            Event::Scalar(text, style, anchor, tag) => {
                 let content_column = self.content_column(&text, style, marker);
+                let tag = tag
+                    .filter(|t| t.handle == "!" && !t.suffix.is_empty())
+                    .map(|t| t.suffix);
                 let node = Node {
                     mark,
                     value: NodeValue::Scalar(Scalar {
                         plain: style == TScalarStyle::Plain,
                         text,
                         content_column,
+                        tag,
                     }),
                 };
                 self.finish(node, anchor)
@@ -427,6 +434,7 @@ mod tests {
             text: t.into(),
             plain: true,
             content_column: None,
+            tag: None,
         };
         assert_eq!(s("20").resolve(), Resolved::Int(20));
         assert_eq!(s("-3").resolve(), Resolved::Int(-3));

@@ -28,7 +28,7 @@ use crate::MonitorError;
 ///     - port: 5432
 ///   prometheus:
 ///     - url: http://127.0.0.1:9090/metrics
-///       series: [demo_shop_requests_total, 'demo_shop_queue_depth{route="/orders"}']
+///       series: [demo_shop_queue_depth, 'demo_shop_requests_total{route="/orders"}']
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,7 +126,7 @@ pub struct PrometheusSpec {
     /// The page to scrape, e.g. `http://127.0.0.1:9090/metrics` (plain HTTP).
     pub url: String,
     /// The series to keep: a metric name, optionally with labels to match, e.g.
-    /// `demo_shop_queue_depth{route="/orders"}`. Empty keeps every series.
+    /// `demo_shop_requests_total{route="/orders"}`. Empty keeps every series.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<String>,
     /// The metric names to show as per-second rates. Without it: counters by their

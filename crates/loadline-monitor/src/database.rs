@@ -464,6 +464,7 @@ pub(crate) async fn run(target: Target, slot: Slot, every: Duration, stop: Cance
 }
 
 fn fail(slot: &Slot, failing: &mut bool, what: &str, problem: &str) {
+    tracing::trace!(monitor = %what, %problem, "monitor sample failed");
     slot.publish(Vec::new());
     if !*failing {
         *failing = true;

@@ -121,14 +121,23 @@ impl Monitors {
         #[cfg(target_os = "linux")]
         {
             if settings.self_monitor {
+                tracing::debug!(?every, "monitor started: loadline itself");
                 let sampler = self_monitor::SelfSampler::new(Arc::clone(&board.saturation_seen));
                 sampling::spawn(&runtime, sampler, board.slot(), every, stop.clone());
             }
             if settings.host {
+                tracing::debug!(
+                    ?every,
+                    all_interfaces = settings.all_interfaces,
+                    "monitor started: the host"
+                );
                 let sampler = host::HostSampler::new(settings.all_interfaces);
                 sampling::spawn(&runtime, sampler, board.slot(), every, stop.clone());
             }
             if !settings.processes.is_empty() {
+                for (spec, origin) in &settings.processes {
+                    tracing::debug!(?every, ?spec, %origin, "monitor started: process");
+                }
                 let sampler = process::ProcessSampler::new(settings.processes);
                 sampling::spawn(&runtime, sampler, board.slot(), every, stop.clone());
             }
@@ -142,9 +151,11 @@ impl Monitors {
             );
         }
         for endpoint in settings.prometheus {
+            tracing::debug!(?every, url = %endpoint.url, timeout = ?endpoint.timeout, "monitor started: prometheus endpoint");
             runtime.spawn(prometheus::run(endpoint, board.slot(), every, stop.clone()));
         }
         for target in settings.databases {
+            tracing::debug!(?every, database = %target.name, flavor = ?target.flavor, "monitor started: database");
             runtime.spawn(database::run(target, board.slot(), every, stop.clone()));
         }
         Ok(Arc::new(Monitors {

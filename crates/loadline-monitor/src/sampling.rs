@@ -47,7 +47,10 @@ async fn drive<S: BlockingSampler>(
     loop {
         tokio::select! {
             biased;
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                tracing::debug!(monitor = %what, "monitor stopped");
+                return;
+            }
             _ = ticker.tick() => {}
         }
         let mut job = tokio::task::spawn_blocking(move || {
@@ -90,6 +93,7 @@ async fn drive<S: BlockingSampler>(
                 }
             }
             Err(error) => {
+                tracing::debug!(monitor = %what, %error, "monitor sampler failed");
                 slot.publish(Vec::new());
                 slot.warn(format!("{what} stopped: {error}"));
                 return;

@@ -20,6 +20,9 @@ pub struct Progress<W: Write + Send> {
     every: u64,
     ticks: u64,
     phase_names: Vec<String>,
+    /// The graceful stop was running at the last tick (plain mode prints a line
+    /// when it starts).
+    stopping: bool,
 }
 
 /// At most this many metric groups get a line of their own in the live view.
@@ -52,16 +55,18 @@ impl LiveView {
         match planned {
             Some(p) => {
                 self.main.set_length(p);
-                self.main.set_position(tick.elapsed.as_secs().min(p));
+                let at = if tick.stopping {
+                    p
+                } else {
+                    tick.elapsed.as_secs().min(p)
+                };
+                self.main.set_position(at);
             }
             None => {
                 self.main.set_length(0);
             }
         }
-        self.main.set_prefix(match tick.planned {
-            Some(p) => format!("{} / {}", clock(tick.elapsed), clock(p)),
-            None => clock(tick.elapsed),
-        });
+        self.main.set_prefix(clocks(tick));
         self.main.set_message(figures(tick, phase_name));
         let secs = tick.interval_len.as_secs_f64().max(1e-9);
         let shown = tick.plan.groups.len().min(LIVE_GROUPS);
@@ -120,6 +125,7 @@ impl<W: Write + Send> Progress<W> {
             every: every.max(1),
             ticks: 0,
             phase_names,
+            stopping: false,
         }
     }
 
@@ -142,23 +148,32 @@ fn clock(d: Duration) -> String {
     format!("{:02}:{:02}", s / 60, s % 60)
 }
 
-/// The progress text for one tick: the clock, then [`figures`].
-pub fn line(tick: &Tick<'_>, phase_name: &str) -> String {
-    let planned = tick
-        .planned
-        .map(|p| format!(" / {}", clock(p)))
-        .unwrap_or_default();
-    format!(
-        "{}{} {}",
-        clock(tick.elapsed),
-        planned,
-        figures(tick, phase_name)
-    )
+/// The time so far, and the planned duration while the load runs (once the
+/// graceful stop runs, the time can pass the plan: the plan is not shown).
+fn clocks(tick: &Tick<'_>) -> String {
+    match tick.planned {
+        Some(p) if !tick.stopping => format!("{} / {}", clock(tick.elapsed), clock(p)),
+        _ => clock(tick.elapsed),
+    }
 }
 
-/// The phase and the run's figures of one tick: VUs, request rate and p95 over
-/// the last interval, the error rate and iterations since the start.
+/// The progress text for one tick: the clock, then [`figures`].
+pub fn line(tick: &Tick<'_>, phase_name: &str) -> String {
+    format!("{} {}", clocks(tick), figures(tick, phase_name))
+}
+
+/// The phase (or the graceful stop) and the run's figures of one tick: VUs,
+/// request rate and p95 over the last interval, the error rate and iterations
+/// since the start.
 pub fn figures(tick: &Tick<'_>, phase_name: &str) -> String {
+    let stage = if tick.stopping {
+        format!(
+            "graceful stop (in-flight iterations get up to {})",
+            loadline_core::duration::format_duration(tick.plan.graceful_stop)
+        )
+    } else {
+        phase_name.to_string()
+    };
     let iv = tick.interval.all_requests(&tick.plan.groups);
     let secs = tick.interval_len.as_secs_f64().max(1e-9);
     let total = tick.total.all_requests(&tick.plan.groups);
@@ -174,7 +189,7 @@ pub fn figures(tick: &Tick<'_>, phase_name: &str) -> String {
     };
     format!(
         "{} · VUs {} · {:.1} req/s · p95 {} · errors {:.2}% · iterations {}",
-        phase_name,
+        stage,
         tick.active_vus,
         iv.requests as f64 / secs,
         p95,
@@ -193,9 +208,10 @@ impl<W: Write + Send> Observer for Progress<W> {
             .unwrap_or("");
         if let Some(view) = &mut self.tty {
             view.update(tick, name);
-        } else if self.ticks.is_multiple_of(self.every) {
+        } else if self.ticks.is_multiple_of(self.every) || (tick.stopping && !self.stopping) {
             let _ = writeln!(self.out, "{}", line(tick, name));
             let _ = self.out.flush();
         }
+        self.stopping = tick.stopping;
     }
 }

@@ -47,6 +47,7 @@ pub async fn around<T>(
     let mut interrupted = false;
     for protocol in &plan.protocols {
         prepared += 1;
+        tracing::debug!(protocol = %protocol.name(), "preparing the protocol");
         let outcome = tokio::select! {
             outcome = protocol.prepare(plan) => outcome,
             _ = interrupt.stop.cancelled() => {
@@ -55,8 +56,12 @@ pub async fn around<T>(
             }
         };
         match outcome {
-            Ok(lines) => ready.extend(lines),
+            Ok(lines) => {
+                tracing::debug!(protocol = %protocol.name(), "the protocol is ready");
+                ready.extend(lines)
+            }
             Err(lines) => {
+                tracing::debug!(protocol = %protocol.name(), interrupted, "the protocol is not ready: nothing will be sent");
                 failed = Some(lines);
                 break;
             }
@@ -71,6 +76,7 @@ pub async fn around<T>(
     };
     let mut finish_errors = Vec::new();
     for protocol in plan.protocols.iter().take(prepared) {
+        tracing::debug!(protocol = %protocol.name(), "finishing the protocol");
         let finished = tokio::select! {
             finished = protocol.finish() => finished,
             _ = interrupt.kill.cancelled() => {

@@ -112,10 +112,24 @@ fn vu_id_space(plan: &Plan) -> u64 {
 pub(crate) async fn run_phase(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
     sh.phase.store(phase_idx as u64, Ordering::Relaxed);
     sh.hub.set_phase(phase_idx);
+    let model = match phase.pacing {
+        Pacing::Open { .. } => "open",
+        Pacing::Closed { .. } => "closed",
+    };
+    tracing::debug!(phase = %phase.name, index = phase_idx, %model, plan = %phase.describe(), "phase started");
+    let started = tokio::time::Instant::now();
     match phase.pacing {
         Pacing::Open { .. } => open::run(sh, phase_idx, phase).await,
         Pacing::Closed { .. } => closed::run(sh, phase_idx, phase).await,
     }
+    tracing::debug!(
+        phase = %phase.name,
+        index = phase_idx,
+        took_ms = started.elapsed().as_millis() as u64,
+        stopped_early = sh.soft.is_cancelled(),
+        in_flight = sh.hub.active_vus.load(Ordering::Relaxed),
+        "phase ended"
+    );
 }
 
 /// Runs one iteration on `vu`. Returns false when no further iteration may start

@@ -92,6 +92,7 @@ pub(crate) async fn run(endpoint: Endpoint, slot: Slot, every: Duration, stop: C
 }
 
 fn fail(slot: &Slot, failing: &mut bool, source: &str, problem: &str) {
+    tracing::trace!(monitor = %source, %problem, "monitor sample failed");
     slot.publish(Vec::new());
     if !*failing {
         *failing = true;

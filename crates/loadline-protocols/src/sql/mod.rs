@@ -378,9 +378,38 @@ impl Database {
         }
     }
 
+    /// A SQLite database file is created when missing, and so are the folders
+    /// it is to be in.
+    fn create_sqlite_folder(&self) -> Result<(), SqlError> {
+        let DbOptions::Lite(options) = &self.options else {
+            return Ok(());
+        };
+        let file = options.get_filename();
+        let text = file.to_string_lossy();
+        // In-memory databases have no file (sqlx names them `file:…`).
+        if text == ":memory:" || text.starts_with("file:") {
+            return Ok(());
+        }
+        match file.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() && !folder.exists() => {
+                std::fs::create_dir_all(folder).map_err(|e| {
+                    self.unreachable(&format!(
+                        "cannot create the folder {} for the database file: {e}",
+                        folder.display()
+                    ))
+                })?;
+                tracing::debug!(database = %self.name, folder = %folder.display(), "created the SQLite database's folder");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Opens one connection (a refusal or bad credentials show plainly), then,
     /// in shared mode, fills the pool.
     async fn check(&self) -> Result<(), SqlError> {
+        self.create_sqlite_folder()?;
+        tracing::debug!(database = %self.name, url = %self.redacted, mode = ?self.mode, "connecting to the database");
         let work = async {
             let conn = self
                 .options
@@ -388,6 +417,7 @@ impl Database {
                 .await
                 .map_err(|e| self.unreachable(&e.to_string()))?;
             conn.close().await;
+            tracing::debug!(database = %self.name, "connected to the database");
             if let Some(pool) = self.pool() {
                 let opening = (0..self.size).map(|_| pool.acquire());
                 let opened = futures_util::future::join_all(opening).await;
@@ -398,6 +428,7 @@ impl Database {
                         self.size
                     )));
                 }
+                tracing::debug!(database = %self.name, connections = ok, "the database's pool is filled");
             }
             Ok(())
         };
@@ -518,6 +549,10 @@ impl SqlProtocol {
         for conn in conns.into_iter().flatten() {
             conn.close().await;
         }
+        match &result {
+            Ok(()) => tracing::debug!(statements = statements.len(), "statements run"),
+            Err(e) => tracing::debug!(error = %e, "a statement failed"),
+        }
         result
     }
 
@@ -528,6 +563,7 @@ impl SqlProtocol {
     ) -> Result<(), SqlError> {
         for (index, st) in statements.iter().enumerate() {
             let db = self.database(st.database)?;
+            tracing::debug!(database = %db.name, index, "running a statement");
             let slot = &mut conns[st.database];
             let conn = match slot {
                 Some(conn) => conn,
@@ -573,6 +609,7 @@ impl SqlProtocol {
             if mine.is_empty() {
                 continue;
             }
+            tracing::debug!(database = %db.name, statements = mine.len(), "preparing the steps' statements");
             let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, db.options.connect()).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
@@ -613,6 +650,7 @@ impl SqlProtocol {
         for db in &self.databases {
             if let Some(pool) = db.pool.get() {
                 pool.close().await;
+                tracing::debug!(database = %db.name, "the database's pool is closed");
             }
         }
     }
@@ -669,6 +707,7 @@ impl Protocol for SqlProtocol {
     /// syntax error stop the run before any load.
     fn prepare<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, HookResult> {
         Box::pin(async move {
+            tracing::debug!(databases = self.databases.len(), "sql: preparing");
             if let Err(e) = self.connect_all().await {
                 return Err(vec![
                     e.to_string(),
@@ -676,6 +715,7 @@ impl Protocol for SqlProtocol {
                 ]);
             }
             self.connected.store(true, Ordering::Relaxed);
+            tracing::debug!(statements = self.setup.len(), "sql: setup");
             if let Err(e) = self.run_setup(&self.setup).await {
                 return Err(vec![e.to_string(), NOT_READY.into()]);
             }
@@ -684,6 +724,7 @@ impl Protocol for SqlProtocol {
                 lines.push(NOT_READY.into());
                 return Err(lines);
             }
+            tracing::debug!("sql: ready");
             Ok(vec![self.ready_line(plan)])
         })
     }
@@ -692,8 +733,10 @@ impl Protocol for SqlProtocol {
     fn finish(&self) -> BoxFuture<'_, HookResult> {
         Box::pin(async move {
             if !self.connected.load(Ordering::Relaxed) {
+                tracing::debug!("sql: no teardown, the databases were not reached");
                 return Ok(Vec::new());
             }
+            tracing::debug!(statements = self.teardown.len(), "sql: teardown");
             let result = self.run_setup(&self.teardown).await;
             self.close().await;
             match result {
