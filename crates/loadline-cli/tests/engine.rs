@@ -390,3 +390,128 @@ flows:
         "{stdout}"
     );
 }
+
+/// `http: { version: 2 }` sends HTTP/2 (h2c with prior knowledge on plain
+/// http), a step can go back to 1.1, and `auto` stays on HTTP/1.1 without TLS;
+/// the server counts what loadline counts.
+#[test]
+fn http2_requests_are_http2_on_the_wire() {
+    let srv = TestServer::start();
+    let sc = Scenario::new(&format!(
+        r#"
+target: {}
+http: {{ version: 2, max_streams: 2 }}
+phases:
+  - vus: 4
+    iterations: 20
+flows:
+  - steps:
+      - get: /version
+        name: h2
+        check: {{ body_contains: "HTTP/2.0" }}
+      - get: /version
+        name: h1
+        http: {{ version: 1.1 }}
+        check: {{ body_contains: "HTTP/1.1" }}
+      - get: /version
+        name: auto
+        http: {{ version: auto }}
+        check: {{ body_contains: "HTTP/1.1" }}
+"#,
+        srv.url()
+    ));
+    let (out, summary) = run_scenario(&sc, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.expect("summary written");
+    for name in ["h2", "h1", "auto"] {
+        let st = step(&s, name);
+        assert_eq!(st["requests"], 20, "{st}");
+        assert_eq!(st["checks"]["passed"], 20, "{st}");
+    }
+    assert_eq!(srv.seen().count("GET /version"), 60);
+    assert_eq!(s["requests"]["total"], 60);
+
+    // A misspelt version is refused where it is written.
+    let bad = Scenario::new(&format!(
+        "target: {}\nhttp: {{ version: 3 }}\nphases: [ {{ vus: 1, iterations: 1 }} ]\nflows: [ {{ steps: [ {{ get: /hello }} ] }} ]\n",
+        srv.url()
+    ));
+    let out = loadline().arg("validate").arg(&bad.path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains(":2:18: "), "{}", text(&out));
+    assert!(text(&out).contains("expected an HTTP version: 1.1, 2 or auto"));
+}
+
+/// nginx itself logs loadline's `version: 2` requests as HTTP/2.0 (h2c with
+/// prior knowledge). Skipped, with the reason, where nginx is not installed.
+#[test]
+fn nginx_logs_http2_requests_as_http2() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        eprintln!("skipped: nginx is not installed (apt install nginx)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().display().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = format!(
+        r#"worker_processes 1;
+daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    log_format proto '$server_protocol $status $request_uri';
+    access_log {prefix}/access.log proto;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port} http2;
+        location / {{ default_type text/plain; return 200 "hello\n"; }}
+    }}
+}}
+"#
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut server = std::process::Command::new(nginx)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-p")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !reachable(port) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "nginx did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sc = Scenario::new(&format!(
+        "target: http://127.0.0.1:{port}\nhttp: {{ version: 2 }}\nphases: [ {{ vus: 2, iterations: 10 }} ]\nflows: [ {{ steps: [ {{ get: /h2, check: {{ status: 200, body_contains: hello }} }} ] }} ]\n"
+    ));
+    let (out, summary) = run_scenario(&sc, &["--no-monitor"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary.expect("summary written");
+    assert_eq!(s["requests"]["total"], 10);
+    assert_eq!(s["checks"]["passed"], 20);
+    let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 10, "{log}");
+    assert!(lines.iter().all(|l| *l == "HTTP/2.0 200 /h2"), "{log}");
+}

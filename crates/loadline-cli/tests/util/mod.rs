@@ -84,6 +84,7 @@ impl TestServer {
             .route("/redirect", get(redirect))
             .route("/landing", get(landing))
             .route("/fail-after/{n}", get(fail_after))
+            .route("/version", get(version))
             .with_state(seen.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -212,6 +213,12 @@ async fn redirect(State(s): State<Shared>, Query(q): Query<BTreeMap<String, Stri
     drop(bump(&s, "GET /redirect"));
     let to = q.get("to").cloned().unwrap_or_else(|| "/hello".into());
     (StatusCode::FOUND, [("location", to)]).into_response()
+}
+
+/// The request's HTTP version, as `HTTP/1.1` or `HTTP/2.0`.
+async fn version(State(s): State<Shared>, req: axum::extract::Request) -> String {
+    drop(bump(&s, "GET /version"));
+    format!("{:?}", req.version())
 }
 
 /// `200` to the first `n` requests, `500` to every one after.
