@@ -185,7 +185,7 @@ mod tests {
 
     use crate::duration::DurationRange;
     use crate::metrics::RequestSample;
-    use crate::plan::{Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Step, Stop};
+    use crate::plan::{Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Step, Stop};
     use crate::protocol::{BoxFuture, StepExec, StepOutcome};
     use crate::vu::Vu;
 
@@ -274,6 +274,7 @@ mod tests {
                         rate: 100.0,
                         ramp_to: None,
                         max_vus: 1000,
+                        arrivals: Arrivals::Uniform,
                     },
                     stop: Stop::Duration(Duration::from_millis(500)),
                 },
@@ -283,6 +284,7 @@ mod tests {
                         rate: 100.0,
                         ramp_to: None,
                         max_vus: 2,
+                        arrivals: Arrivals::Uniform,
                     },
                     stop: Stop::Duration(Duration::from_millis(500)),
                 },
@@ -392,6 +394,7 @@ mod tests {
                         rate: 100.0,
                         ramp_to: None,
                         max_vus: 1000,
+                        arrivals: Arrivals::Uniform,
                     },
                     stop: Stop::Duration(Duration::from_millis(400)),
                 },
@@ -462,6 +465,7 @@ mod tests {
                     rate: 10.0,
                     ramp_to: None,
                     max_vus: 1000,
+                    arrivals: Arrivals::Uniform,
                 },
                 stop: Stop::Duration(Duration::from_secs(3)),
             }],

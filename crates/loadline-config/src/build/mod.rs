@@ -17,7 +17,7 @@ use loadline_core::capacity::SearchSpec;
 use loadline_core::duration::parse_duration;
 use loadline_core::metrics::{generic_error_classes, CounterId, ErrorClass, GroupId};
 use loadline_core::plan::{
-    Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop, DEFAULT_GRACEFUL_STOP,
+    Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop, DEFAULT_GRACEFUL_STOP,
     DEFAULT_MAX_VUS, OUTCOME_KIND,
 };
 use loadline_core::protocol::Protocol;
@@ -432,7 +432,8 @@ impl<'a> Builder<'a> {
         }
 
         let phases = match &doc.phases {
-            None if doc.profiles.is_none() => {
+            // Phases from the command line need none in the file.
+            None if doc.profiles.is_none() && self.overrides.load.is_none() => {
                 self.missing(
                     &root_span,
                     &["phases", "profiles"],
@@ -532,7 +533,10 @@ impl<'a> Builder<'a> {
 
     /// The constants and data files templates can refer to.
     fn names(&mut self, doc: &ScenarioDoc) -> (Names, scope::Loaded) {
-        let mut names = Names::default();
+        let mut names = Names {
+            env: self.overrides.env.clone(),
+            ..Names::default()
+        };
         let mut read = Vec::new();
         for (key, value) in lenient(&doc.vars)
             .map(|e| e.0.as_slice())
@@ -646,6 +650,11 @@ impl<'a> Builder<'a> {
                     Some(m) => self.int_in(m, 1, MAX_MAX_VUS),
                     None => Some(DEFAULT_MAX_VUS),
                 };
+                let arrivals = match (&p.arrivals, self.overrides.arrivals) {
+                    (_, Some(flag)) => Some(flag),
+                    (Some(a), None) => self.arrivals(a),
+                    (None, None) => Some(Arrivals::Uniform),
+                };
                 if let Some(it) = &p.iterations {
                     self.error(
                         &it.span,
@@ -669,6 +678,7 @@ impl<'a> Builder<'a> {
                     rate: rate_v?,
                     ramp_to: ramp_to.map_or(Some(None), |r| r.map(Some))?,
                     max_vus: max_vus?,
+                    arrivals: arrivals?,
                 };
                 (pacing, Stop::Duration(duration??))
             }
@@ -677,6 +687,7 @@ impl<'a> Builder<'a> {
                 for (key, span) in [
                     ("ramp_to", p.ramp_to.as_ref().map(|s| &s.span)),
                     ("max_vus", p.max_vus.as_ref().map(|s| &s.span)),
+                    ("arrivals", p.arrivals.as_ref().map(|s| &s.span)),
                 ] {
                     if let Some(span) = span {
                         self.error(
@@ -852,6 +863,22 @@ impl<'a> Builder<'a> {
             Ok(d) => Some(d),
             Err(message) => {
                 self.error(&s.span, message);
+                None
+            }
+        }
+    }
+
+    /// A phase's `arrivals:`.
+    fn arrivals(&mut self, a: &Spanned<String>) -> Option<Arrivals> {
+        match a.value.as_str() {
+            "uniform" => Some(Arrivals::Uniform),
+            "poisson" => Some(Arrivals::Poisson),
+            other => {
+                let mut m = format!("unknown arrivals `{other}`: expected `uniform` (evenly spaced, the default) or `poisson` (exponential gaps at the planned mean rate)");
+                if let Some(s) = did_you_mean(other, ["uniform", "poisson"]) {
+                    m.push_str(&format!("; did you mean `{s}`?"));
+                }
+                self.error(&a.span, m);
                 None
             }
         }
