@@ -34,8 +34,8 @@ pub fn capacity(
     let overrides = Overrides {
         profile: profile.filter(|p| p != loadline_config::CAPACITY_PROFILE),
         target,
-        duration: None,
         phases_optional: true,
+        ..Overrides::default()
     };
     let loaded = match scenario::load(file, &overrides) {
         Ok(l) => l,

@@ -190,6 +190,12 @@ pub struct Overrides {
     pub env: Vec<(String, String)>,
     /// How the open-model phases space their arrivals, over what each phase says.
     pub arrivals: Option<Arrivals>,
+    /// Thresholds added to the scenario's, each `METRIC: EXPR` as a scenario
+    /// writes them (`latency: p95 < 200ms`, `errors{step:login}: rate < 1%`).
+    pub thresholds: Vec<String>,
+    /// Accept any TLS certificate, whatever the protocols' own settings say
+    /// (`--insecure`).
+    pub insecure: bool,
     /// The caller will not run the phases (it validates, or searches capacity), so
     /// a scenario with only `profiles` and no `default_profile` loads without
     /// phases instead of asking for `--profile`.

@@ -57,6 +57,9 @@ pub struct Scenario {
     /// The sections of [`ProtocolEntry::sections`] the scenario has.
     pub sections: Vec<(&'static str, Raw)>,
     pub target: Target,
+    /// Accept any TLS certificate, whatever the protocol's own settings say
+    /// (the command line's `--insecure`).
+    pub insecure: bool,
 }
 
 impl Scenario {

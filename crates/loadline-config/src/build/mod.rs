@@ -17,8 +17,8 @@ use loadline_core::capacity::SearchSpec;
 use loadline_core::duration::parse_duration;
 use loadline_core::metrics::{generic_error_classes, CounterId, ErrorClass, GroupId};
 use loadline_core::plan::{
-    Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop, DEFAULT_GRACEFUL_STOP,
-    DEFAULT_MAX_VUS, OUTCOME_KIND,
+    Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop,
+    DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_VUS, OUTCOME_KIND,
 };
 use loadline_core::protocol::Protocol;
 use loadline_core::template::Scope;
@@ -427,6 +427,7 @@ impl<'a> Builder<'a> {
                     })
                     .collect(),
                 target: base.clone(),
+                insecure: self.overrides.insecure,
             };
             builders.push(entry.begin(&scenario, self));
         }
@@ -469,9 +470,11 @@ impl<'a> Builder<'a> {
                 .unwrap_or_default(),
         };
 
-        let thresholds = lenient(&doc.thresholds)
+        let mut thresholds = lenient(&doc.thresholds)
             .map(|t| self.thresholds(t))
             .unwrap_or_default();
+        let flags = self.threshold_flags();
+        thresholds.extend(self.thresholds(&flags));
 
         let monitor = lenient(&doc.monitor).and_then(|m| match m.value.validate() {
             Ok(()) => Some(m.value.clone()),
@@ -777,6 +780,41 @@ impl<'a> Builder<'a> {
             }
         }
         out
+    }
+
+    /// The `--threshold METRIC: EXPR` flags as the entries a file would have,
+    /// placed at the flag; a flag without its `:` is reported.
+    fn threshold_flags(&mut self) -> Entries<Conditions> {
+        let mut entries = Entries::default();
+        let overrides = self.overrides;
+        for flag in &overrides.thresholds {
+            let span = Span {
+                path: "--threshold".into(),
+                ..Span::default()
+            };
+            // The metric's selector may hold a `:` of its own (`{step:login}`).
+            let closed = flag.find('}').map_or(0, |i| i + 1);
+            let Some(colon) = flag[closed..].find(':').map(|i| i + closed) else {
+                self.error(
+                    &span,
+                    format!(
+                        "expected METRIC: CONDITION, e.g. `latency: p95 < 200ms`, found `{flag}`"
+                    ),
+                );
+                continue;
+            };
+            let (key, expr) = (flag[..colon].trim(), flag[colon + 1..].trim());
+            let item = Spanned {
+                span: span.clone(),
+                value: ThresholdDoc::Short(expr.to_string()),
+            };
+            let key = Spanned {
+                span,
+                value: key.to_string(),
+            };
+            entries.0.push((key, Lenient(Some(vec![item]))));
+        }
+        entries
     }
 
     fn thresholds(&mut self, entries: &Entries<Conditions>) -> Vec<Threshold> {

@@ -9,14 +9,13 @@ use std::time::Duration;
 use loadline_core::capacity::{Growth, SearchSpec};
 use loadline_core::plan::{Arrivals, Pacing, Phase, Stop, DEFAULT_MAX_VUS};
 
-use super::{
-    lenient, quoted_list, Builder, MAX_ITERATIONS, MAX_MAX_VUS, MAX_RATE, MAX_VUS,
-};
-use crate::LoadOverride;
+use super::{lenient, quoted_list, Builder, MAX_ITERATIONS, MAX_MAX_VUS, MAX_RATE, MAX_VUS};
 use crate::model::{CapacityDoc, ScenarioDoc};
+use crate::LoadOverride;
 use crate::{Profile, CAPACITY_PROFILE};
 use loadline_doc::de::{Span, Spanned};
 use loadline_doc::suggest::did_you_mean;
+use loadline_doc::yaml::Mark;
 
 /// The most bisection steps a capacity search may ask for.
 const MAX_REFINE: i64 = 20;
@@ -97,7 +96,7 @@ impl Builder<'_> {
             ] {
                 if given {
                     self.error_at(
-                        root.mark,
+                        Mark::default(),
                         flag,
                         "the command line's --vus, --rate, --duration or --iterations replace the scenario's phases: there are none to choose or scale; drop one or the other",
                     );
@@ -107,7 +106,7 @@ impl Builder<'_> {
             return match phase {
                 Ok(phase) => (None, vec![phase]),
                 Err((flag, message)) => {
-                    self.error_at(root.mark, flag, message);
+                    self.error_at(Mark::default(), flag, message);
                     (None, Vec::new())
                 }
             };
@@ -284,7 +283,10 @@ pub(crate) fn command_line_phase(
 ) -> Result<Phase, (&'static str, String)> {
     if let Some(vus) = load.vus {
         if !(1..=MAX_VUS as u64).contains(&vus) {
-            return Err(("--vus", format!("expected from 1 to {MAX_VUS} VUs, found {vus}")));
+            return Err((
+                "--vus",
+                format!("expected from 1 to {MAX_VUS} VUs, found {vus}"),
+            ));
         }
     }
     if let Some(n) = load.iterations {

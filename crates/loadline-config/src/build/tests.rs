@@ -936,7 +936,10 @@ fn the_command_line_load_replaces_the_phases() {
         duration: Some(secs(5)),
         ..LoadOverride::default()
     });
-    assert!(e[0].starts_with("--duration: ") && e[0].contains("--scale-to"), "{e:?}");
+    assert!(
+        e[0].starts_with("--duration: ") && e[0].contains("--scale-to"),
+        "{e:?}"
+    );
     let e = wrong(LoadOverride {
         rate: Some(10.0),
         iterations: Some(5),
@@ -998,10 +1001,14 @@ fn arrivals_are_read_and_the_command_line_wins() {
     let built = with(&bad, Overrides::default());
     assert_eq!(built.problems.len(), 1);
     assert_eq!(built.problems[0].path, "phases[0].arrivals");
-    assert!(built.problems[0].message.ends_with("did you mean `poisson`?"));
+    assert!(built.problems[0]
+        .message
+        .ends_with("did you mean `poisson`?"));
     let closed = text.replace("arrival_rate: 5, arrivals", "vus: 1, arrivals");
     let built = with(&closed, Overrides::default());
-    assert!(built.problems[0].message.contains("`arrivals` goes with `arrival_rate`"));
+    assert!(built.problems[0]
+        .message
+        .contains("`arrivals` goes with `arrival_rate`"));
 }
 
 #[test]
@@ -1009,9 +1016,11 @@ fn env_values_from_the_command_line_win() {
     std::env::set_var("LOADLINE_TEST_ENV_A", "process");
     let text = "target: http://127.0.0.1:8080\nphases: [ { vus: 1, iterations: 1 } ]\nflows: [ { steps: [ { get: \"/{{ $env.LOADLINE_TEST_ENV_A }}/{{ $env.LOADLINE_TEST_ENV_B }}\" } ] } ]\n";
     let built = with(text, Overrides::default());
-    assert!(built.problems[0]
-        .message
-        .contains("LOADLINE_TEST_ENV_B"), "{:#?}", built.problems);
+    assert!(
+        built.problems[0].message.contains("LOADLINE_TEST_ENV_B"),
+        "{:#?}",
+        built.problems
+    );
     let d = with(
         text,
         Overrides {
@@ -1109,4 +1118,43 @@ flows:
     // Inside a transaction: a misspelt `sql`, and another kind of step.
     at(11, "did you mean `sql`?");
     at(13, "a `get` step cannot run inside one");
+}
+
+#[test]
+fn threshold_flags_join_the_scenario_thresholds() {
+    let text = "target: http://127.0.0.1:8080\nphases: [ { vus: 1, iterations: 1 } ]\nflows: [ { steps: [ { get: /, name: home } ] } ]\nthresholds: { errors: [\"rate < 1%\"] }\n";
+    let flags = |t: &[&str]| {
+        with(
+            text,
+            Overrides {
+                thresholds: t.iter().map(|s| s.to_string()).collect(),
+                ..Overrides::default()
+            },
+        )
+    };
+    let d = flags(&["latency: p95 < 200ms", "latency{step:home}: max < 1s"])
+        .draft
+        .unwrap();
+    let keys: Vec<&str> = d.thresholds.iter().map(|t| t.metric_key.as_str()).collect();
+    assert_eq!(keys, ["errors", "latency", "latency{step:home}"]);
+    let built = flags(&[
+        "latency p95 < 200ms",
+        "latency{step:hom}: p95 < 1s",
+        "latency: p95 <",
+    ]);
+    let found: Vec<String> = built
+        .problems
+        .iter()
+        .map(|p| format!("{}:{}: {}", p.mark.line, p.path, p.message))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0].starts_with("0:--threshold: expected METRIC: CONDITION"),
+        "{found:#?}"
+    );
+    assert!(found[1].contains("did you mean `home`?"), "{found:#?}");
+    assert!(
+        found.iter().all(|f| f.starts_with("0:--threshold: ")),
+        "{found:#?}"
+    );
 }

@@ -48,7 +48,11 @@ fn time_at(count: f64, r0: f64, r1: f64, t_len: f64) -> Option<f64> {
         return None;
     }
     let denom = r0 + disc.sqrt();
-    let t = if count == 0.0 { 0.0 } else { 2.0 * count / denom };
+    let t = if count == 0.0 {
+        0.0
+    } else {
+        2.0 * count / denom
+    };
     (t.is_finite() && t < t_len).then_some(t)
 }
 

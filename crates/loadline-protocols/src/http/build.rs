@@ -81,8 +81,11 @@ impl ProtocolEntry for Http {
         let doc = scenario
             .section("defaults")
             .and_then(|raw| doc_de::read::<DefaultsDoc>(raw, ctx));
+        let mut defaults = read_defaults(ctx, scenario.target.clone(), doc.as_ref());
+        // The command line's --insecure wins over `defaults: { insecure }`.
+        defaults.settings.insecure |= scenario.insecure;
         Box::new(HttpBuilder {
-            defaults: read_defaults(ctx, scenario.target.clone(), doc.as_ref()),
+            defaults,
             slot: None,
         })
     }
