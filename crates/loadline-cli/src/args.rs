@@ -124,6 +124,17 @@ pub struct ScenarioArgs {
     /// the scenario's `defaults: { insecure }`.
     #[arg(long)]
     pub insecure: bool,
+    /// Print each HTTP request and response head on stderr (credentials as
+    /// ***); --http-debug=full adds the bodies, cut at 8 KiB.
+    #[arg(
+        long,
+        value_name = "full",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "heads",
+        value_parser = parse_dump
+    )]
+    pub http_debug: Option<loadline_config::Dump>,
 }
 
 /// The request of `loadline run URL`.
@@ -154,6 +165,17 @@ fn parse_arrivals(s: &str) -> Result<loadline_config::Arrivals, String> {
         "uniform" => Ok(Arrivals::Uniform),
         "poisson" => Ok(Arrivals::Poisson),
         other => Err(format!("expected uniform or poisson, found `{other}`")),
+    }
+}
+
+fn parse_dump(s: &str) -> Result<loadline_config::Dump, String> {
+    use loadline_config::Dump;
+    match s {
+        "heads" => Ok(Dump::Heads),
+        "full" => Ok(Dump::Full),
+        other => Err(format!(
+            "expected --http-debug (heads) or --http-debug=full, found `{other}`"
+        )),
     }
 }
 

@@ -24,6 +24,7 @@ impl ScenarioArgs {
             arrivals: self.arrivals,
             thresholds: self.thresholds.clone(),
             insecure: self.insecure,
+            dump: self.http_debug.unwrap_or_default(),
             phases_optional,
         }
     }

@@ -492,3 +492,52 @@ fn poisson_arrivals_vary_like_their_mean_and_uniform_ones_do_not() {
         "Poisson arrivals: dispersion index {index}"
     );
 }
+
+#[test]
+fn http_debug_shows_what_is_sent_with_credentials_hidden() {
+    let srv = TestServer::start();
+    let url = format!("{}/hello", srv.url());
+    let secret = "PLANTED-debug-9c1e";
+    let auth = format!("Authorization: Bearer {secret}");
+    let run = |extra: &[&str]| {
+        let out = loadline()
+            .arg("run")
+            .arg(&url)
+            .args(["--quiet", "--iterations", "2", "-H", &auth])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(!text(&out).contains(secret), "{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run(&[]);
+    assert!(!quiet.contains("> GET"), "{quiet}");
+
+    let heads = run(&["--http-debug"]);
+    assert_eq!(
+        heads.matches("> GET /hello HTTP/1.1\n").count(),
+        2,
+        "{heads}"
+    );
+    assert_eq!(heads.matches("< HTTP/1.1 200 OK\n").count(), 2, "{heads}");
+    assert!(heads.contains("> authorization: ***\n"), "{heads}");
+    assert!(!heads.contains("< hello"), "{heads}");
+
+    let full = run(&["--http-debug=full"]);
+    assert_eq!(full.matches("<\n< hello\n").count(), 2, "{full}");
+
+    // Connection events at LOADLINE_LOG=debug: one connect, then reuse.
+    let out = loadline()
+        .arg("run")
+        .arg(&url)
+        .args(["--quiet", "--iterations", "3"])
+        .env("LOADLINE_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches(" connected").count(), 1, "{log}");
+    assert_eq!(log.matches("connection reused").count(), 2, "{log}");
+    assert_eq!(srv.seen().count("GET /hello"), 9);
+}

@@ -128,7 +128,7 @@ pub use error::{ConfigError, ConfigErrors};
 use loadline_core::capacity::SearchSpec;
 pub use loadline_core::plan::Arrivals;
 use loadline_core::plan::{Phase, Plan};
-pub use loadline_protocols::registry::Registry;
+pub use loadline_protocols::registry::{Dump, Registry};
 
 /// The profile name that means "the capacity search" rather than a list of phases
 /// (`loadline run FILE --profile capacity` is `loadline capacity FILE`). A
@@ -196,6 +196,8 @@ pub struct Overrides {
     /// Accept any TLS certificate, whatever the protocols' own settings say
     /// (`--insecure`).
     pub insecure: bool,
+    /// What the protocols print of each exchange on stderr (`--http-debug`).
+    pub dump: Dump,
     /// The caller will not run the phases (it validates, or searches capacity), so
     /// a scenario with only `profiles` and no `default_profile` loads without
     /// phases instead of asking for `--profile`.

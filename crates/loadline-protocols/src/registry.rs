@@ -60,6 +60,21 @@ pub struct Scenario {
     /// Accept any TLS certificate, whatever the protocol's own settings say
     /// (the command line's `--insecure`).
     pub insecure: bool,
+    /// What to print of each exchange on stderr (the command line's
+    /// `--http-debug`).
+    pub dump: Dump,
+}
+
+/// How much of each exchange a protocol prints on stderr while running, for
+/// seeing what is sent: nothing (the default), the request and response
+/// heads, or the heads and the bodies (cut at a bound). Secrets in headers are
+/// shown as `***`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dump {
+    #[default]
+    Off,
+    Heads,
+    Full,
 }
 
 impl Scenario {

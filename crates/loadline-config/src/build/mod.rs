@@ -428,6 +428,7 @@ impl<'a> Builder<'a> {
                     .collect(),
                 target: base.clone(),
                 insecure: self.overrides.insecure,
+                dump: self.overrides.dump,
             };
             builders.push(entry.begin(&scenario, self));
         }

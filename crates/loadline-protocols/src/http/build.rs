@@ -84,6 +84,7 @@ impl ProtocolEntry for Http {
         let mut defaults = read_defaults(ctx, scenario.target.clone(), doc.as_ref());
         // The command line's --insecure wins over `defaults: { insecure }`.
         defaults.settings.insecure |= scenario.insecure;
+        defaults.settings.dump = scenario.dump;
         Box::new(HttpBuilder {
             defaults,
             slot: None,

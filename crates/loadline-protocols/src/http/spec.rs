@@ -18,6 +18,8 @@ pub struct HttpSettings {
     /// At most this many bytes of a response body are kept for checks and
     /// captures; the rest is read and discarded (but counted).
     pub max_body: usize,
+    /// What each exchange prints on stderr (`--http-debug`).
+    pub dump: crate::registry::Dump,
 }
 
 impl Default for HttpSettings {
@@ -26,6 +28,7 @@ impl Default for HttpSettings {
             insecure: false,
             cookies: true,
             max_body: 1024 * 1024,
+            dump: crate::registry::Dump::Off,
         }
     }
 }

@@ -55,6 +55,11 @@ impl Head {
         Ok(Some(len))
     }
 
+    /// The head as received: status line, headers and the blank line.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
     /// Every value of header `name` (ASCII case-insensitive), in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields
