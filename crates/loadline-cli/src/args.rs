@@ -219,6 +219,7 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 
 /// Where the results go and how much is shown.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "PATH")]
@@ -226,7 +227,8 @@ pub struct OutputArgs {
     /// No live progress, only the summary.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Seed for the random choices (flows, think times, $randint…), for repeatable runs.
+    /// Seed for the random choices (flows, think times, $randint…, Poisson
+    /// arrivals), for repeatable runs.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Stream the time series (one point a second) while running: `jsonl=PATH`
