@@ -28,12 +28,21 @@ pub enum Command {
         #[command(flatten)]
         scenario: ScenarioArgs,
     },
-    /// Run a scenario file: live progress, then a summary and the thresholds.
+    /// Run a scenario file, or load one URL: live progress, then a summary and
+    /// the thresholds.
+    ///
+    /// `loadline run shop.yaml` runs the scenario's phases; `--vus`/`--rate` with
+    /// `--duration`/`--iterations` replace them with one phase. `loadline run
+    /// http://127.0.0.1:8080/health --rate 50 --duration 10s` loads one URL with
+    /// no scenario file (one VU and one request when no load is given).
     Run {
-        /// The scenario file (YAML).
+        /// The scenario file (YAML), or an http:// or https:// URL.
+        #[arg(value_name = "FILE|URL")]
         file: PathBuf,
         #[command(flatten)]
         scenario: ScenarioArgs,
+        #[command(flatten)]
+        request: RequestArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -66,23 +75,151 @@ pub enum Command {
     Schema,
 }
 
-/// What changes the scenario's load.
+/// What changes the scenario's load. Every flag wins over the file.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ScenarioArgs {
     /// Run this profile of the scenario's `profiles:` instead of `phases`
     /// (`capacity`: the capacity search).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// Scale the phases so that together they last this long (e.g. 30s, 2m).
+    /// Scale the phases so that together they last this long (e.g. 30s, 2m),
+    /// keeping their shape and rates.
     #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
-    pub duration: Option<Duration>,
+    pub scale_to: Option<Duration>,
     /// Send the load to this base URL instead of the scenario's `target`.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// Closed model: this many VUs, each looping; replaces the phases with one.
+    #[arg(long, value_name = "N", help_heading = "Load (replaces the phases)")]
+    pub vus: Option<u64>,
+    /// Open model: this many iterations started per second; replaces the
+    /// phases with one.
+    #[arg(
+        long,
+        value_name = "R",
+        conflicts_with = "vus",
+        help_heading = "Load (replaces the phases)"
+    )]
+    pub rate: Option<f64>,
+    /// How long the one phase lasts (with --vus or --rate).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration, help_heading = "Load (replaces the phases)")]
+    pub duration: Option<Duration>,
+    /// The iterations the VUs share out (one VU without --vus); with
+    /// --duration too, at most that long.
+    #[arg(long, value_name = "N", help_heading = "Load (replaces the phases)")]
+    pub iterations: Option<u64>,
+    /// How open-model phases space their arrivals: uniform (evenly) or poisson
+    /// (exponential gaps at the planned mean rate; reproducible with --seed).
+    #[arg(long, value_name = "KIND", value_parser = parse_arrivals)]
+    pub arrivals: Option<loadline_config::Arrivals>,
+    /// A value for `{{ $env.KEY }}`, over the process environment; may be
+    /// given more than once.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// A threshold added to the scenario's, as a scenario writes it:
+    /// 'latency: p95 < 200ms', 'errors: rate < 1%'; may be given more than once.
+    #[arg(long = "threshold", value_name = "METRIC: CONDITION")]
+    pub thresholds: Vec<String>,
+    /// Accept any TLS certificate (self-signed, expired, another name), over
+    /// the scenario's `defaults: { insecure }`.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print each HTTP request and response head on stderr (credentials as
+    /// ***); --http-debug=full adds the bodies, cut at 8 KiB.
+    #[arg(
+        long,
+        value_name = "full",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "heads",
+        value_parser = parse_dump
+    )]
+    pub http_debug: Option<loadline_config::Dump>,
+}
+
+/// The request of `loadline run URL`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Request (with a URL)")]
+pub struct RequestArgs {
+    /// The method: GET (the default), POST, PUT, PATCH, DELETE or HEAD.
+    #[arg(short = 'm', long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// A request header, 'Name: value'; may be given more than once.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// The request body, or @FILE to send a file's contents.
+    #[arg(short = 'b', long, value_name = "BODY|@FILE")]
+    pub body: Option<String>,
+}
+
+impl RequestArgs {
+    /// Whether any of these flags was given.
+    pub fn any(&self) -> bool {
+        self.method.is_some() || !self.headers.is_empty() || self.body.is_some()
+    }
+}
+
+fn parse_arrivals(s: &str) -> Result<loadline_config::Arrivals, String> {
+    use loadline_config::Arrivals;
+    match s {
+        "uniform" => Ok(Arrivals::Uniform),
+        "poisson" => Ok(Arrivals::Poisson),
+        other => Err(format!("expected uniform or poisson, found `{other}`")),
+    }
+}
+
+fn parse_dump(s: &str) -> Result<loadline_config::Dump, String> {
+    use loadline_config::Dump;
+    match s {
+        "heads" => Ok(Dump::Heads),
+        "full" => Ok(Dump::Full),
+        other => Err(format!(
+            "expected --http-debug (heads) or --http-debug=full, found `{other}`"
+        )),
+    }
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, found `{s}`"))?;
+    let valid = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{key}` is not a variable name: expected letters, digits and `_`, not starting with a digit"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected 'Name: value', found `{s}`"))?;
+    let name = name.trim();
+    // A header name is an RFC 9110 token.
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!(
+            "`{name}` is not a header name: expected letters, digits and -!#$%&'*+.^_`|~"
+        ));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// `--tag key=value`: a name Prometheus accepts as a label, and any value.
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, found `{s}`"))?;
+    loadline_report::tags::check_name(key)?;
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Where the results go and how much is shown.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "PATH")]
@@ -90,7 +227,8 @@ pub struct OutputArgs {
     /// No live progress, only the summary.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Seed for the random choices (flows, think times, $randint…), for repeatable runs.
+    /// Seed for the random choices (flows, think times, $randint…, Poisson
+    /// arrivals), for repeatable runs.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Stream the time series (one point a second) while running: `jsonl=PATH`
@@ -114,6 +252,10 @@ pub struct OutputArgs {
     /// target-process and loadline ones).
     #[arg(long)]
     pub no_monitor: bool,
+    /// A tag for this run, in the JSON summary, every streamed point and the
+    /// Prometheus labels (e.g. env=staging); may be given more than once.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
 }
 
 /// A streamed output: its format and file.
@@ -249,9 +391,10 @@ pub struct DemoScenarioArgs {
     /// soak, or capacity (the capacity search).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// Scale the profile's phases so that together they last this long.
-    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
-    pub duration: Option<Duration>,
+    /// Scale the profile's phases so that together they last this long
+    /// (`--duration` is another name for it here).
+    #[arg(long, visible_alias = "duration", value_name = "DURATION", value_parser = positive_duration)]
+    pub scale_to: Option<Duration>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -34,8 +34,8 @@ pub fn capacity(
     let overrides = Overrides {
         profile: profile.filter(|p| p != loadline_config::CAPACITY_PROFILE),
         target,
-        duration: None,
         phases_optional: true,
+        ..Overrides::default()
     };
     let loaded = match scenario::load(file, &overrides) {
         Ok(l) => l,
@@ -137,6 +137,7 @@ pub fn finish(
         let doc = CapacityDoc {
             name: plan.name.as_deref(),
             scenario: &plan.source,
+            tags: run::tags(out),
             status: match code {
                 0 => "passed",
                 130 => "interrupted",
@@ -174,6 +175,9 @@ pub fn finish(
 struct CapacityDoc<'a> {
     name: Option<&'a str>,
     scenario: &'a str,
+    /// The run's `--tag`s; left out when none.
+    #[serde(skip_serializing_if = "loadline_run::Tags::is_empty")]
+    tags: loadline_run::Tags,
     /// `passed` (a passing rate was found), `failed` (even the start rate
     /// failed) or `interrupted`.
     status: &'static str,

@@ -249,15 +249,16 @@ async fn strategy(config: ShopConfig, args: &DemoArgs) -> ExitCode {
 /// Loads the bundled strategy as the flags ask, aimed at `target`.
 fn load(args: &DemoArgs, data: &Path, target: &str) -> Result<loadline_config::Loaded, ExitCode> {
     let searching = args.scenario.profile.as_deref() == Some(CAPACITY_PROFILE);
-    if searching && args.scenario.duration.is_some() {
-        eprintln!("error: --duration does not apply to the capacity search: its length follows from --step-duration and the number of steps");
+    if searching && args.scenario.scale_to.is_some() {
+        eprintln!("error: --scale-to does not apply to the capacity search: its length follows from --step-duration and the number of steps");
         return Err(ExitCode::from(EXIT_INVALID));
     }
     let overrides = Overrides {
         profile: args.scenario.profile.clone().filter(|_| !searching),
-        duration: args.scenario.duration,
+        scale_to: args.scenario.scale_to,
         target: Some(target.to_string()),
         phases_optional: searching,
+        ..Overrides::default()
     };
     scenario::report(
         SOURCE,
@@ -308,7 +309,7 @@ async fn run_strategy(
         extra["demo_shop"]["limiter_requests_per_second"] = json!(limit);
         return capacity::finish(&plan, &opts, &report, &args.output, Some(extra));
     }
-    let env = run::env_of(Path::new("tests/load/shop.yaml (embedded)"), &loaded);
+    let env = run::env_of("tests/load/shop.yaml (embedded)", &loaded);
     let plan = Arc::new(loaded.plan);
     let tally = Arc::new(Mutex::new(Tally::new(plan.phases.len(), before.clone())));
     let observer = Box::new(ShopObserver {

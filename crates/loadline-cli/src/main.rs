@@ -11,6 +11,7 @@ mod demo;
 mod output;
 mod run;
 mod scenario;
+mod url;
 
 use std::process::ExitCode;
 
@@ -37,8 +38,9 @@ fn main() -> ExitCode {
         Command::Run {
             file,
             scenario,
+            request,
             output,
-        } => run::run(&file, &scenario, &output),
+        } => run::run(&file, &scenario, &request, &output),
         Command::Capacity {
             file,
             profile,

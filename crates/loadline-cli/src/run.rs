@@ -16,26 +16,44 @@ use loadline_report::{html, json, junit, live, markdown, terminal};
 pub use loadline_run::{Executed, RunEnv};
 use loadline_run::{Notify, Outputs};
 
-use crate::args::{OutputArgs, ScenarioArgs, SearchArgs};
-use crate::{capacity, output, scenario, EXIT_INVALID, EXIT_RUNTIME};
+use crate::args::{OutputArgs, RequestArgs, ScenarioArgs, SearchArgs};
+use crate::{capacity, output, scenario, url, EXIT_INVALID, EXIT_RUNTIME};
 
-/// `loadline run`.
-pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
+/// `loadline run`: a scenario file, or a URL.
+pub fn run(file: &Path, args: &ScenarioArgs, request: &RequestArgs, out: &OutputArgs) -> ExitCode {
+    if let Some(url) = url::as_url(file) {
+        if args.profile.is_some() {
+            eprintln!("error: --profile chooses among a scenario file's profiles; a URL has none");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        return match url::load(url, args, request) {
+            Ok(loaded) => run_loaded(&loaded.plan.source.clone(), loaded, out),
+            Err(code) => code,
+        };
+    }
+    if request.any() {
+        eprintln!("error: -m, -H and -b give the request of `loadline run URL`; a scenario file writes its requests in its steps");
+        return ExitCode::from(EXIT_INVALID);
+    }
     if args.profile.as_deref() == Some(loadline_config::CAPACITY_PROFILE) {
-        if args.duration.is_some() {
-            eprintln!("error: --duration does not apply to the capacity search: its length follows from its step duration and the number of steps");
+        if args.scale_to.is_some() || args.load().is_some() {
+            eprintln!("error: --scale-to, --vus, --rate, --duration and --iterations do not apply to the capacity search: its length follows from its step duration and the number of steps");
             return ExitCode::from(EXIT_INVALID);
         }
         return capacity::capacity(file, None, args.target.clone(), &SearchArgs::default(), out);
     }
-    let loaded = match scenario::load(file, &args.overrides(false)) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    match scenario::load(file, &args.overrides(false)) {
+        Ok(loaded) => run_loaded(&file.display().to_string(), loaded, out),
+        Err(code) => code,
+    }
+}
+
+/// Runs a loaded scenario, read from `source`, with the outputs of `out`.
+fn run_loaded(source: &str, loaded: loadline_config::Loaded, out: &OutputArgs) -> ExitCode {
     if let Err(code) = check_output(out) {
         return code;
     }
-    let env = env_of(file, &loaded);
+    let env = env_of(source, &loaded);
     let plan = Arc::new(loaded.plan);
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -58,8 +76,10 @@ pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
         Ok((Ok(done), finished)) => finished.over(finish(&done, out, None)),
         Ok((Err(code), _)) => code,
         Err(Refused::Interrupted) => {
+            let mut summary = loadline_run::interrupted_before_the_load(&plan);
+            summary.tags = tags(out);
             let done = Executed {
-                summary: loadline_run::interrupted_before_the_load(&plan),
+                summary,
                 series: Vec::new(),
                 errors: Default::default(),
                 settings: env.settings.clone(),
@@ -68,6 +88,11 @@ pub fn run(file: &Path, args: &ScenarioArgs, out: &OutputArgs) -> ExitCode {
         }
         Err(Refused::Code(code)) => code,
     }
+}
+
+/// The run's tags, as the flags give them (a later one of the same key wins).
+pub fn tags(out: &OutputArgs) -> loadline_run::Tags {
+    out.tags.iter().cloned().collect()
 }
 
 /// Why a run did not load: the protocols were not ready (exit 1, reported), or a
@@ -153,9 +178,9 @@ pub async fn around<T>(
     }
 }
 
-/// The environment of a run of `loaded`, read from `file`.
-pub fn env_of(file: &Path, loaded: &loadline_config::Loaded) -> RunEnv {
-    let mut settings = vec![("scenario".to_string(), file.display().to_string())];
+/// The environment of a run of `loaded`, read from `source` (a file or a URL).
+pub fn env_of(source: &str, loaded: &loadline_config::Loaded) -> RunEnv {
+    let mut settings = vec![("scenario".to_string(), source.to_string())];
     if let Some(p) = &loaded.profile {
         settings.push(("profile".into(), p.clone()));
     }
@@ -256,6 +281,7 @@ pub async fn execute(
         prometheus_listen: out.prometheus_listen,
         no_monitor: out.no_monitor,
         seed: out.seed,
+        tags: tags(out),
     };
     let done =
         loadline_run::execute(plan, &outputs, observer, env, Arc::new(Stderr), interrupt).await;

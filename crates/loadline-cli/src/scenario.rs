@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use loadline_config::{ConfigErrors, Loaded, Overrides};
+use loadline_config::{ConfigErrors, LoadOverride, Loaded, Overrides};
 use loadline_core::duration::format_duration;
 use loadline_core::plan::{Pacing, Phase, Plan};
 
@@ -12,14 +12,33 @@ use crate::args::ScenarioArgs;
 use crate::EXIT_INVALID;
 
 impl ScenarioArgs {
-    /// The overrides these flags ask for.
+    /// The overrides these flags ask for: everything the command line changes
+    /// in a scenario, in one place (the config crate applies them over the file).
     pub fn overrides(&self, phases_optional: bool) -> Overrides {
         Overrides {
             profile: self.profile.clone(),
-            duration: self.duration,
+            scale_to: self.scale_to,
+            load: self.load(),
             target: self.target.clone(),
+            env: self.env.clone(),
+            arrivals: self.arrivals,
+            thresholds: self.thresholds.clone(),
+            insecure: self.insecure,
+            dump: self.http_debug.unwrap_or_default(),
             phases_optional,
         }
+    }
+
+    /// The one phase of `--vus`, `--rate`, `--duration` and `--iterations`,
+    /// when any is given.
+    pub fn load(&self) -> Option<LoadOverride> {
+        let load = LoadOverride {
+            vus: self.vus,
+            rate: self.rate,
+            duration: self.duration,
+            iterations: self.iterations,
+        };
+        (load != LoadOverride::default()).then_some(load)
     }
 }
 

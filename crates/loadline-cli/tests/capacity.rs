@@ -168,12 +168,21 @@ flows:
     let output = loadline()
         .arg("capacity")
         .arg(&sc.path)
-        .args(["--profile", "fast", "--quiet", "--summary-json"])
+        .args([
+            "--profile",
+            "fast",
+            "--quiet",
+            "--tag",
+            "env=ci",
+            "--summary-json",
+        ])
         .arg(&out_path)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let c = &read_json(&out_path).unwrap()["capacity"];
+    let report = read_json(&out_path).unwrap();
+    assert_eq!(report["tags"], serde_json::json!({"env": "ci"}));
+    let c = &report["capacity"];
     let rates: Vec<f64> = c["steps"]
         .as_array()
         .unwrap()

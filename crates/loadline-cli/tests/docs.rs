@@ -399,7 +399,7 @@ fn services_up(file: &Path, needed: &[(&str, u16)]) -> bool {
     true
 }
 
-/// Runs `loadline run FILE --duration 3s` (its phases scaled to 3 s in all),
+/// Runs `loadline run FILE --scale-to 3s` (its phases scaled to 3 s in all),
 /// stopped with SIGINT after 8 s if it has not ended (a phase bounded by
 /// iterations is not scaled), and cut off 4 s later; returns the summary.
 fn run_briefly(file: &Path, target: Option<&str>, out: &Path) -> serde_json::Value {
@@ -408,7 +408,7 @@ fn run_briefly(file: &Path, target: Option<&str>, out: &Path) -> serde_json::Val
     cmd.arg("run")
         .arg(file)
         .args([
-            "--duration",
+            "--scale-to",
             "3s",
             "--seed",
             "7",

@@ -1,5 +1,5 @@
 //! Load profiles: `--profile` picks a named list of phases, an unknown name is
-//! invalid input, `--duration` scales the phases, `--target` redirects the load.
+//! invalid input, `--scale-to` scales the phases, `--target` redirects the load.
 
 use crate::util::*;
 
@@ -35,11 +35,11 @@ fn a_profile_picks_its_phases() {
 }
 
 #[test]
-fn duration_scales_the_phases_proportionally() {
+fn scale_to_scales_the_phases_proportionally() {
     let srv = TestServer::start();
     let sc = scenario(&srv.url());
     // 10s at 2/s + 10s at 8/s, scaled to 2s: 1s at 2/s + 1s at 8/s.
-    let (out, s) = run_scenario(&sc, &["--profile", "timed", "--duration", "2s"]);
+    let (out, s) = run_scenario(&sc, &["--profile", "timed", "--scale-to", "2s"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = s.unwrap();
     assert_eq!(s["phases"][0]["iterations"], 2, "{:#}", s["phases"]);
@@ -48,9 +48,9 @@ fn duration_scales_the_phases_proportionally() {
     assert_eq!(srv.seen().count("GET /hello"), 10);
 
     // Iteration phases keep their count; with nothing timed there is nothing to scale.
-    let (out, _) = run_scenario(&sc, &["--profile", "five", "--duration", "1s"]);
+    let (out, _) = run_scenario(&sc, &["--profile", "five", "--scale-to", "1s"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--duration: no phase has a duration"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--scale-to: no phase has a duration"));
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn validate_describes_the_profiles_and_the_chosen_phases() {
     let out = loadline()
         .arg("validate")
         .arg(&sc.path)
-        .args(["--profile", "timed", "--duration", "1m"])
+        .args(["--profile", "timed", "--scale-to", "1m"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -497,7 +497,7 @@ fn the_bundled_oltp_mix_validates_and_runs() {
     let out = loadline()
         .arg("run")
         .arg(file)
-        .args(["--duration", "4s", "--quiet", "--summary-json"])
+        .args(["--scale-to", "4s", "--quiet", "--summary-json"])
         .arg(&summary)
         .output()
         .unwrap();

@@ -7,6 +7,7 @@ mod util;
 
 mod bad_input;
 mod capacity;
+mod command_line;
 #[cfg(feature = "demo")]
 mod demo;
 mod docs;

@@ -126,8 +126,9 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
 use loadline_core::capacity::SearchSpec;
+pub use loadline_core::plan::Arrivals;
 use loadline_core::plan::{Phase, Plan};
-pub use loadline_protocols::registry::Registry;
+pub use loadline_protocols::registry::{Dump, Registry};
 
 /// The profile name that means "the capacity search" rather than a list of phases
 /// (`loadline run FILE --profile capacity` is `loadline capacity FILE`). A
@@ -139,7 +140,8 @@ pub const CAPACITY_PROFILE: &str = "capacity";
 #[derive(Debug)]
 pub struct Loaded {
     /// The plan, with the phases chosen (`phases`, the `--profile`, or the
-    /// `default_profile`), scaled to `--duration` when asked.
+    /// `default_profile`, scaled to `--scale-to` when asked), or the one phase
+    /// the command line gives instead.
     pub plan: Plan,
     /// Things that are allowed but probably unintended, one line each.
     pub warnings: Vec<String>,
@@ -176,14 +178,46 @@ pub struct Overrides {
     /// Run this profile instead of `phases` (or the `default_profile`).
     pub profile: Option<String>,
     /// Scale every phase with a duration so that together they last this long
-    /// (phases ended by `iterations` are left as they are).
-    pub duration: Option<Duration>,
+    /// (phases ended by `iterations` are left as they are): `--scale-to`.
+    pub scale_to: Option<Duration>,
+    /// One phase that replaces the scenario's phases and profiles (k6's
+    /// `--vus`, `--duration`, `--iterations`), when given.
+    pub load: Option<LoadOverride>,
     /// Replace the scenario's `target`.
     pub target: Option<String>,
+    /// Values of `{{ $env.NAME }}` that win over the process environment
+    /// (`-e NAME=VALUE`), in the order given (a later one wins).
+    pub env: Vec<(String, String)>,
+    /// How the open-model phases space their arrivals, over what each phase says.
+    pub arrivals: Option<Arrivals>,
+    /// Thresholds added to the scenario's, each `METRIC: EXPR` as a scenario
+    /// writes them (`latency: p95 < 200ms`, `errors{step:login}: rate < 1%`).
+    pub thresholds: Vec<String>,
+    /// Accept any TLS certificate, whatever the protocols' own settings say
+    /// (`--insecure`).
+    pub insecure: bool,
+    /// What the protocols print of each exchange on stderr (`--http-debug`).
+    pub dump: Dump,
     /// The caller will not run the phases (it validates, or searches capacity), so
     /// a scenario with only `profiles` and no `default_profile` loads without
     /// phases instead of asking for `--profile`.
     pub phases_optional: bool,
+}
+
+/// The load of the command line, which replaces the scenario's phases with one
+/// phase, as k6's flags do: `vus` (closed model) or `rate` (open model), ended by
+/// `duration` and/or `iterations`. `iterations` alone means one VU running them;
+/// with a `duration` too, the iterations must be done within it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadOverride {
+    /// Virtual users, each looping (`--vus`).
+    pub vus: Option<u64>,
+    /// Iterations started per second (`--rate`).
+    pub rate: Option<f64>,
+    /// How long the phase lasts (`--duration`).
+    pub duration: Option<Duration>,
+    /// The iterations the VUs share out (`--iterations`).
+    pub iterations: Option<u64>,
 }
 
 /// Reads and loads a scenario file; data files are found relative to its folder.

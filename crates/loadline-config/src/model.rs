@@ -90,12 +90,26 @@ pub struct PhaseDoc {
     pub ramp_to: Option<Spanned<f64>>,
     /// Open model: at most this many iterations at once (default 10000).
     pub max_vus: Option<Spanned<i64>>,
+    /// Open model: how arrivals are spaced: `uniform` (evenly, the default) or
+    /// `poisson` (independent arrivals, exponential gaps at the planned mean
+    /// rate; reproducible with `--seed`).
+    #[schemars(with = "Option<ArrivalsSchema>")]
+    pub arrivals: Option<Spanned<String>>,
     /// Closed model: this many virtual users, each looping.
     pub vus: Option<Spanned<i64>>,
     /// Closed model: the total number of iterations.
     pub iterations: Option<Spanned<i64>>,
     /// Shown in reports (default `phase N`).
     pub name: Option<Spanned<String>>,
+}
+
+/// The arrival processes, for the schema.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ArrivalsSchema {
+    Uniform,
+    Poisson,
 }
 
 /// How `loadline capacity` steps the arrival rate up; every key is optional and

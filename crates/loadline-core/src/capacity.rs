@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::plan::{Pacing, Phase, Plan, Stop, DEFAULT_MAX_VUS};
+use crate::plan::{Arrivals, Pacing, Phase, Plan, Stop, DEFAULT_MAX_VUS};
 use crate::runner::{self, NoObserver, Observer, RunOptions};
 use crate::summary::{LatencyMs, Status, Summary, ThresholdResult};
 
@@ -467,6 +467,7 @@ pub fn step_plan(plan: &Plan, rate: f64, duration: Duration, max_vus: u64) -> Pl
                 rate,
                 ramp_to: None,
                 max_vus,
+                arrivals: Arrivals::Uniform,
             },
             stop: Stop::Duration(duration),
         }],

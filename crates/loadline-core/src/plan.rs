@@ -122,10 +122,19 @@ impl Phase {
                 rate,
                 ramp_to,
                 max_vus,
-            } => match ramp_to {
-                Some(to) => format!("{rate}/s rising to {to}/s, at most {max_vus} VUs"),
-                None => format!("{rate}/s, at most {max_vus} VUs"),
-            },
+                arrivals,
+            } => {
+                let poisson = match arrivals {
+                    Arrivals::Uniform => "",
+                    Arrivals::Poisson => " (Poisson arrivals)",
+                };
+                match ramp_to {
+                    Some(to) => {
+                        format!("{rate}/s rising to {to}/s{poisson}, at most {max_vus} VUs")
+                    }
+                    None => format!("{rate}/s{poisson}, at most {max_vus} VUs"),
+                }
+            }
             Pacing::Closed { vus } => format!("{vus} looping VUs"),
         };
         let stop = match &self.stop {
@@ -154,13 +163,39 @@ impl Phase {
 pub enum Pacing {
     /// Open model: iterations started at planned times, `rate` per second rising
     /// linearly to `ramp_to` by the end of the phase; at most `max_vus` at once.
+    /// `arrivals` says how the times are spaced.
     Open {
         rate: f64,
         ramp_to: Option<f64>,
         max_vus: u64,
+        arrivals: Arrivals,
     },
     /// Closed model: `vus` virtual users, each looping over iterations.
     Closed { vus: u64 },
+}
+
+/// How an open-model phase spaces its arrivals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// Evenly, at the planned rate: the k-th arrival where the rate's integral
+    /// reaches k.
+    #[default]
+    Uniform,
+    /// A Poisson process at the planned rate: independent arrivals whose gaps
+    /// are exponentially distributed around the planned mean, as many
+    /// independent users arrive; reproducible with the run's seed.
+    Poisson,
+}
+
+impl Arrivals {
+    /// Its name in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arrivals::Uniform => "uniform",
+            Arrivals::Poisson => "poisson",
+        }
+    }
 }
 
 /// When a phase ends.

@@ -226,7 +226,7 @@ mod tests {
 
     use crate::duration::DurationRange;
     use crate::metrics::RequestSample;
-    use crate::plan::{Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Step, Stop};
+    use crate::plan::{Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Step, Stop};
     use crate::protocol::{BoxFuture, StepExec, StepOutcome};
     use crate::vu::Vu;
 
@@ -316,6 +316,7 @@ mod tests {
                         rate: 100.0,
                         ramp_to: None,
                         max_vus: 1000,
+                        arrivals: Arrivals::Uniform,
                     },
                     stop: Stop::Duration(Duration::from_millis(500)),
                 },
@@ -325,6 +326,7 @@ mod tests {
                         rate: 100.0,
                         ramp_to: None,
                         max_vus: 2,
+                        arrivals: Arrivals::Uniform,
                     },
                     stop: Stop::Duration(Duration::from_millis(500)),
                 },
@@ -434,6 +436,7 @@ mod tests {
                         rate: 100.0,
                         ramp_to: None,
                         max_vus: 1000,
+                        arrivals: Arrivals::Uniform,
                     },
                     stop: Stop::Duration(Duration::from_millis(400)),
                 },
@@ -504,6 +507,7 @@ mod tests {
                     rate: 10.0,
                     ramp_to: None,
                     max_vus: 1000,
+                    arrivals: Arrivals::Uniform,
                 },
                 stop: Stop::Duration(Duration::from_secs(3)),
             }],

@@ -215,6 +215,9 @@ pub struct MonitorSummary {
 pub struct Summary {
     pub name: Option<String>,
     pub scenario: String,
+    /// The run's tags (`--tag env=staging`), as given; left out when none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
     pub status: Status,
     pub duration_s: f64,
     pub requests: RequestTotals,
@@ -369,6 +372,7 @@ impl Summary {
         Summary {
             name: plan.name.clone(),
             scenario: plan.source.clone(),
+            tags: Default::default(),
             status,
             duration_s: (secs * 1000.0).round() / 1000.0,
             requests: RequestTotals {

@@ -57,6 +57,24 @@ pub struct Scenario {
     /// The sections of [`ProtocolEntry::sections`] the scenario has.
     pub sections: Vec<(&'static str, Raw)>,
     pub target: Target,
+    /// Accept any TLS certificate, whatever the protocol's own settings say
+    /// (the command line's `--insecure`).
+    pub insecure: bool,
+    /// What to print of each exchange on stderr (the command line's
+    /// `--http-debug`).
+    pub dump: Dump,
+}
+
+/// How much of each exchange a protocol prints on stderr while running, for
+/// seeing what is sent: nothing (the default), the request and response
+/// heads, or the heads and the bodies (cut at a bound). Secrets in headers are
+/// shown as `***`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dump {
+    #[default]
+    Off,
+    Heads,
+    Full,
 }
 
 impl Scenario {

@@ -22,6 +22,7 @@ pub(crate) fn summary() -> Summary {
     Summary {
         name: Some("shop <smoke>".into()),
         scenario: "shop.yaml".into(),
+        tags: BTreeMap::new(),
         status: Status::Failed,
         duration_s: 12.345,
         requests: RequestTotals {
@@ -129,6 +130,7 @@ pub(crate) fn series() -> Vec<SeriesPoint> {
             iterations: 16,
             dropped: 0,
             schedule_lag_p99_ms: Some(0.2),
+            tags: BTreeMap::new(),
             groups: BTreeMap::from([(
                 "product detail".to_string(),
                 GroupPoint {

@@ -13,4 +13,5 @@ mod markup;
 pub mod prometheus;
 pub mod series;
 pub mod stream;
+pub mod tags;
 pub mod terminal;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::series::SeriesPoint;
 use crate::stream::PointSink;
+use crate::tags::Tags;
 
 #[derive(Debug, Default)]
 struct State {
@@ -31,6 +32,8 @@ struct State {
     iterations: u64,
     dropped: u64,
     last: Option<SeriesPoint>,
+    /// The run's tags as labels (`env="ci",region="eu"`), on every series.
+    extra: String,
 }
 
 /// Feeds the exporter; a [`PointSink`].
@@ -61,57 +64,74 @@ fn label(v: &str) -> String {
 }
 
 impl PromSink {
+    /// An exporter whose every series carries the run's tags as labels.
+    pub fn with_tags(tags: &Tags) -> Self {
+        let extra = tags
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sink = Self::default();
+        sink.0.lock().unwrap_or_else(|e| e.into_inner()).extra = extra;
+        sink
+    }
+
     /// The exposition text of the current state.
     pub fn render(&self) -> String {
         let st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // A series' label set: its own labels, then the run's tags.
+        let labels = |own: &str| match (own.is_empty(), st.extra.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => format!("{{{own}}}"),
+            (true, false) => format!("{{{}}}", st.extra),
+            (false, false) => format!("{{{own},{}}}", st.extra),
+        };
         let mut o = String::new();
         o.push_str("# HELP loadline_requests_total Requests sent, by step.\n# TYPE loadline_requests_total counter\n");
         for (step, (n, _)) in &st.requests {
-            let _ = writeln!(o, "loadline_requests_total{{step=\"{}\"}} {n}", label(step));
+            let l = labels(&format!("step=\"{}\"", label(step)));
+            let _ = writeln!(o, "loadline_requests_total{l} {n}");
         }
         o.push_str("# HELP loadline_requests_failed_total Requests with no response or a status >= 400, by step.\n# TYPE loadline_requests_failed_total counter\n");
         for (step, (_, f)) in &st.requests {
-            let _ = writeln!(
-                o,
-                "loadline_requests_failed_total{{step=\"{}\"}} {f}",
-                label(step)
-            );
+            let l = labels(&format!("step=\"{}\"", label(step)));
+            let _ = writeln!(o, "loadline_requests_failed_total{l} {f}");
         }
         o.push_str("# HELP loadline_errors_total Requests without a usable response, by error kind.\n# TYPE loadline_errors_total counter\n");
         for (k, n) in &st.errors {
-            let _ = writeln!(o, "loadline_errors_total{{kind=\"{}\"}} {n}", label(k));
+            let l = labels(&format!("kind=\"{}\"", label(k)));
+            let _ = writeln!(o, "loadline_errors_total{l} {n}");
         }
+        let bare = labels("");
         let _ = write!(
             o,
-            "# HELP loadline_iterations_total Completed iterations.\n# TYPE loadline_iterations_total counter\nloadline_iterations_total {}\n\
-# HELP loadline_dropped_iterations_total Open-model arrivals dropped at max_vus.\n# TYPE loadline_dropped_iterations_total counter\nloadline_dropped_iterations_total {}\n",
+            "# HELP loadline_iterations_total Completed iterations.\n# TYPE loadline_iterations_total counter\nloadline_iterations_total{bare} {}\n\
+# HELP loadline_dropped_iterations_total Open-model arrivals dropped at max_vus.\n# TYPE loadline_dropped_iterations_total counter\nloadline_dropped_iterations_total{bare} {}\n",
             st.iterations, st.dropped
         );
         if let Some(p) = &st.last {
             let _ = write!(
                 o,
-                "# HELP loadline_vus Active VUs.\n# TYPE loadline_vus gauge\nloadline_vus {}\n",
+                "# HELP loadline_vus Active VUs.\n# TYPE loadline_vus gauge\nloadline_vus{bare} {}\n",
                 p.vus
             );
             o.push_str("# HELP loadline_latency_ms Latency percentiles over the last interval, by step.\n# TYPE loadline_latency_ms gauge\n");
             for (step, g) in &p.groups {
                 if let Some(l) = g.latency_ms {
                     for (q, v) in [("0.5", l.p50), ("0.95", l.p95), ("0.99", l.p99)] {
-                        let _ = writeln!(
-                            o,
-                            "loadline_latency_ms{{step=\"{}\",quantile=\"{q}\"}} {v}",
-                            label(step)
-                        );
+                        let l = labels(&format!("step=\"{}\",quantile=\"{q}\"", label(step)));
+                        let _ = writeln!(o, "loadline_latency_ms{l} {v}");
                     }
                 }
             }
             if let Some(lag) = p.schedule_lag_p99_ms {
-                let _ = write!(o, "# HELP loadline_schedule_lag_p99_ms Open-model schedule lag p99 over the last interval.\n# TYPE loadline_schedule_lag_p99_ms gauge\nloadline_schedule_lag_p99_ms {lag}\n");
+                let _ = write!(o, "# HELP loadline_schedule_lag_p99_ms Open-model schedule lag p99 over the last interval.\n# TYPE loadline_schedule_lag_p99_ms gauge\nloadline_schedule_lag_p99_ms{bare} {lag}\n");
             }
             if !p.monitors.is_empty() {
                 o.push_str("# HELP loadline_monitor Monitored values of the system under test, the host and loadline.\n# TYPE loadline_monitor gauge\n");
                 for (k, v) in &p.monitors {
-                    let _ = writeln!(o, "loadline_monitor{{series=\"{}\"}} {v}", label(k));
+                    let l = labels(&format!("series=\"{}\"", label(k)));
+                    let _ = writeln!(o, "loadline_monitor{l} {v}");
                 }
             }
         }

@@ -65,6 +65,9 @@ pub struct SeriesPoint {
     pub groups: BTreeMap<String, GroupPoint>,
     /// Monitor series → value.
     pub monitors: BTreeMap<String, f64>,
+    /// The run's tags (`--tag`), on every point; left out when none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 fn round3(v: f64) -> f64 {
@@ -121,6 +124,7 @@ impl SeriesPoint {
                 .iter()
                 .map(|m| (m.series.clone(), m.value))
                 .collect(),
+            tags: BTreeMap::new(),
         }
     }
 

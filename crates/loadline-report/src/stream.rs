@@ -12,6 +12,7 @@ use loadline_core::runner::{Observer, Tick};
 
 use crate::json::OutputError;
 use crate::series::SeriesPoint;
+use crate::tags::Tags;
 
 /// Receives each point of the time series.
 pub trait PointSink: Send {
@@ -42,18 +43,30 @@ impl OutputErrors {
 pub struct Fanout {
     sinks: Vec<Box<dyn PointSink>>,
     others: Vec<Box<dyn Observer>>,
+    tags: Tags,
 }
 
 impl Fanout {
     pub fn new(sinks: Vec<Box<dyn PointSink>>, others: Vec<Box<dyn Observer>>) -> Self {
-        Self { sinks, others }
+        Self {
+            sinks,
+            others,
+            tags: Tags::new(),
+        }
+    }
+
+    /// Puts the run's tags on every point.
+    pub fn tagged(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
     }
 }
 
 impl Observer for Fanout {
     fn on_tick(&mut self, tick: &Tick<'_>) {
         if !self.sinks.is_empty() {
-            let p = SeriesPoint::from_tick(tick);
+            let mut p = SeriesPoint::from_tick(tick);
+            p.tags.clone_from(&self.tags);
             for s in &mut self.sinks {
                 s.point(&p);
             }
@@ -88,7 +101,8 @@ impl PointSink for Collector {
 pub enum StreamFormat {
     /// One JSON object (a [`SeriesPoint`]) per line.
     Jsonl,
-    /// Long format: `t,series,value` rows, many per tick.
+    /// Long format: `t,series,value` rows, many per tick (then one column per
+    /// tag, the same on every row).
     Csv,
 }
 
@@ -99,6 +113,8 @@ pub struct StreamWriter {
     format: StreamFormat,
     errors: OutputErrors,
     broken: bool,
+    /// The tags' values as the end of every CSV row (`,ci,eu`).
+    csv_tags: String,
 }
 
 impl StreamWriter {
@@ -108,6 +124,7 @@ impl StreamWriter {
         path: &Path,
         format: StreamFormat,
         errors: OutputErrors,
+        tags: &Tags,
     ) -> Result<Self, OutputError> {
         let io = |source| OutputError::Io {
             path: path.to_path_buf(),
@@ -115,8 +132,17 @@ impl StreamWriter {
         };
         let file = File::create(path).map_err(io)?;
         let mut out = BufWriter::new(file);
+        let mut csv_tags = String::new();
         if format == StreamFormat::Csv {
-            out.write_all(b"t,series,value\n").map_err(io)?;
+            let mut header = String::from("t,series,value");
+            for (k, v) in tags {
+                header.push(',');
+                header.push_str(&csv_field(k));
+                csv_tags.push(',');
+                csv_tags.push_str(&csv_field(v));
+            }
+            header.push('\n');
+            out.write_all(header.as_bytes()).map_err(io)?;
             out.flush().map_err(io)?;
         }
         Ok(Self {
@@ -125,6 +151,7 @@ impl StreamWriter {
             format,
             errors,
             broken: false,
+            csv_tags,
         })
     }
 
@@ -136,7 +163,14 @@ impl StreamWriter {
             }
             StreamFormat::Csv => {
                 for (series, value) in p.flat() {
-                    writeln!(self.out, "{},{},{}", p.t, csv_field(&series), value)?;
+                    writeln!(
+                        self.out,
+                        "{},{},{}{}",
+                        p.t,
+                        csv_field(&series),
+                        value,
+                        self.csv_tags
+                    )?;
                 }
             }
         }

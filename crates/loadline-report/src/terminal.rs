@@ -353,6 +353,7 @@ mod tests {
         let s = Summary {
             name: Some("shop smoke".into()),
             scenario: "shop.yaml".into(),
+            tags: BTreeMap::new(),
             status: Status::Failed,
             duration_s: 12.345,
             requests: RequestTotals {

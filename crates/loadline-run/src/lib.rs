@@ -29,6 +29,7 @@ use loadline_report::series::SeriesPoint;
 use loadline_report::stream::{
     Collector, Fanout, OutputErrors, PointSink, StreamFormat, StreamWriter,
 };
+pub use loadline_report::tags::Tags;
 use tokio_util::sync::CancellationToken;
 
 pub use lifecycle::{around, Around, NotReady};
@@ -61,6 +62,9 @@ pub struct Outputs {
     pub no_monitor: bool,
     /// Seed for the VUs' random choices.
     pub seed: Option<u64>,
+    /// The run's tags: in the summary, on every streamed point, and as labels
+    /// of the Prometheus exporter's series.
+    pub tags: Tags,
 }
 
 /// What a run needs besides its plan: what to monitor, and what the report says
@@ -132,7 +136,7 @@ pub async fn execute(
         sinks.push(Box::new(collector.clone()));
     }
     for (format, path) in &outputs.streams {
-        match StreamWriter::create(path, *format, errors.clone()) {
+        match StreamWriter::create(path, *format, errors.clone(), &outputs.tags) {
             Ok(w) => sinks.push(Box::new(w)),
             Err(e) => {
                 return Err(StartError {
@@ -145,7 +149,7 @@ pub async fn execute(
     let stop_outputs = CancellationToken::new();
     let _stop_on_return = stop_outputs.clone().drop_guard();
     if let Some(addr) = outputs.prometheus_listen {
-        let sink = PromSink::default();
+        let sink = PromSink::with_tags(&outputs.tags);
         match sink.serve(addr, stop_outputs.clone()).await {
             Ok(bound) => {
                 notify.notice(&format!(
@@ -175,10 +179,11 @@ pub async fn execute(
     };
     let mut opts = interrupt.run_options(outputs.seed);
     opts.monitors = monitors.clone().map(|m| m as Arc<dyn MonitorSource>);
-    let observer = Box::new(Fanout::new(sinks, vec![observer]));
+    let observer = Box::new(Fanout::new(sinks, vec![observer]).tagged(outputs.tags.clone()));
     let result = runner::run(plan.clone(), opts, observer).await;
     stop_outputs.cancel();
     let mut summary = Summary::new(&plan, &result);
+    summary.tags.clone_from(&outputs.tags);
     if monitors.as_ref().is_some_and(|m| m.saturation_seen()) {
         summary.notes.push(
             "loadline itself was near CPU saturation during the run: its latencies include its own queueing (see the loadline.* monitor series)"
@@ -191,6 +196,14 @@ pub async fn execute(
         "monitors".into(),
         if monitors.is_some() { "on" } else { "off" }.into(),
     ));
+    if !outputs.tags.is_empty() {
+        let tags: Vec<String> = outputs
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        settings.push(("tags".into(), tags.join(", ")));
+    }
     if let Some(seed) = outputs.seed {
         settings.push(("seed".into(), seed.to_string()));
     }

@@ -17,8 +17,8 @@ use loadline_core::capacity::SearchSpec;
 use loadline_core::duration::parse_duration;
 use loadline_core::metrics::{generic_error_classes, CheckId, CounterId, ErrorClass, GroupId};
 use loadline_core::plan::{
-    Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop, DEFAULT_GRACEFUL_STOP,
-    DEFAULT_MAX_VUS, OUTCOME_KIND,
+    Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop,
+    DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_VUS, OUTCOME_KIND,
 };
 use loadline_core::protocol::Protocol;
 use loadline_core::template::Scope;
@@ -432,12 +432,15 @@ impl<'a> Builder<'a> {
                     })
                     .collect(),
                 target: base.clone(),
+                insecure: self.overrides.insecure,
+                dump: self.overrides.dump,
             };
             builders.push(entry.begin(&scenario, self));
         }
 
         let phases = match &doc.phases {
-            None if doc.profiles.is_none() => {
+            // Phases from the command line need none in the file.
+            None if doc.profiles.is_none() && self.overrides.load.is_none() => {
                 self.missing(
                     &root_span,
                     &["phases", "profiles"],
@@ -473,9 +476,11 @@ impl<'a> Builder<'a> {
                 .unwrap_or_default(),
         };
 
-        let thresholds = lenient(&doc.thresholds)
+        let mut thresholds = lenient(&doc.thresholds)
             .map(|t| self.thresholds(t, &phases, &profiles))
             .unwrap_or_default();
+        let flags = self.threshold_flags();
+        thresholds.extend(self.thresholds(&flags, &phases, &profiles));
 
         let monitor = lenient(&doc.monitor).and_then(|m| match m.value.validate() {
             Ok(()) => Some(m.value.clone()),
@@ -538,7 +543,10 @@ impl<'a> Builder<'a> {
 
     /// The constants and data files templates can refer to.
     fn names(&mut self, doc: &ScenarioDoc) -> (Names, scope::Loaded) {
-        let mut names = Names::default();
+        let mut names = Names {
+            env: self.overrides.env.clone(),
+            ..Names::default()
+        };
         let mut read = Vec::new();
         for (key, value) in lenient(&doc.vars)
             .map(|e| e.0.as_slice())
@@ -652,6 +660,11 @@ impl<'a> Builder<'a> {
                     Some(m) => self.int_in(m, 1, MAX_MAX_VUS),
                     None => Some(DEFAULT_MAX_VUS),
                 };
+                let arrivals = match (&p.arrivals, self.overrides.arrivals) {
+                    (_, Some(flag)) => Some(flag),
+                    (Some(a), None) => self.arrivals(a),
+                    (None, None) => Some(Arrivals::Uniform),
+                };
                 if let Some(it) = &p.iterations {
                     self.error(
                         &it.span,
@@ -675,6 +688,7 @@ impl<'a> Builder<'a> {
                     rate: rate_v?,
                     ramp_to: ramp_to.map_or(Some(None), |r| r.map(Some))?,
                     max_vus: max_vus?,
+                    arrivals: arrivals?,
                 };
                 (pacing, Stop::Duration(duration??))
             }
@@ -683,6 +697,7 @@ impl<'a> Builder<'a> {
                 for (key, span) in [
                     ("ramp_to", p.ramp_to.as_ref().map(|s| &s.span)),
                     ("max_vus", p.max_vus.as_ref().map(|s| &s.span)),
+                    ("arrivals", p.arrivals.as_ref().map(|s| &s.span)),
                 ] {
                     if let Some(span) = span {
                         self.error(
@@ -772,6 +787,41 @@ impl<'a> Builder<'a> {
             }
         }
         out
+    }
+
+    /// The `--threshold METRIC: EXPR` flags as the entries a file would have,
+    /// placed at the flag; a flag without its `:` is reported.
+    fn threshold_flags(&mut self) -> Entries<Conditions> {
+        let mut entries = Entries::default();
+        let overrides = self.overrides;
+        for flag in &overrides.thresholds {
+            let span = Span {
+                path: "--threshold".into(),
+                ..Span::default()
+            };
+            // The metric's selector may hold a `:` of its own (`{step:login}`).
+            let closed = flag.find('}').map_or(0, |i| i + 1);
+            let Some(colon) = flag[closed..].find(':').map(|i| i + closed) else {
+                self.error(
+                    &span,
+                    format!(
+                        "expected METRIC: CONDITION, e.g. `latency: p95 < 200ms`, found `{flag}`"
+                    ),
+                );
+                continue;
+            };
+            let (key, expr) = (flag[..colon].trim(), flag[colon + 1..].trim());
+            let item = Spanned {
+                span: span.clone(),
+                value: ThresholdDoc::Short(expr.to_string()),
+            };
+            let key = Spanned {
+                span,
+                value: key.to_string(),
+            };
+            entries.0.push((key, Lenient(Some(vec![item]))));
+        }
+        entries
     }
 
     fn thresholds(
@@ -895,6 +945,22 @@ impl<'a> Builder<'a> {
             Ok(d) => Some(d),
             Err(message) => {
                 self.error(&s.span, message);
+                None
+            }
+        }
+    }
+
+    /// A phase's `arrivals:`.
+    fn arrivals(&mut self, a: &Spanned<String>) -> Option<Arrivals> {
+        match a.value.as_str() {
+            "uniform" => Some(Arrivals::Uniform),
+            "poisson" => Some(Arrivals::Poisson),
+            other => {
+                let mut m = format!("unknown arrivals `{other}`: expected `uniform` (evenly spaced, the default) or `poisson` (exponential gaps at the planned mean rate)");
+                if let Some(s) = did_you_mean(other, ["uniform", "poisson"]) {
+                    m.push_str(&format!("; did you mean `{s}`?"));
+                }
+                self.error(&a.span, m);
                 None
             }
         }

@@ -1,18 +1,21 @@
 //! Load profiles — named lists of phases (`normal`, `peak`, `stress`…) that take
 //! the place of `phases` — and the choice of which phases a run gets: `--profile`,
-//! else `phases`, else `default_profile`. Also `--duration` scaling and the
-//! `capacity:` settings of the capacity search.
+//! else `phases`, else `default_profile`, unless the command line gives the load
+//! itself (`--vus`/`--rate` with `--duration`/`--iterations`: one phase instead).
+//! Also `--scale-to` scaling and the `capacity:` settings of the capacity search.
 
 use std::time::Duration;
 
 use loadline_core::capacity::{Growth, SearchSpec};
-use loadline_core::plan::{Phase, Stop};
+use loadline_core::plan::{Arrivals, Pacing, Phase, Stop, DEFAULT_MAX_VUS};
 
-use super::{lenient, quoted_list, Builder, MAX_MAX_VUS};
+use super::{lenient, quoted_list, Builder, MAX_ITERATIONS, MAX_MAX_VUS, MAX_RATE, MAX_VUS};
 use crate::model::{CapacityDoc, ScenarioDoc};
+use crate::LoadOverride;
 use crate::{Profile, CAPACITY_PROFILE};
 use loadline_doc::de::{Span, Spanned};
 use loadline_doc::suggest::did_you_mean;
+use loadline_doc::yaml::Mark;
 
 /// The most bisection steps a capacity search may ask for.
 const MAX_REFINE: i64 = 20;
@@ -48,8 +51,9 @@ impl Builder<'_> {
         out
     }
 
-    /// Which phases run, and from which profile: `--profile`, else `phases`,
-    /// else `default_profile`. Scales them to `--duration` when asked.
+    /// Which phases run, and from which profile: the command line's one phase,
+    /// else `--profile`, else `phases`, else `default_profile`. Scales them to
+    /// `--scale-to` when asked.
     pub(super) fn choose_phases(
         &mut self,
         doc: &ScenarioDoc,
@@ -85,6 +89,28 @@ impl Builder<'_> {
                 .and_then(|e| e.value.0.iter().find(|(k, _)| k.value == name))
                 .map(|(k, _)| k.span.clone())
         };
+        if let Some(load) = &self.overrides.load {
+            for (flag, given) in [
+                ("--profile", self.overrides.profile.is_some()),
+                ("--scale-to", self.overrides.scale_to.is_some()),
+            ] {
+                if given {
+                    self.error_at(
+                        Mark::default(),
+                        flag,
+                        "the command line's --vus, --rate, --duration or --iterations replace the scenario's phases: there are none to choose or scale; drop one or the other",
+                    );
+                }
+            }
+            let phase = command_line_phase(load, self.overrides.arrivals);
+            return match phase {
+                Ok(phase) => (None, vec![phase]),
+                Err((flag, message)) => {
+                    self.error_at(Mark::default(), flag, message);
+                    (None, Vec::new())
+                }
+            };
+        }
         let mut at = lenient(&doc.phases).map(|p| p.span.clone());
         let (profile, mut chosen) = match &self.overrides.profile {
             Some(name) if written.contains(name) => {
@@ -126,11 +152,11 @@ impl Builder<'_> {
                 }
             },
         };
-        if let Some(total) = self.overrides.duration {
+        if let Some(total) = self.overrides.scale_to {
             if !chosen.is_empty() {
                 if let Err(message) = scale_phases(&mut chosen, total) {
                     let mark = at.map_or(root.mark, |s| s.mark);
-                    self.error_at(mark, "--duration", message);
+                    self.error_at(mark, "--scale-to", message);
                 }
             }
         }
@@ -243,6 +269,101 @@ impl Builder<'_> {
             pause,
         }
     }
+}
+
+/// The name of the phase the command line gives (k6 calls its one scenario
+/// `default` too).
+pub const COMMAND_LINE_PHASE: &str = "default";
+
+/// The one phase of `--vus`/`--rate` with `--duration`/`--iterations`, or the
+/// flag at fault and why.
+pub(crate) fn command_line_phase(
+    load: &LoadOverride,
+    arrivals: Option<Arrivals>,
+) -> Result<Phase, (&'static str, String)> {
+    if let Some(vus) = load.vus {
+        if !(1..=MAX_VUS as u64).contains(&vus) {
+            return Err((
+                "--vus",
+                format!("expected from 1 to {MAX_VUS} VUs, found {vus}"),
+            ));
+        }
+    }
+    if let Some(n) = load.iterations {
+        if !(1..=MAX_ITERATIONS as u64).contains(&n) {
+            return Err((
+                "--iterations",
+                format!("expected from 1 to {MAX_ITERATIONS} iterations, found {n}"),
+            ));
+        }
+    }
+    if let Some(d) = load.duration {
+        if d.is_zero() {
+            return Err(("--duration", "expected a duration above zero".into()));
+        }
+    }
+    let pacing = match (load.vus, load.rate) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "--rate",
+                "give --vus (closed model: VUs looping) or --rate (open model: iterations started per second), not both".into(),
+            ))
+        }
+        (None, Some(rate)) => {
+            if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+                return Err((
+                    "--rate",
+                    format!("expected a rate above 0 and at most {MAX_RATE} iterations per second, found {rate}"),
+                ));
+            }
+            Pacing::Open {
+                rate,
+                ramp_to: None,
+                max_vus: DEFAULT_MAX_VUS,
+                arrivals: arrivals.unwrap_or_default(),
+            }
+        }
+        (vus, None) => {
+            if vus.is_none() && load.iterations.is_none() {
+                return Err((
+                    "--duration",
+                    "--duration gives the one phase that replaces the scenario's: say its load too with --vus N or --rate R (to stretch or shrink the scenario's own phases, use --scale-to)".into(),
+                ));
+            }
+            Pacing::Closed {
+                vus: vus.unwrap_or(1),
+            }
+        }
+    };
+    let stop = match (&pacing, load.duration, load.iterations) {
+        (Pacing::Open { .. }, _, Some(_)) => {
+            return Err((
+                "--iterations",
+                "--iterations goes with --vus (closed model); an open-model run (--rate) lasts its --duration".into(),
+            ))
+        }
+        (Pacing::Open { .. }, Some(d), None) => Stop::Duration(d),
+        (pacing, None, None) => {
+            let flag = match pacing {
+                Pacing::Open { .. } => "--rate",
+                Pacing::Closed { .. } => "--vus",
+            };
+            return Err((
+                flag,
+                "say how long the load lasts: --duration D and/or --iterations N".into(),
+            ))
+        }
+        (_, Some(d), None) => Stop::Duration(d),
+        (_, d, Some(total)) => Stop::Iterations {
+            total,
+            max_duration: d,
+        },
+    };
+    Ok(Phase {
+        name: COMMAND_LINE_PHASE.into(),
+        pacing,
+        stop,
+    })
 }
 
 /// Scales the phases that have a duration so that together they last `total`;

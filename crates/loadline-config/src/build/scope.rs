@@ -12,6 +12,8 @@ use loadline_doc::suggest::did_you_mean;
 pub(crate) struct Names {
     pub vars: Vec<(String, Value)>,
     pub feeders: Vec<FeederInfo>,
+    /// `$env` values given on the command line (`-e`), over the process's.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,12 +53,24 @@ impl Scope for NameScope {
     fn resolve(&self, name: &str, path: &[PathSeg]) -> Result<VarRef, String> {
         resolve(&self.names, &self.captures, &self.flow_captures, name, path)
     }
+
+    fn env(&self, name: &str) -> Option<String> {
+        self.names.env(name)
+    }
 }
 
 /// Outside any iteration (setup statements, connection URLs): no captures.
 impl Scope for Names {
     fn resolve(&self, name: &str, path: &[PathSeg]) -> Result<VarRef, String> {
         resolve(self, &[], &[], name, path)
+    }
+
+    /// The command line's value (the last one given), else the process's.
+    fn env(&self, name: &str) -> Option<String> {
+        match self.env.iter().rev().find(|(k, _)| k == name) {
+            Some((_, v)) => Some(v.clone()),
+            None => std::env::var(name).ok(),
+        }
     }
 }
 

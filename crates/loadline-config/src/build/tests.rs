@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use loadline_core::plan::{Pacing, Step, Stop, DEFAULT_MAX_VUS};
+use loadline_core::plan::{Arrivals, Pacing, Step, Stop, DEFAULT_MAX_VUS};
 use loadline_core::threshold::MetricName;
 use loadline_protocols::http::{
     BodySpec, CaptureSource, Check, CheckSpec, HttpSettings, HttpStepSpec, UrlSpec,
@@ -117,7 +117,8 @@ fn the_documented_example_builds() {
                 &Pacing::Open {
                     rate: 5.0,
                     ramp_to: Some(50.0),
-                    max_vus: 500
+                    max_vus: 500,
+                    arrivals: Arrivals::Uniform,
                 },
                 &Stop::Duration(Duration::from_secs(10))
             ),
@@ -684,7 +685,8 @@ fn profiles_replace_phases_by_name_or_by_default() {
         Pacing::Open {
             rate: 15.0,
             ramp_to: None,
-            max_vus: DEFAULT_MAX_VUS
+            max_vus: DEFAULT_MAX_VUS,
+            arrivals: Arrivals::Uniform,
         }
     );
     assert_eq!(peak.phases[1].name, "phase 2");
@@ -815,7 +817,7 @@ fn duration_scales_timed_phases_and_keeps_iteration_phases() {
             PROFILES,
             Overrides {
                 profile: Some(profile.into()),
-                duration: Some(Duration::from_secs(secs)),
+                scale_to: Some(Duration::from_secs(secs)),
                 ..Overrides::default()
             },
         );
@@ -837,7 +839,8 @@ fn duration_scales_timed_phases_and_keeps_iteration_phases() {
         Pacing::Open {
             rate: 1.0,
             ramp_to: Some(5.0),
-            max_vus: DEFAULT_MAX_VUS
+            max_vus: DEFAULT_MAX_VUS,
+            arrivals: Arrivals::Uniform,
         }
     );
     let (d, _) = scaled("peak", 60);
@@ -849,8 +852,196 @@ fn duration_scales_timed_phases_and_keeps_iteration_phases() {
     ));
     let (d, problems) = scaled("smoke", 60);
     assert!(d.is_none());
-    assert_eq!(problems[0].path, "--duration");
+    assert_eq!(problems[0].path, "--scale-to");
     assert!(problems[0].message.contains("no phase has a duration"));
+}
+
+#[test]
+fn the_command_line_load_replaces_the_phases() {
+    use crate::LoadOverride;
+    let load = |l: LoadOverride| {
+        with(
+            PROFILES,
+            Overrides {
+                load: Some(l),
+                ..Overrides::default()
+            },
+        )
+    };
+    let secs = Duration::from_secs;
+    let d = load(LoadOverride {
+        rate: Some(100.0),
+        duration: Some(secs(3)),
+        ..LoadOverride::default()
+    })
+    .draft
+    .unwrap();
+    assert_eq!(phase_names(&d), ["default"]);
+    assert_eq!(d.profile, None);
+    assert_eq!(
+        d.phases[0].pacing,
+        Pacing::Open {
+            rate: 100.0,
+            ramp_to: None,
+            max_vus: DEFAULT_MAX_VUS,
+            arrivals: Arrivals::Uniform,
+        }
+    );
+    assert_eq!(d.phases[0].stop, Stop::Duration(secs(3)));
+    let d = load(LoadOverride {
+        vus: Some(4),
+        duration: Some(secs(9)),
+        iterations: Some(40),
+        ..LoadOverride::default()
+    })
+    .draft
+    .unwrap();
+    assert_eq!(d.phases[0].pacing, Pacing::Closed { vus: 4 });
+    assert_eq!(
+        d.phases[0].stop,
+        Stop::Iterations {
+            total: 40,
+            max_duration: Some(secs(9))
+        }
+    );
+    // `--iterations` alone: one VU, as k6 does.
+    let d = load(LoadOverride {
+        iterations: Some(3),
+        ..LoadOverride::default()
+    })
+    .draft
+    .unwrap();
+    assert_eq!(d.phases[0].pacing, Pacing::Closed { vus: 1 });
+    // A file with no phases at all is fine when the command line gives them.
+    let bare = "target: http://127.0.0.1:8080\nflows: [ { steps: [ { get: / } ] } ]\n";
+    let built = with(
+        bare,
+        Overrides {
+            load: Some(LoadOverride {
+                vus: Some(1),
+                iterations: Some(1),
+                ..LoadOverride::default()
+            }),
+            ..Overrides::default()
+        },
+    );
+    assert!(built.problems.is_empty(), "{:#?}", built.problems);
+
+    let wrong = |l: LoadOverride| {
+        let built = load(l);
+        assert!(built.draft.is_none());
+        built
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect::<Vec<_>>()
+    };
+    let e = wrong(LoadOverride {
+        duration: Some(secs(5)),
+        ..LoadOverride::default()
+    });
+    assert!(
+        e[0].starts_with("--duration: ") && e[0].contains("--scale-to"),
+        "{e:?}"
+    );
+    let e = wrong(LoadOverride {
+        rate: Some(10.0),
+        iterations: Some(5),
+        duration: Some(secs(5)),
+        ..LoadOverride::default()
+    });
+    assert!(e[0].starts_with("--iterations: "), "{e:?}");
+    let e = wrong(LoadOverride {
+        rate: Some(10.0),
+        ..LoadOverride::default()
+    });
+    assert!(e[0].starts_with("--rate: say how long"), "{e:?}");
+    let e = wrong(LoadOverride {
+        vus: Some(0),
+        iterations: Some(1),
+        ..LoadOverride::default()
+    });
+    assert_eq!(e, ["--vus: expected from 1 to 100000 VUs, found 0"]);
+    let built = with(
+        PROFILES,
+        Overrides {
+            profile: Some("peak".into()),
+            load: Some(LoadOverride {
+                vus: Some(1),
+                iterations: Some(1),
+                ..LoadOverride::default()
+            }),
+            ..Overrides::default()
+        },
+    );
+    assert_eq!(built.problems[0].path, "--profile");
+}
+
+#[test]
+fn arrivals_are_read_and_the_command_line_wins() {
+    let text = "target: http://127.0.0.1:8080\nphases:\n  - { duration: 1s, arrival_rate: 5, arrivals: poisson }\n  - { duration: 1s, arrival_rate: 5 }\nflows: [ { steps: [ { get: / } ] } ]\n";
+    let arrivals = |d: &Draft| -> Vec<Arrivals> {
+        d.phases
+            .iter()
+            .map(|p| match p.pacing {
+                Pacing::Open { arrivals, .. } => arrivals,
+                Pacing::Closed { .. } => panic!("closed"),
+            })
+            .collect()
+    };
+    let d = with(text, Overrides::default()).draft.unwrap();
+    assert_eq!(arrivals(&d), [Arrivals::Poisson, Arrivals::Uniform]);
+    let d = with(
+        text,
+        Overrides {
+            arrivals: Some(Arrivals::Uniform),
+            ..Overrides::default()
+        },
+    )
+    .draft
+    .unwrap();
+    assert_eq!(arrivals(&d), [Arrivals::Uniform, Arrivals::Uniform]);
+    let bad = text.replace("arrivals: poisson", "arrivals: poison");
+    let built = with(&bad, Overrides::default());
+    assert_eq!(built.problems.len(), 1);
+    assert_eq!(built.problems[0].path, "phases[0].arrivals");
+    assert!(built.problems[0]
+        .message
+        .ends_with("did you mean `poisson`?"));
+    let closed = text.replace("arrival_rate: 5, arrivals", "vus: 1, arrivals");
+    let built = with(&closed, Overrides::default());
+    assert!(built.problems[0]
+        .message
+        .contains("`arrivals` goes with `arrival_rate`"));
+}
+
+#[test]
+fn env_values_from_the_command_line_win() {
+    std::env::set_var("LOADLINE_TEST_ENV_A", "process");
+    let text = "target: http://127.0.0.1:8080\nphases: [ { vus: 1, iterations: 1 } ]\nflows: [ { steps: [ { get: \"/{{ $env.LOADLINE_TEST_ENV_A }}/{{ $env.LOADLINE_TEST_ENV_B }}\" } ] } ]\n";
+    let built = with(text, Overrides::default());
+    assert!(
+        built.problems[0].message.contains("LOADLINE_TEST_ENV_B"),
+        "{:#?}",
+        built.problems
+    );
+    let d = with(
+        text,
+        Overrides {
+            env: vec![
+                ("LOADLINE_TEST_ENV_B".into(), "b1".into()),
+                ("LOADLINE_TEST_ENV_A".into(), "flag".into()),
+                ("LOADLINE_TEST_ENV_B".into(), "b2".into()),
+            ],
+            ..Overrides::default()
+        },
+    )
+    .draft
+    .unwrap();
+    let UrlSpec::Relative { path, .. } = &http_steps(&d)[0].url else {
+        panic!()
+    };
+    assert_eq!(path.static_text(), Some("/flag/b2"));
 }
 
 #[test]
@@ -931,4 +1122,43 @@ flows:
     // Inside a transaction: a misspelt `sql`, and another kind of step.
     at(11, "did you mean `sql`?");
     at(13, "a `get` step cannot run inside one");
+}
+
+#[test]
+fn threshold_flags_join_the_scenario_thresholds() {
+    let text = "target: http://127.0.0.1:8080\nphases: [ { vus: 1, iterations: 1 } ]\nflows: [ { steps: [ { get: /, name: home } ] } ]\nthresholds: { errors: [\"rate < 1%\"] }\n";
+    let flags = |t: &[&str]| {
+        with(
+            text,
+            Overrides {
+                thresholds: t.iter().map(|s| s.to_string()).collect(),
+                ..Overrides::default()
+            },
+        )
+    };
+    let d = flags(&["latency: p95 < 200ms", "latency{step:home}: max < 1s"])
+        .draft
+        .unwrap();
+    let keys: Vec<&str> = d.thresholds.iter().map(|t| t.metric_key.as_str()).collect();
+    assert_eq!(keys, ["errors", "latency", "latency{step:home}"]);
+    let built = flags(&[
+        "latency p95 < 200ms",
+        "latency{step:hom}: p95 < 1s",
+        "latency: p95 <",
+    ]);
+    let found: Vec<String> = built
+        .problems
+        .iter()
+        .map(|p| format!("{}:{}: {}", p.mark.line, p.path, p.message))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0].starts_with("0:--threshold: expected METRIC: CONDITION"),
+        "{found:#?}"
+    );
+    assert!(found[1].contains("did you mean `home`?"), "{found:#?}");
+    assert!(
+        found.iter().all(|f| f.starts_with("0:--threshold: ")),
+        "{found:#?}"
+    );
 }

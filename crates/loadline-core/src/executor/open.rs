@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::segment::Segment;
 use super::{run_iteration, Shared};
-use crate::plan::{Pacing, Phase, MAX_LATENESS};
+use crate::plan::{Arrivals, Pacing, Phase, MAX_LATENESS};
 
 /// How much earlier than an arrival the scheduler's timer is set: half a tick
 /// of tokio's millisecond timer wheel.
@@ -27,22 +27,86 @@ const SKIPS_PER_YIELD: u32 = 4096;
 
 /// The time of the `k`-th arrival (0-based) of a phase whose rate goes linearly
 /// from `r0` to `r1` per second over `t_len` seconds; `None` past the phase's end.
+#[inline]
 pub fn arrival_time(k: u64, r0: f64, r1: f64, t_len: f64) -> Option<f64> {
+    time_at(k as f64, r0, r1, t_len)
+}
+
+/// The time at which the phase's expected arrivals reach `count` (the inverse
+/// of the rate's integral); `None` past the phase's end.
+#[inline]
+fn time_at(count: f64, r0: f64, r1: f64, t_len: f64) -> Option<f64> {
     let expected = (r0 + r1) / 2.0 * t_len;
-    let kf = k as f64;
-    if kf >= expected || t_len <= 0.0 {
+    if count >= expected || t_len <= 0.0 {
         return None;
     }
     // Arrivals so far at time t: N(t) = r0 t + a t², a = (r1 - r0) / (2 T).
     // The k-th arrival is at N(t) = k; this form is stable for a = 0 too.
     let a = (r1 - r0) / (2.0 * t_len);
-    let disc = r0 * r0 + 4.0 * a * kf;
+    let disc = r0 * r0 + 4.0 * a * count;
     if disc < 0.0 {
         return None;
     }
     let denom = r0 + disc.sqrt();
-    let t = if kf == 0.0 { 0.0 } else { 2.0 * kf / denom };
+    let t = if count == 0.0 {
+        0.0
+    } else {
+        2.0 * count / denom
+    };
     (t.is_finite() && t < t_len).then_some(t)
+}
+
+/// Where a phase's arrivals fall: asked for arrival 0, 1, 2… in turn.
+trait Schedule {
+    /// The time of arrival `k`, seconds into the phase; `None` once past its end.
+    fn time_of(&mut self, k: u64) -> Option<f64>;
+}
+
+/// The phase's rate as it is: arrival k where the rate's integral reaches k.
+struct Even {
+    r0: f64,
+    r1: f64,
+    len: f64,
+}
+
+impl Schedule for Even {
+    #[inline]
+    fn time_of(&mut self, k: u64) -> Option<f64> {
+        arrival_time(k, self.r0, self.r1, self.len)
+    }
+}
+
+/// A Poisson process at the phase's rate: the expected count between arrivals
+/// is exponentially distributed with mean 1, then mapped to time through the
+/// rate's integral, so a ramp stays a ramp. The same seed and phase give the same
+/// times on every segment, so segments still share out one sequence.
+struct Poisson {
+    r0: f64,
+    r1: f64,
+    len: f64,
+    rng: fastrand::Rng,
+    count: f64,
+}
+
+impl Poisson {
+    fn new(r0: f64, r1: f64, len: f64, seed: u64, phase_idx: usize) -> Self {
+        let seed = seed ^ (phase_idx as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        Self {
+            r0,
+            r1,
+            len,
+            rng: fastrand::Rng::with_seed(seed),
+            count: 0.0,
+        }
+    }
+}
+
+impl Schedule for Poisson {
+    fn time_of(&mut self, _k: u64) -> Option<f64> {
+        // 1 - u is in (0, 1]: the logarithm is finite.
+        self.count += -(1.0 - self.rng.f64()).ln();
+        time_at(self.count, self.r0, self.r1, self.len)
+    }
 }
 
 /// The segment's cap on concurrent iterations: its share of `max_vus`, and at least
@@ -57,6 +121,7 @@ pub(crate) async fn run(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
         rate,
         ramp_to,
         max_vus,
+        arrivals,
     } = phase.pacing
     else {
         return;
@@ -65,13 +130,38 @@ pub(crate) async fn run(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
         return;
     };
     let r1 = ramp_to.unwrap_or(rate);
+    let secs = len.as_secs_f64();
+    match arrivals {
+        Arrivals::Uniform => {
+            let even = Even {
+                r0: rate,
+                r1,
+                len: secs,
+            };
+            drive(sh, phase_idx, len, max_vus, even).await;
+        }
+        Arrivals::Poisson => {
+            let poisson = Poisson::new(rate, r1, secs, sh.seed, phase_idx);
+            drive(sh, phase_idx, len, max_vus, poisson).await;
+        }
+    }
+}
+
+/// Starts the segment's arrivals of `schedule`, then waits out the phase.
+async fn drive(
+    sh: &Arc<Shared>,
+    phase_idx: usize,
+    len: Duration,
+    max_vus: u64,
+    mut schedule: impl Schedule,
+) {
     let max_vus = segment_max_vus(&sh.segment, max_vus);
     let pick = sh.segment.arrivals();
     let start = Instant::now();
     let in_flight = Arc::new(AtomicU64::new(0));
     let mut k = 0u64;
     let mut skipped = 0u32;
-    while let Some(t) = arrival_time(k, rate, r1, len.as_secs_f64()) {
+    while let Some(t) = schedule.time_of(k) {
         let ours = pick.takes(k);
         k += 1;
         if !ours {
@@ -178,6 +268,68 @@ mod tests {
             .map_while(|k| arrival_time(k, 0.0, 10.0, 10.0))
             .collect();
         assert_eq!(from_zero.len(), 50);
+    }
+
+    /// Per-second counts of a schedule's arrivals over `secs` seconds.
+    fn per_second(mut s: impl Schedule, secs: usize) -> Vec<f64> {
+        let mut counts = vec![0.0; secs];
+        let mut k = 0;
+        while let Some(t) = s.time_of(k) {
+            counts[t as usize] += 1.0;
+            k += 1;
+        }
+        counts
+    }
+
+    fn mean_and_variance(xs: &[f64]) -> (f64, f64) {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+        (mean, var)
+    }
+
+    #[test]
+    fn poisson_counts_vary_like_their_mean_and_uniform_ones_do_not() {
+        let (len, rate) = (200.0, 200.0);
+        let even = per_second(
+            Even {
+                r0: rate,
+                r1: rate,
+                len,
+            },
+            200,
+        );
+        let (mean, var) = mean_and_variance(&even);
+        assert!((mean - 200.0).abs() < 1e-9 && var < 1.0, "{mean} {var}");
+        for seed in [1, 2, 3] {
+            let counts = per_second(Poisson::new(rate, rate, len, seed, 0), 200);
+            let (mean, var) = mean_and_variance(&counts);
+            assert!((mean - 200.0).abs() < 5.0, "seed {seed}: mean {mean}");
+            // The dispersion index of 200 Poisson counts is 1 ± 0.1 (one sd).
+            let index = var / mean;
+            assert!((0.65..1.35).contains(&index), "seed {seed}: {var} / {mean}");
+        }
+    }
+
+    #[test]
+    fn poisson_arrivals_follow_the_ramp_and_the_seed() {
+        let times = |seed| {
+            let mut p = Poisson::new(0.0, 400.0, 10.0, seed, 2);
+            (0..).map_while(|k| p.time_of(k)).collect::<Vec<f64>>()
+        };
+        let a = times(9);
+        assert_eq!(a, times(9));
+        assert_ne!(a, times(10));
+        assert!(a.windows(2).all(|w| w[1] >= w[0]));
+        // 2,000 expected; the count's sd is about 45.
+        assert!((1800..2200).contains(&a.len()), "{}", a.len());
+        let late = a.iter().filter(|t| **t >= 5.0).count();
+        // Three quarters of a rising ramp's arrivals come in its second half.
+        let share = late as f64 / a.len() as f64;
+        assert!((0.70..0.80).contains(&share), "{share}");
+        // Another phase of the same run draws other times.
+        let mut other = Poisson::new(0.0, 400.0, 10.0, 9, 3);
+        assert_ne!(other.time_of(0), Some(a[0]));
     }
 
     /// How far a segment's count among the first `m` arrivals may stray from

@@ -108,6 +108,9 @@ impl ProtocolEntry for Http {
                 }
             }
         }
+        // The command line's --insecure wins over `defaults: { insecure }`.
+        defaults.settings.insecure |= scenario.insecure;
+        defaults.settings.dump = scenario.dump;
         Box::new(HttpBuilder {
             defaults,
             slot: None,

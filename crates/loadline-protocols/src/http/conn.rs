@@ -20,9 +20,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use url::{Host, Url};
 
+use super::dump;
 use super::spec::HttpVersion;
 use super::wire::{Chunked, Framing, Head};
 use super::VuState;
+use crate::registry::Dump;
 
 /// At most this many origins keep a connection per VU; past it the oldest goes.
 const MAX_ORIGINS: usize = 64;
@@ -203,7 +205,31 @@ struct Failure {
 /// at most `keep` body bytes into `state.body`. A kept-alive connection that the
 /// server closed before answering (it closed while idle) is replaced once and the
 /// request sent again: the server never saw the first, so nothing counts twice.
+/// With `--http-debug`, the exchange is printed when it is done.
 pub(crate) async fn exchange(
+    state: &mut VuState,
+    origin: &Origin,
+    req: &[u8],
+    head_request: bool,
+    keep: usize,
+    progress: &mut Progress,
+) -> Result<(), ErrorKind> {
+    let dump = state.shared.settings.dump;
+    if dump == Dump::Off {
+        return exchange_on(state, origin, req, head_request, keep, progress).await;
+    }
+    // A step that keeps no body for its checks keeps some to be printed.
+    let keep = if dump == Dump::Full && keep == 0 {
+        dump::BODY_BOUND
+    } else {
+        keep
+    };
+    let result = exchange_on(state, origin, req, head_request, keep, progress).await;
+    dump::print(dump, origin, req, result, &state.head, &state.body);
+    result
+}
+
+async fn exchange_on(
     state: &mut VuState,
     origin: &Origin,
     req: &[u8],
@@ -213,7 +239,13 @@ pub(crate) async fn exchange(
 ) -> Result<(), ErrorKind> {
     let reused = match state.pool.take(origin) {
         Some((conn, idle_since)) => {
-            (idle_since.elapsed() <= NOTICE_CLOSE_AFTER || conn.looks_alive()).then_some(conn)
+            let alive = idle_since.elapsed() <= NOTICE_CLOSE_AFTER || conn.looks_alive();
+            if alive {
+                tracing::debug!(host = %origin.host, port = origin.port, "connection reused");
+            } else {
+                tracing::debug!(host = %origin.host, port = origin.port, "connection closed by the server while idle");
+            }
+            alive.then_some(conn)
         }
         None => None,
     };
@@ -243,6 +275,7 @@ pub(crate) async fn exchange(
     }) = result
     {
         if was_reused {
+            tracing::debug!(host = %origin.host, port = origin.port, "kept-alive connection closed before answering; sending again on a new one");
             progress.received = 0;
             conn = connect(state, origin).await?;
             let VuState {
@@ -266,8 +299,14 @@ pub(crate) async fn exchange(
             state.pool.put(origin, conn);
             Ok(())
         }
-        Ok(false) => Ok(()),
-        Err(f) => Err(f.kind),
+        Ok(false) => {
+            tracing::debug!(host = %origin.host, port = origin.port, "connection closed: the response does not let it be reused");
+            Ok(())
+        }
+        Err(f) => {
+            tracing::debug!(host = %origin.host, port = origin.port, error = f.kind.as_str(), "connection closed after a failed exchange");
+            Err(f.kind)
+        }
     }
 }
 
@@ -469,6 +508,41 @@ async fn tcp_to(origin: &Origin) -> Result<TcpStream, ErrorKind> {
 /// Opens a connection: DNS (unless the host is an IP), TCP with no delay, TLS for
 /// https.
 async fn connect(state: &VuState, origin: &Origin) -> Result<Conn, ErrorKind> {
+    let began = Instant::now();
+    let conn = open(state, origin).await;
+    match &conn {
+        Ok(Conn::Tcp(tcp)) => tracing::debug!(
+            host = %origin.host,
+            port = origin.port,
+            peer = ?tcp.peer_addr().ok(),
+            took_us = began.elapsed().as_micros() as u64,
+            "connected"
+        ),
+        Ok(Conn::Tls(tls)) => {
+            let (tcp, session) = tls.get_ref();
+            tracing::debug!(
+                host = %origin.host,
+                port = origin.port,
+                peer = ?tcp.peer_addr().ok(),
+                tls = ?session.protocol_version(),
+                cipher = ?session.negotiated_cipher_suite().map(|c| c.suite()),
+                alpn = ?session.alpn_protocol().map(String::from_utf8_lossy),
+                took_us = began.elapsed().as_micros() as u64,
+                "connected with TLS"
+            );
+        }
+        Err(kind) => tracing::debug!(
+            host = %origin.host,
+            port = origin.port,
+            error = kind.as_str(),
+            "connection failed"
+        ),
+    }
+    conn
+}
+
+/// Opens the connection of [`connect`].
+async fn open(state: &VuState, origin: &Origin) -> Result<Conn, ErrorKind> {
     let tcp = tcp_to(origin).await?;
     if !origin.https {
         return Ok(Conn::Tcp(tcp));

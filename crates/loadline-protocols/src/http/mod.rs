@@ -11,6 +11,7 @@
 mod build;
 mod conn;
 pub mod doc;
+mod dump;
 mod exec;
 mod h2;
 mod spec;

@@ -29,6 +29,8 @@ pub struct HttpSettings {
     /// Headers of the scenario that go along when a redirect leads to another
     /// host (`redirects: any`); every other header of the scenario stays behind.
     pub forward_headers: Vec<HeaderName>,
+    /// What each exchange prints on stderr (`--http-debug`).
+    pub dump: crate::registry::Dump,
 }
 
 /// Which HTTP version a request goes over.
@@ -65,6 +67,7 @@ impl Default for HttpSettings {
             forward_headers: Vec::new(),
             version: HttpVersion::Http1,
             max_streams: 1,
+            dump: crate::registry::Dump::Off,
         }
     }
 }

@@ -55,19 +55,31 @@ impl Head {
         Ok(Some(len))
     }
 
-    /// Takes an HTTP/2 response's status and headers (version `2`).
+    /// Takes an HTTP/2 response's status and headers (version `2`), written
+    /// out as a head (`HTTP/2 200`, one `name: value` line each).
     pub fn set_h2(&mut self, status: u16, headers: &http::HeaderMap) {
         self.status = status;
         self.version = 2;
         self.raw.clear();
         self.fields.clear();
+        self.raw
+            .extend_from_slice(format!("HTTP/2 {status}\r\n").as_bytes());
         for (name, value) in headers {
             let n = self.raw.len();
             self.raw.extend_from_slice(name.as_str().as_bytes());
+            let end = self.raw.len();
+            self.raw.extend_from_slice(b": ");
             let v = self.raw.len();
             self.raw.extend_from_slice(value.as_bytes());
-            self.fields.push((n..v, v..self.raw.len()));
+            self.fields.push((n..end, v..self.raw.len()));
+            self.raw.extend_from_slice(b"\r\n");
         }
+        self.raw.extend_from_slice(b"\r\n");
+    }
+
+    /// The head as received: status line, headers and the blank line.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
     }
 
     /// Every value of header `name` (ASCII case-insensitive), in order.
