@@ -622,3 +622,102 @@ flows:
     );
     assert_eq!(shop.stop(), Some(0));
 }
+
+/// The `loadline run` command of a CI pipeline file, split into arguments as a
+/// shell would (double quotes kept together): the line that holds it, and the
+/// lines of a folded block that continue it.
+fn ci_command(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.contains("loadline run ") && !l.trim_start().starts_with('#'))
+        .expect("a `loadline run` command");
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut command = lines[first][lines[first].find("loadline run ").unwrap()..].to_string();
+    for l in &lines[first + 1..] {
+        if l.trim().is_empty() || indent(l) < indent(lines[first]) {
+            break;
+        }
+        command.push(' ');
+        command.push_str(l.trim());
+    }
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in command.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    args.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        args.push(current);
+    }
+    args
+}
+
+/// Each CI pipeline example's own command runs against demo-shop, with the
+/// job's variables filled in and the run shortened (`--scale-to 3s`), judges
+/// its thresholds and writes every file the pipeline publishes.
+#[test]
+fn the_ci_pipeline_examples_run_their_command() {
+    let shop = ShopProcess::start(&[]);
+    for file in [
+        "examples/ci/github-actions.yml",
+        "examples/ci/gitlab-ci.yml",
+    ] {
+        let pipeline = std::fs::read_to_string(root().join(file)).unwrap();
+        let args = ci_command(&pipeline);
+        assert_eq!(&args[..2], ["loadline", "run"], "{file}: {args:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut published = Vec::new();
+        let mut run: Vec<String> = Vec::new();
+        let mut previous = String::new();
+        for arg in &args[1..] {
+            let value = arg
+                .replace("$TARGET", &shop.url)
+                .replace("$GITHUB_SHA", "0123abc")
+                .replace("$CI_COMMIT_SHA", "0123abc")
+                .replace("$GITHUB_STEP_SUMMARY", "step-summary.md");
+            let value = match previous.as_str() {
+                "--scale-to" => "3s".to_string(),
+                "--junit" | "--report" | "--markdown" | "--summary-json" => {
+                    let path = dir.path().join(&value);
+                    published.push(path.clone());
+                    path.display().to_string()
+                }
+                _ => value,
+            };
+            previous = arg.clone();
+            run.push(value);
+        }
+        assert!(
+            !run.iter().any(|a| a.contains('$')),
+            "{file}: a variable left: {run:?}"
+        );
+        let out = loadline()
+            .current_dir(root())
+            .args(&run)
+            .arg("--quiet")
+            .output()
+            .unwrap();
+        // The gate's verdict is the machine's business (0 passed, 3 a threshold
+        // failed: both are the pipeline working); anything else is the command's.
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{file}: {run:?}\n{}",
+            text(&out)
+        );
+        assert_eq!(published.len(), 4, "{file}: {run:?}");
+        for path in &published {
+            let written = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            assert!(written > 0, "{file}: {} not written", path.display());
+        }
+    }
+    assert_eq!(shop.stop(), Some(0));
+}

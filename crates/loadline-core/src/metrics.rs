@@ -441,7 +441,8 @@ impl Stats {
     pub fn new(shape: &Shape) -> Self {
         Self {
             groups: (0..shape.groups).map(|_| GroupStats::new(shape)).collect(),
-            by_phase: vec![None; shape.groups * shape.phases],
+            // A plan built without phases still records (as in one phase).
+            by_phase: vec![None; shape.groups * shape.phases.max(1)],
             phases: vec![PhaseStats::default(); shape.phases],
             schedule_lag: new_histogram(),
             iteration_duration: new_histogram(),
@@ -550,9 +551,26 @@ impl Stats {
         if group >= groups {
             return None;
         }
-        let shape = self.shape();
-        let slot = self.by_phase.get_mut(phase * groups + group)?;
-        Some(slot.get_or_insert_with(|| Box::new(GroupStats::new(&shape))))
+        let index = phase * groups + group;
+        if self.by_phase.get(index)?.is_none() {
+            let fresh = Box::new(GroupStats::new(&self.shape()));
+            self.by_phase[index] = Some(fresh);
+        }
+        self.by_phase.get_mut(index)?.as_deref_mut()
+    }
+
+    /// Adds the per-phase figures into the per-group ones: a shard records a
+    /// request once, in its phase, and the run's figures per group are their sum.
+    fn fold_phases(&mut self) {
+        let groups = self.groups.len();
+        if groups == 0 {
+            return;
+        }
+        for (i, g) in self.by_phase.iter().enumerate() {
+            if let (Some(g), Some(total)) = (g, self.groups.get_mut(i % groups)) {
+                total.merge(g);
+            }
+        }
     }
 
     pub fn iterations(&self) -> u64 {
@@ -644,13 +662,11 @@ impl MetricsHub {
         self.phase.store(phase, Ordering::Relaxed);
     }
 
-    /// Runs `f` on `group`'s figures, over the run and in the current phase.
-    fn on_group(&self, group: GroupId, f: impl Fn(&mut GroupStats)) {
+    /// Runs `f` on `group`'s figures in the current phase (once per record:
+    /// [`MetricsHub::collect`] adds the phases up into the groups).
+    fn on_group(&self, group: GroupId, f: impl FnOnce(&mut GroupStats)) {
         let phase = self.phase.load(Ordering::Relaxed);
         self.with_shard(|st| {
-            if let Some(g) = st.groups.get_mut(group) {
-                f(g);
-            }
             if let Some(g) = st.phase_group(phase, group) {
                 f(g);
             }
@@ -753,6 +769,7 @@ impl MetricsHub {
             let taken = std::mem::replace(&mut *lock(&shard), fresh);
             out.merge(&taken);
         }
+        out.fold_phases();
         out
     }
 }
