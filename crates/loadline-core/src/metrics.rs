@@ -559,6 +559,23 @@ impl Stats {
         self.by_phase.get_mut(index)?.as_deref_mut()
     }
 
+    /// What a shard recorded since the last call, leaving it empty: the
+    /// per-phase figures, iterations and the two trends. A shard's own per-group
+    /// figures stay as they are (it records per phase only), so a tick allocates
+    /// no histogram for a group that recorded nothing.
+    fn take_recorded(&mut self) -> Stats {
+        let phases = self.phases.len();
+        let slots = self.by_phase.len();
+        Stats {
+            groups: Vec::new(),
+            by_phase: std::mem::replace(&mut self.by_phase, vec![None; slots]),
+            phases: std::mem::replace(&mut self.phases, vec![PhaseStats::default(); phases]),
+            schedule_lag: std::mem::replace(&mut self.schedule_lag, new_histogram()),
+            iteration_duration: std::mem::replace(&mut self.iteration_duration, new_histogram()),
+            monitors: std::mem::take(&mut self.monitors),
+        }
+    }
+
     /// Adds the per-phase figures into the per-group ones: a shard records a
     /// request once, in its phase, and the run's figures per group are their sum.
     fn fold_phases(&mut self) {
@@ -765,8 +782,13 @@ impl MetricsHub {
             .clone();
         let mut out = Stats::new(&self.shape);
         for shard in shards {
-            let fresh = Stats::new(&self.shape);
-            let taken = std::mem::replace(&mut *lock(&shard), fresh);
+            let mut taken = lock(&shard).take_recorded();
+            // A phase's figures that only one shard has move over as they are.
+            for (a, b) in out.by_phase.iter_mut().zip(taken.by_phase.iter_mut()) {
+                if a.is_none() {
+                    *a = b.take();
+                }
+            }
             out.merge(&taken);
         }
         out.fold_phases();

@@ -200,13 +200,8 @@ struct Failure {
     answered: bool,
 }
 
-/// Sends the serialised request `req` to `origin` on the VU's connection (opened
-/// when there is none) and reads the whole response: its head into `state.head`,
-/// at most `keep` body bytes into `state.body`. A kept-alive connection that the
-/// server closed before answering (it closed while idle) is replaced once and the
-/// request sent again: the server never saw the first, so nothing counts twice.
-/// With `--http-debug`, the exchange is printed when it is done.
-pub(crate) async fn exchange(
+/// [`exchange`], printing the exchange on stderr as `--http-debug` asks.
+pub(crate) async fn exchange_dumped(
     state: &mut VuState,
     origin: &Origin,
     req: &[u8],
@@ -216,7 +211,7 @@ pub(crate) async fn exchange(
 ) -> Result<(), ErrorKind> {
     let dump = state.shared.settings.dump;
     if dump == Dump::Off {
-        return exchange_on(state, origin, req, head_request, keep, progress).await;
+        return exchange(state, origin, req, head_request, keep, progress).await;
     }
     // A step that keeps no body for its checks keeps some to be printed.
     let keep = if dump == Dump::Full && keep == 0 {
@@ -224,12 +219,17 @@ pub(crate) async fn exchange(
     } else {
         keep
     };
-    let result = exchange_on(state, origin, req, head_request, keep, progress).await;
+    let result = exchange(state, origin, req, head_request, keep, progress).await;
     dump::print(dump, origin, req, result, &state.head, &state.body);
     result
 }
 
-async fn exchange_on(
+/// Sends the serialised request `req` to `origin` on the VU's connection (opened
+/// when there is none) and reads the whole response: its head into `state.head`,
+/// at most `keep` body bytes into `state.body`. A kept-alive connection that the
+/// server closed before answering (it closed while idle) is replaced once and the
+/// request sent again: the server never saw the first, so nothing counts twice.
+pub(crate) async fn exchange(
     state: &mut VuState,
     origin: &Origin,
     req: &[u8],

@@ -29,6 +29,7 @@ use super::spec::{
 use super::wire::Head;
 use super::VuState;
 use crate::check::describe_actual;
+use crate::registry::Dump;
 
 const USER_AGENT_VALUE: &str = concat!("loadline/", env!("CARGO_PKG_VERSION"));
 
@@ -282,18 +283,31 @@ impl HttpStep {
             let mut progress = Progress::default();
             let start = Instant::now();
             let in_flight = hub.in_flight(group, start, request_len);
-            let result = tokio::time::timeout(
-                self.spec.timeout,
-                self.exchange(
-                    state,
-                    &origin,
-                    &req,
-                    method == Method::HEAD,
-                    keep,
-                    &mut progress,
-                ),
-            )
-            .await
+            let head_request = method == Method::HEAD;
+            // The common case awaits the HTTP/1.1 exchange itself; HTTP/2 and
+            // --http-debug take a boxed detour, so as not to grow this future.
+            let plain =
+                self.spec.version == HttpVersion::Http1 && state.shared.settings.dump == Dump::Off;
+            let result = if plain {
+                tokio::time::timeout(
+                    self.spec.timeout,
+                    conn::exchange(state, &origin, &req, head_request, keep, &mut progress),
+                )
+                .await
+            } else {
+                tokio::time::timeout(
+                    self.spec.timeout,
+                    Box::pin(self.exchange(
+                        state,
+                        &origin,
+                        &req,
+                        head_request,
+                        keep,
+                        &mut progress,
+                    )),
+                )
+                .await
+            }
             .unwrap_or(Err(ErrorKind::Timeout));
             in_flight.done();
             state.req = req;
@@ -345,7 +359,8 @@ impl HttpStep {
         }
     }
 
-    /// One request and its response, over the step's HTTP version.
+    /// One request and its response, over the step's HTTP version (HTTP/2, or
+    /// HTTP/1.1 printed for `--http-debug`).
     async fn exchange(
         &self,
         state: &mut VuState,
@@ -362,7 +377,7 @@ impl HttpStep {
         {
             return Ok(());
         }
-        conn::exchange(state, origin, req, head_request, keep, progress).await
+        conn::exchange_dumped(state, origin, req, head_request, keep, progress).await
     }
 
     /// The origin and request target of the step's own URL.
