@@ -474,6 +474,9 @@ fn every_example_and_load_file_runs_against_the_shop() {
             .any(|l| l.starts_with("target:"))
             .then_some(shop.url.as_str());
         let out = dir.path().join("summary.json");
+        let _tables = text
+            .contains("ll_oltp")
+            .then(|| OLTP_TABLES.lock().unwrap_or_else(|p| p.into_inner()));
         let s = run_briefly(file, target, &out);
         let name = file.display();
         let requests = s["requests"]["total"].as_u64().unwrap();

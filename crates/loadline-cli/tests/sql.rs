@@ -492,6 +492,7 @@ fn the_bundled_oltp_mix_validates_and_runs() {
     if !Backend::Postgres.available("the_bundled_oltp_mix_validates_and_runs (the run)") {
         return;
     }
+    let _tables = OLTP_TABLES.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("db.json");
     let out = loadline()

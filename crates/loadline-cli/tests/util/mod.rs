@@ -47,6 +47,11 @@ impl Seen {
 
 type Shared = Arc<Mutex<Seen>>;
 
+/// Held by a test while it runs `tests/load/db.yaml`: its setup and teardown
+/// create and drop fixed table names in the shared PostgreSQL database, so two
+/// tests running it at once would drop each other's tables.
+pub static OLTP_TABLES: Mutex<()> = Mutex::new(());
+
 fn bump<'a>(s: &'a Shared, route: &str) -> std::sync::MutexGuard<'a, Seen> {
     let mut g = s.lock().unwrap();
     *g.counts.entry(route.to_string()).or_default() += 1;
