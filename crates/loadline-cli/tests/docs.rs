@@ -492,6 +492,16 @@ fn every_example_and_load_file_runs_against_the_shop() {
         let failed = s["requests"]["failed"].as_u64().unwrap();
         assert_eq!(failed, cut, "{name}: failed requests\n{s:#}");
         assert_eq!(s["checks"]["failed"], 0, "{name}: failed checks\n{s:#}");
+        if text.contains("url: /metrics") {
+            // A scrape path follows the target to the shop's own page.
+            assert!(
+                s["monitors"]
+                    .as_object()
+                    .is_some_and(|m| m.contains_key("prom.demo_shop_queue_depth")),
+                "{name}: the shop's /metrics was not scraped\n{}",
+                s["monitors"]
+            );
+        }
         ran += 1;
     }
     assert!(ran >= 2, "only {ran} files ran");

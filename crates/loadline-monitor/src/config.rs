@@ -123,7 +123,8 @@ pub enum ProcessSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusSpec {
-    /// The page to scrape, e.g. `http://127.0.0.1:9090/metrics` (plain HTTP).
+    /// The page to scrape, e.g. `http://127.0.0.1:9090/metrics` (plain HTTP), or a
+    /// path such as `/metrics` on the scenario's target (after `--target`).
     pub url: String,
     /// The series to keep: a metric name, optionally with labels to match, e.g.
     /// `demo_shop_requests_total{route="/orders"}`. Empty keeps every series.
@@ -193,10 +194,16 @@ impl MonitorConfig {
     /// assert!(error.contains("prometheus[0].url: "));
     /// ```
     pub fn validate(&self) -> Result<(), MonitorError> {
-        self.settings(None).map(|_| ())
+        self.checked(None, false).map(|_| ())
     }
 
     pub(crate) fn settings(&self, target: Option<&Url>) -> Result<Settings, MonitorError> {
+        self.checked(target, true)
+    }
+
+    /// The settings, every problem reported; `for_run`: a run's (a scrape path
+    /// then needs the target), not `validate`'s.
+    fn checked(&self, target: Option<&Url>, for_run: bool) -> Result<Settings, MonitorError> {
         let mut problems = Vec::new();
         let mut notes = Vec::new();
         let mut problem =
@@ -255,23 +262,38 @@ impl MonitorConfig {
         let mut prometheus = Vec::new();
         for (i, spec) in self.prometheus.iter().enumerate() {
             let path = format!("prometheus[{i}]");
-            let url = match Url::parse(&spec.url) {
-                Ok(url) if url.scheme() == "http" && url.host().is_some() => Some(url),
-                Ok(url) if url.scheme() == "https" => {
+            // A path is on the target (`/metrics`), wherever `--target` sends the load.
+            let parsed = match (spec.url.starts_with('/'), target) {
+                (true, Some(t)) => Some(t.join(&spec.url)),
+                // Checked without a run (`validate`): a path is fine.
+                (true, None) if !for_run => None,
+                (true, None) => {
+                    notes.push(format!(
+                        "prometheus monitor `{}`: a path is scraped on the scenario's target, and this run has none; not scraped",
+                        spec.url
+                    ));
+                    None
+                }
+                (false, _) => Some(Url::parse(&spec.url)),
+            };
+            let url = match parsed {
+                None => None,
+                Some(Ok(url)) if url.scheme() == "http" && url.host().is_some() => Some(url),
+                Some(Ok(url)) if url.scheme() == "https" => {
                     notes.push(format!(
                         "prometheus monitor {url}: https is not supported; this endpoint is not \
                          scraped (use its plain http address)"
                     ));
                     None
                 }
-                Ok(url) => {
+                Some(Ok(url)) => {
                     problem(
                         format!("{path}.url"),
                         format!("`{url}`: expected an http:// URL with a host"),
                     );
                     None
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     problem(
                         format!("{path}.url"),
                         format!("`{}` is not a URL: {e}", spec.url),
@@ -387,6 +409,28 @@ mod tests {
         assert!(!settings.host);
         assert!(settings.self_monitor);
         assert_eq!(settings.prometheus[0].timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_scrape_path_is_on_the_target() {
+        let config: MonitorConfig =
+            serde_json::from_str(r#"{"prometheus": [{"url": "/metrics", "series": ["up"]}]}"#)
+                .unwrap();
+        assert!(config.validate().is_ok());
+        let settings = config
+            .settings(Some(&url("http://127.0.0.1:8123/api")))
+            .unwrap();
+        assert_eq!(
+            settings.prometheus[0].url.as_str(),
+            "http://127.0.0.1:8123/metrics"
+        );
+        // A run without a target scrapes nothing, and says why.
+        let settings = config.settings(None).unwrap();
+        assert!(settings.prometheus.is_empty());
+        assert!(settings
+            .notes
+            .iter()
+            .any(|n| n.contains("this run has none")));
     }
 
     #[test]
