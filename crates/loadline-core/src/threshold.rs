@@ -566,8 +566,8 @@ pub fn format_value(v: f64, unit: Unit) -> String {
     }
 }
 
-/// A monitor value for people: `37.5`, `1.2e6` as `1.20M`.
-fn format_quantity(v: f64) -> String {
+/// A monitor value for people: `37.50`, `1.2e6` as `1.20M`.
+pub fn format_quantity(v: f64) -> String {
     let a = v.abs();
     if a >= 1e9 {
         format!("{:.2}G", v / 1e9)

@@ -285,20 +285,8 @@ fn monitors_table(monitors: &std::collections::BTreeMap<String, MonitorSummary>)
     o
 }
 
-/// A monitor value: bytes and big counts shortened (`1.50M`), the rest with two
-/// decimals.
-pub(crate) fn quantity(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.2}G", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.2}")
-    }
-}
+/// A monitor value: big values shortened (`1.50M`), the rest with two decimals.
+pub(crate) use loadline_core::threshold::format_quantity as quantity;
 
 /// Cells in columns as wide as their widest cell, two spaces apart;
 /// `left(i)` says which columns are left-aligned (the rest are numbers).

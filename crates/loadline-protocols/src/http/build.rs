@@ -462,19 +462,7 @@ fn read_until(ctx: &mut dyn BuildCtx, doc: &Spanned<UntilDoc>) -> Option<Until> 
         return Some(Until::BodyContains(text.value.clone()));
     }
     let path = d.json.as_ref()?;
-    let parsed = match serde_json_path::JsonPath::parse(&path.value) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            ctx.error(
-                &path.span,
-                format!(
-                    "invalid JSONPath `{}`: {e}; expected e.g. `$.state`",
-                    path.value
-                ),
-            );
-            None
-        }
-    };
+    let parsed = json_path(ctx, path);
     let equals = match &d.equals {
         Some(e) => Some(plain_value(ctx, e)?),
         None => None,
@@ -721,19 +709,7 @@ fn read_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<CheckSpec> {
             );
             continue;
         };
-        let parsed = match serde_json_path::JsonPath::parse(&path.value) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                ctx.error(
-                    &path.span,
-                    format!(
-                        "invalid JSONPath `{}`: {e}; expected e.g. `$.state`",
-                        path.value
-                    ),
-                );
-                None
-            }
-        };
+        let parsed = json_path(ctx, path);
         let tests = read_tests(ctx, &test.value, &test.span, "a JSON check");
         if let (Some(parsed), Some(tests)) = (parsed, tests) {
             add(
@@ -756,6 +732,23 @@ fn read_checks(ctx: &mut dyn BuildCtx, doc: &CheckDoc) -> Vec<CheckSpec> {
         }
     }
     checks
+}
+
+/// A JSONPath as written (`$.items[0].id`), or an error where it was written.
+fn json_path(ctx: &mut dyn BuildCtx, path: &Spanned<String>) -> Option<serde_json_path::JsonPath> {
+    match serde_json_path::JsonPath::parse(&path.value) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            ctx.error(
+                &path.span,
+                format!(
+                    "invalid JSONPath `{}`: {e}; expected e.g. `$.items[0].id`",
+                    path.value
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn header_name(ctx: &mut dyn BuildCtx, name: &str, at: &Span) -> Option<HeaderName> {
@@ -818,19 +811,7 @@ fn read_capture_source(ctx: &mut dyn BuildCtx, doc: &Spanned<CaptureDoc>) -> Opt
         return None;
     }
     if let Some(path) = &d.json {
-        return match serde_json_path::JsonPath::parse(&path.value) {
-            Ok(p) => Some(CaptureSource::Json(p)),
-            Err(e) => {
-                ctx.error(
-                    &path.span,
-                    format!(
-                        "invalid JSONPath `{}`: {e}; expected e.g. `$.items[0].id`",
-                        path.value
-                    ),
-                );
-                None
-            }
-        };
+        return json_path(ctx, path).map(CaptureSource::Json);
     }
     if let Some(pattern) = &d.regex {
         let re = match regex::Regex::new(&pattern.value) {

@@ -57,28 +57,16 @@ impl Log {
 
 /// The routes of [`server`] over HTTP/2 without TLS (prior knowledge).
 async fn h2c_server() -> (SocketAddr, Log) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let log = Log::default();
-    let accept_log = log.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            accept_log.connections.fetch_add(1, Ordering::SeqCst);
-            let log = accept_log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| route(req, log.clone()));
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
-            });
-        }
-    });
-    (addr, log)
+    serve(true).await
 }
 
 /// A keep-alive HTTP/1.1 server with a few fixed routes.
 async fn server() -> (SocketAddr, Log) {
+    serve(false).await
+}
+
+/// The fixed routes on 127.0.0.1, over HTTP/2 (h2c) or HTTP/1.1.
+async fn serve(http2: bool) -> (SocketAddr, Log) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log = Log::default();
@@ -89,9 +77,16 @@ async fn server() -> (SocketAddr, Log) {
             let log = accept_log.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| route(req, log.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
+                let io = TokioIo::new(tcp);
+                let _ = if http2 {
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, service)
+                        .await
+                } else {
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await
+                };
             });
         }
     });
