@@ -66,6 +66,7 @@
 //!                 error: None,
 //!                 bytes_sent: 4,
 //!                 bytes_received: 4,
+//!                 cache: loadline_core::cache::CacheOutcome::None,
 //!             });
 //!             StepOutcome::Continue
 //!         })

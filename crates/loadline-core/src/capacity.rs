@@ -701,6 +701,7 @@ mod tests {
                     error: None,
                     bytes_sent: 0,
                     bytes_received: 0,
+                    cache: crate::cache::CacheOutcome::None,
                 });
                 StepOutcome::Continue
             })

@@ -9,6 +9,7 @@
 
 mod aggregator;
 pub mod build;
+pub mod cache;
 pub mod capacity;
 pub mod duration;
 pub mod executor;

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::cache::{CacheCounts, CacheOutcome, Warmup};
+
 /// Index of a metric group in [`crate::plan::Plan::groups`].
 pub type GroupId = usize;
 
@@ -182,6 +184,8 @@ pub struct RequestSample {
     pub error: Option<ErrorClass>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// How a cache answered it, where the protocol classifies that.
+    pub cache: CacheOutcome,
 }
 
 impl RequestSample {
@@ -196,6 +200,7 @@ impl RequestSample {
             error: Some(error.into()),
             bytes_sent: 0,
             bytes_received: 0,
+            cache: CacheOutcome::None,
         }
     }
 }
@@ -233,12 +238,13 @@ impl Drop for InFlight<'_> {
                 error: Some(ErrorKind::Interrupted.into()),
                 bytes_sent: self.bytes_sent,
                 bytes_received: 0,
+                cache: CacheOutcome::None,
             });
         }
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts; a failure here would be a
     // programming error caught by every test.
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds")
@@ -279,6 +285,8 @@ pub struct GroupStats {
     pub check_failures: Vec<CheckTally>,
     /// The protocols' extra counters, indexed by [`CounterId`].
     pub counters: Vec<u64>,
+    /// How caches answered (see [`crate::cache`]).
+    pub cache: CacheCounts,
 }
 
 impl GroupStats {
@@ -295,6 +303,7 @@ impl GroupStats {
             checks_failed: 0,
             check_failures: Vec::new(),
             counters: vec![0; shape.counters],
+            cache: CacheCounts::default(),
         }
     }
 
@@ -303,7 +312,11 @@ impl GroupStats {
         if s.failed {
             self.failed += 1;
         }
-        self.latency.saturating_record(micros(s.latency));
+        let micros = micros(s.latency);
+        self.latency.saturating_record(micros);
+        if s.cache != CacheOutcome::None {
+            self.cache.record(s.cache, micros);
+        }
         if let Some(code) = s.status {
             self.add_status(code, 1);
         }
@@ -384,6 +397,7 @@ impl GroupStats {
                 self.add_counter(CounterId::from_index(i as u16), *n);
             }
         }
+        self.cache.merge(&o.cache);
     }
 
     /// Error counts by class, leaving out zeros.
@@ -435,6 +449,9 @@ pub struct Stats {
     pub iteration_duration: Histogram<u64>,
     /// The monitor series read during the span (by series key), a value a tick.
     pub monitors: std::collections::BTreeMap<String, crate::monitor::SeriesStats>,
+    /// When the caches' hit ratio first reached the plan's warm level (kept
+    /// by the aggregator on the run's total).
+    pub cache_warm: Warmup,
 }
 
 impl Stats {
@@ -447,6 +464,7 @@ impl Stats {
             schedule_lag: new_histogram(),
             iteration_duration: new_histogram(),
             monitors: Default::default(),
+            cache_warm: Warmup::default(),
         }
     }
 
@@ -573,6 +591,7 @@ impl Stats {
             schedule_lag: std::mem::replace(&mut self.schedule_lag, new_histogram()),
             iteration_duration: std::mem::replace(&mut self.iteration_duration, new_histogram()),
             monitors: std::mem::take(&mut self.monitors),
+            cache_warm: Warmup::default(),
         }
     }
 
@@ -708,6 +727,16 @@ impl MetricsHub {
         });
     }
 
+    /// Counts each cache of a chain's own verdict on one response of `group`
+    /// (the response's overall outcome goes in its [`RequestSample`]).
+    pub fn record_cache_layers(&self, group: GroupId, layers: &[(&str, CacheOutcome)]) {
+        self.on_group(group, |g| {
+            for (name, outcome) in layers {
+                g.cache.record_layer(name, *outcome);
+            }
+        });
+    }
+
     /// Adds `n` to a protocol's extra counter of `group` (rows returned by a query).
     pub fn record_count(&self, group: GroupId, counter: CounterId, n: u64) {
         self.on_group(group, |g| g.add_counter(counter, n));
@@ -809,6 +838,7 @@ mod tests {
             error: None,
             bytes_sent: 10,
             bytes_received: 100,
+            cache: crate::cache::CacheOutcome::None,
         }
     }
 

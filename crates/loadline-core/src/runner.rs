@@ -246,6 +246,7 @@ mod tests {
                     error: None,
                     bytes_sent: 1,
                     bytes_received: 1,
+                    cache: crate::cache::CacheOutcome::None,
                 });
                 StepOutcome::Continue
             })

@@ -82,6 +82,7 @@ fn record_request(b: Bencher) {
             error: None,
             bytes_sent: 120,
             bytes_received: 512,
+            cache: loadline_core::cache::CacheOutcome::None,
         }));
     });
 }

@@ -106,6 +106,7 @@ impl StepExec for Ping {
                 error: self.fail,
                 bytes_sent: text.len() as u64,
                 bytes_received: 0,
+                cache: loadline_core::cache::CacheOutcome::None,
             });
             hub.record_count(self.group, self.bytes, text.len() as u64);
             StepOutcome::Continue

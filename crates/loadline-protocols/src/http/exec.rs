@@ -217,6 +217,7 @@ impl HttpStep {
                     error: None,
                     bytes_sent: 0,
                     bytes_received: 0,
+                    cache: loadline_core::cache::CacheOutcome::None,
                 });
                 return self.check_and_capture(vars, state, hub);
             }
@@ -229,6 +230,7 @@ impl HttpStep {
                     error: Some(ErrorKind::Timeout.into()),
                     bytes_sent: 0,
                     bytes_received: 0,
+                    cache: loadline_core::cache::CacheOutcome::None,
                 });
                 return StepOutcome::AbortIteration;
             }
@@ -321,6 +323,7 @@ impl HttpStep {
                 error: None,
                 bytes_sent: if progress.sent { request_len } else { 0 },
                 bytes_received: progress.received,
+                cache: loadline_core::cache::CacheOutcome::None,
             };
             if let Err(kind) = result {
                 sample.error = Some(kind.into());

@@ -210,6 +210,7 @@ impl SqlStep {
                     error: Some(self.db.metrics.class(f.kind)),
                     bytes_sent: 0,
                     bytes_received: 0,
+                    cache: loadline_core::cache::CacheOutcome::None,
                 });
                 self.log_once(&f);
                 return Err(f.kind);
@@ -223,6 +224,7 @@ impl SqlStep {
             error: None,
             bytes_sent: 0,
             bytes_received: 0,
+            cache: loadline_core::cache::CacheOutcome::None,
         });
         let rows = ran.rows();
         hub.record_count(group, self.db.metrics.rows, rows);
@@ -316,6 +318,7 @@ fn record_wait<T>(
             error: got.as_ref().err().map(|f| metrics.class(f.kind)),
             bytes_sent: 0,
             bytes_received: 0,
+            cache: loadline_core::cache::CacheOutcome::None,
         });
     }
 }
@@ -444,6 +447,7 @@ impl TransactionStep {
             error: error.map(|k| self.db.metrics.class(k)),
             bytes_sent: 0,
             bytes_received: 0,
+            cache: loadline_core::cache::CacheOutcome::None,
         });
     }
 
