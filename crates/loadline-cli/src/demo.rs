@@ -1,19 +1,20 @@
 //! `loadline demo`: starts demo-shop inside the process, runs the bundled strategy
 //! (tests/load/shop.yaml, built into the binary with its data files) against it,
-//! and reports like `run` — plus what the shop itself saw: its cache hit ratio by
-//! phase and over time, and its orders placed and confirmed.
+//! and reports like `run` — plus what the shop itself saw: its own cache counters
+//! (beside the cache hit ratio loadline measured from the shop's `Cache-Status`
+//! answers), and its orders placed and confirmed.
 //!
 //! `loadline demo --serve` only starts the shop, for trying other scenarios on it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use demo_shop::{Capacity, Knobs, Shop, ShopConfig, ShopStats};
 use loadline_config::{Overrides, CAPACITY_PROFILE};
-use loadline_core::runner::{Observer, Tick};
+use loadline_core::summary::Summary;
 use serde::Serialize;
 use serde_json::json;
 
@@ -26,8 +27,6 @@ const USERS_CSV: &str = include_str!("../../../tests/load/users.csv");
 const TERMS_CSV: &str = include_str!("../../../tests/load/search_terms.csv");
 /// How the built-in scenario is named in messages and the summary.
 const SOURCE: &str = "tests/load/shop.yaml (built in)";
-/// The width of the windows of the cache hit ratio over time.
-const WINDOW: Duration = Duration::from_secs(5);
 /// The capacity limiter `--profile capacity` turns on unless told otherwise:
 /// 8 permits x 20ms = 400 requests per second.
 const SEARCH_LIMITER: Capacity = Capacity {
@@ -304,36 +303,24 @@ async fn run_strategy(
         }
         let interrupt = loadline_run::watch_signals(plan.graceful_stop, Arc::new(run::Stderr));
         let report = capacity::execute(&plan, &opts, &args.output, &interrupt).await;
-        let seen = ShopFigures::new(shop, backends, &before, &Tally::default());
+        let seen = ShopFigures::new(shop, backends, &before);
         let mut extra = seen.json();
         extra["demo_shop"]["limiter_requests_per_second"] = json!(limit);
         return capacity::finish(&plan, &opts, &report, &args.output, Some(extra));
     }
     let env = run::env_of("tests/load/shop.yaml (embedded)", &loaded);
     let plan = Arc::new(loaded.plan);
-    let tally = Arc::new(Mutex::new(Tally::new(plan.phases.len(), before.clone())));
-    let observer = Box::new(ShopObserver {
-        inner: run::progress(&plan, args.output.quiet),
-        shop: Arc::clone(shop),
-        tally: tally.clone(),
-    });
+    let observer = run::progress(&plan, args.output.quiet);
     let interrupt = loadline_run::watch_signals(plan.graceful_stop, Arc::new(run::Stderr));
     let mut done = match run::execute(plan.clone(), &args.output, observer, &env, &interrupt).await
     {
         Ok(done) => done,
         Err(code) => return code,
     };
-    let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    // What the shop served after the last tick belongs to the last phase.
-    tally.add(&shop.stats(), plan.phases.len().saturating_sub(1), None);
-    let phase_names: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
-    let seen = ShopFigures::new(shop, backends, &before, &tally);
-    done.summary.notes.extend(seen.notes(&phase_names));
-    run::finish(
-        &done,
-        &args.output,
-        Some(seen.json_with_phases(&phase_names)),
-    )
+    let seen = ShopFigures::new(shop, backends, &before);
+    let notes = seen.notes(&done.summary);
+    done.summary.notes.extend(notes);
+    run::finish(&done, &args.output, Some(seen.json()))
 }
 
 /// Cache hits and misses.
@@ -350,67 +337,6 @@ impl CacheCount {
     }
 }
 
-/// The shop's cache answers, attributed to the phase and the time window in which
-/// the run's aggregator saw them.
-#[derive(Debug, Clone, Default)]
-struct Tally {
-    last: ShopStats,
-    phases: Vec<CacheCount>,
-    windows: Vec<CacheCount>,
-}
-
-impl Tally {
-    fn new(phases: usize, start: ShopStats) -> Self {
-        Self {
-            last: start,
-            phases: vec![CacheCount::default(); phases],
-            windows: Vec::new(),
-        }
-    }
-
-    /// Counts what changed since the last reading in `phase` (and the window of
-    /// `elapsed`, when given).
-    fn add(&mut self, now: &ShopStats, phase: usize, elapsed: Option<Duration>) {
-        let delta = CacheCount {
-            hits: now.cache_hits.saturating_sub(self.last.cache_hits),
-            misses: now.cache_misses.saturating_sub(self.last.cache_misses),
-        };
-        self.last = now.clone();
-        if let Some(p) = self.phases.get_mut(phase) {
-            p.hits += delta.hits;
-            p.misses += delta.misses;
-        }
-        let window = match elapsed {
-            Some(e) => (e.as_secs_f64() / WINDOW.as_secs_f64()).ceil().max(1.0) as usize - 1,
-            None => self.windows.len().saturating_sub(1),
-        };
-        if self.windows.len() <= window {
-            self.windows.resize(window + 1, CacheCount::default());
-        }
-        self.windows[window].hits += delta.hits;
-        self.windows[window].misses += delta.misses;
-    }
-}
-
-/// Passes the ticks on to the progress display and reads the shop's counters
-/// once a second.
-struct ShopObserver {
-    inner: Box<dyn Observer>,
-    shop: Arc<Shop>,
-    tally: Arc<Mutex<Tally>>,
-}
-
-impl Observer for ShopObserver {
-    fn on_tick(&mut self, tick: &Tick<'_>) {
-        self.inner.on_tick(tick);
-        let now = self.shop.stats();
-        self.tally
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(&now, tick.phase, Some(tick.elapsed));
-    }
-}
-
 /// What the shop saw during the run.
 struct ShopFigures {
     backends: Backends,
@@ -419,11 +345,10 @@ struct ShopFigures {
     orders_placed: u64,
     orders_confirmed: u64,
     cache: CacheCount,
-    tally: Tally,
 }
 
 impl ShopFigures {
-    fn new(shop: &Shop, backends: Backends, before: &ShopStats, tally: &Tally) -> Self {
+    fn new(shop: &Shop, backends: Backends, before: &ShopStats) -> Self {
         let after = shop.stats();
         Self {
             backends,
@@ -445,46 +370,49 @@ impl ShopFigures {
                 hits: after.cache_hits.saturating_sub(before.cache_hits),
                 misses: after.cache_misses.saturating_sub(before.cache_misses),
             },
-            tally: tally.clone(),
         }
     }
 
-    fn notes(&self, phase_names: &[String]) -> Vec<String> {
-        let pct = |c: &CacheCount| match c.ratio() {
-            Some(r) => format!("{:.0}% ({} of {})", r * 100.0, c.hits, c.hits + c.misses),
-            None => "-".into(),
-        };
+    /// The cache as loadline saw it (from the shop's `Cache-Status` answers),
+    /// by phase, and the shop's own counters beside it as a cross-check.
+    fn notes(&self, summary: &Summary) -> Vec<String> {
+        let pct = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{:.0}%", r * 100.0));
         let mut notes = Vec::new();
-        let by_phase: Vec<String> = phase_names
+        let by_phase: Vec<String> = summary
+            .phases
             .iter()
-            .zip(&self.tally.phases)
-            .map(|(name, c)| format!("{name} {}", pct(c)))
-            .collect();
-        notes.push(format!(
-            "demo-shop cache hit ratio (its Cache-Status answers to product details) by phase: {}; overall {}",
-            by_phase.join(", "),
-            pct(&self.cache)
-        ));
-        let windows: Vec<String> = self
-            .tally
-            .windows
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let from = i as u64 * WINDOW.as_secs();
-                match c.ratio() {
-                    Some(r) => format!("{from}s {:.0}%", r * 100.0),
-                    None => format!("{from}s -"),
-                }
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p.name,
+                    pct(p.cache.as_ref().and_then(|c| c.hit_ratio))
+                )
             })
             .collect();
-        if !windows.is_empty() {
-            notes.push(format!(
-                "demo-shop cache hit ratio per {}s: {}",
-                WINDOW.as_secs(),
-                windows.join(", ")
-            ));
-        }
+        let seen = summary.cache.as_ref();
+        notes.push(format!(
+            "cache hit ratio (product details' Cache-Status) by phase: {}; overall {}{}",
+            by_phase.join(", "),
+            pct(seen.and_then(|c| c.hit_ratio)),
+            match seen.map(|c| (c.warm_after_s, c.warm_at)) {
+                Some((Some(t), level)) =>
+                    format!(", {:.0}% first reached after {t:.0}s", level * 100.0),
+                Some((None, level)) => format!(", never {:.0}% in a second", level * 100.0),
+                None => String::new(),
+            }
+        ));
+        let (hits, misses) = seen.map_or((0, 0), |c| (c.hit, c.miss));
+        notes.push(format!(
+            "demo-shop's own cache counters: {} hits, {} misses ({}){}",
+            self.cache.hits,
+            self.cache.misses,
+            pct(self.cache.ratio()),
+            if (hits, misses) == (self.cache.hits, self.cache.misses) {
+                ", the same as loadline counted".to_string()
+            } else {
+                format!(", where loadline counted {hits} hits and {misses} misses")
+            }
+        ));
         notes.push(format!(
             "demo-shop orders: {} placed, {} confirmed by its event pipeline ({} database, {} cache, {} queue)",
             self.orders_placed,
@@ -511,33 +439,5 @@ impl ShopFigures {
 
     fn cache_json(&self, c: &CacheCount) -> serde_json::Value {
         json!({ "hits": c.hits, "misses": c.misses, "hit_ratio": c.ratio() })
-    }
-
-    fn json_with_phases(&self, phase_names: &[String]) -> serde_json::Value {
-        let mut v = self.json();
-        let by_phase: Vec<serde_json::Value> = phase_names
-            .iter()
-            .zip(&self.tally.phases)
-            .map(|(name, c)| {
-                let mut o = self.cache_json(c);
-                o["phase"] = json!(name);
-                o
-            })
-            .collect();
-        let over_time: Vec<serde_json::Value> = self
-            .tally
-            .windows
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let mut o = self.cache_json(c);
-                o["from_s"] = json!(i as u64 * WINDOW.as_secs());
-                o["to_s"] = json!((i as u64 + 1) * WINDOW.as_secs());
-                o
-            })
-            .collect();
-        v["demo_shop"]["cache_by_phase"] = json!(by_phase);
-        v["demo_shop"]["cache_over_time"] = json!(over_time);
-        v
     }
 }

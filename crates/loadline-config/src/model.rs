@@ -54,6 +54,18 @@ pub struct ScenarioDoc {
     /// Monitors of the system under test, the host and loadline itself, sampled
     /// on the load's timeline.
     pub monitor: Option<Lenient<Spanned<loadline_monitor::MonitorConfig>>>,
+    /// What the summary reports of caches the load meets.
+    pub cache: Option<Lenient<Spanned<CacheDoc>>>,
+}
+
+/// The `cache:` section.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheDoc {
+    /// The hit ratio at which a cache counts as warm, e.g. `90%` (the default)
+    /// or `0.9`: the summary gives the time a one-second interval first reached
+    /// it.
+    pub warm_at: Option<Spanned<loadline_doc::value::JsonDoc>>,
 }
 
 /// A data file.

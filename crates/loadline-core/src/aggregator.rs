@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::WARM_MIN_LOOKUPS;
 use crate::executor::Shared;
 use crate::metrics::Stats;
 use crate::monitor::MonitorSource;
@@ -55,6 +56,7 @@ pub(crate) async fn run(
         ticked = true;
         total.merge(&iv);
         let elapsed = now - start;
+        note_warm_caches(&mut total, &iv, plan, elapsed);
         let values = monitors.as_ref().map(|m| m.snapshot()).unwrap_or_default();
         total.add_monitor_values(&values);
         if let Some(m) = &monitors {
@@ -83,6 +85,34 @@ pub(crate) async fn run(
         }
     }
     total
+}
+
+/// Notes when a tick's hit ratio first reached the plan's warm level, per
+/// group and over the request groups (a tick counts from
+/// [`WARM_MIN_LOOKUPS`] lookups on).
+fn note_warm_caches(total: &mut Stats, tick: &Stats, plan: &crate::plan::Plan, elapsed: Duration) {
+    let warm = |hits: u64, lookups: u64| {
+        lookups >= WARM_MIN_LOOKUPS && hits as f64 >= plan.cache_warm_at * lookups as f64
+    };
+    let marks = &mut total.cache_warm;
+    marks.groups.resize(tick.groups.len(), None);
+    let (mut hits, mut lookups) = (0, 0);
+    for (i, g) in tick.groups.iter().enumerate() {
+        let c = &g.cache;
+        if c.lookups() == 0 {
+            continue;
+        }
+        if plan.groups.get(i).is_none_or(|info| info.is_request()) {
+            hits += c.hit();
+            lookups += c.lookups();
+        }
+        if marks.groups[i].is_none() && warm(c.hit(), c.lookups()) {
+            marks.groups[i] = Some(elapsed);
+        }
+    }
+    if marks.all.is_none() && warm(hits, lookups) {
+        marks.all = Some(elapsed);
+    }
 }
 
 /// Ends the run when an abort-on-fail threshold, past its delay, fails on the

@@ -529,6 +529,26 @@ impl Stats {
         all
     }
 
+    /// The cache figures of the request groups that met a cache, together
+    /// (in `phase`, or over the whole span): groups that never did leave their
+    /// unclassified responses out.
+    pub fn caches(&self, infos: &[crate::plan::GroupInfo], phase: Option<usize>) -> CacheCounts {
+        let mut all = CacheCounts::default();
+        for group in 0..self.groups.len() {
+            if infos.get(group).is_some_and(|info| !info.is_request()) {
+                continue;
+            }
+            let g = match phase {
+                Some(p) => self.in_phase(p, group),
+                None => self.groups.get(group),
+            };
+            if let Some(g) = g.filter(|g| g.cache.seen()) {
+                all.merge(&g.cache);
+            }
+        }
+        all
+    }
+
     /// Adds one tick's monitor values (non-finite ones are left out).
     pub fn add_monitor_values(&mut self, values: &[crate::monitor::MonitorValue]) {
         for v in values.iter().filter(|v| v.value.is_finite()) {

@@ -21,6 +21,9 @@ pub const MAX_LATENESS: Duration = Duration::from_secs(1);
 /// Default cap on concurrent open-model iterations when a phase sets no `max_vus`.
 pub const DEFAULT_MAX_VUS: u64 = 10_000;
 
+/// The default [`Plan::cache_warm_at`].
+pub const DEFAULT_CACHE_WARM_AT: f64 = 0.9;
+
 /// A runnable scenario.
 #[derive(Debug)]
 pub struct Plan {
@@ -39,6 +42,9 @@ pub struct Plan {
     /// How many capture slots a VU needs.
     pub capture_slots: usize,
     pub graceful_stop: Duration,
+    /// The hit ratio (0 to 1) at which a cache counts as warm: the summary
+    /// gives the time a one-second interval first reached it.
+    pub cache_warm_at: f64,
     /// The error classes counted, by [`crate::metrics::ErrorClass`]: the generic
     /// ones ([`crate::metrics::generic_error_classes`]), then those the protocols
     /// declared.

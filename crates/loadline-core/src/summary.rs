@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cache::CacheCounts;
 use crate::metrics::GroupStats;
 use crate::plan::{Pacing, Plan};
 use crate::runner::{EndReason, RunResult};
@@ -125,10 +126,95 @@ pub struct StepSummary {
     /// as fields of the step.
     #[serde(flatten)]
     pub counters: BTreeMap<String, u64>,
+    /// How caches answered, when the step met one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSummary>,
+}
+
+/// How caches answered a step's requests (or all of them): each outcome's
+/// count, the hit ratio (fresh hits over hits, misses and stale answers), the
+/// median latency of hits and of misses and their ratio, and when the hit
+/// ratio first reached the warm level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheSummary {
+    pub hit: u64,
+    pub miss: u64,
+    pub stale: u64,
+    pub bypass: u64,
+    pub unknown: u64,
+    pub hit_ratio: Option<f64>,
+    pub hit_p50_ms: Option<f64>,
+    pub miss_p50_ms: Option<f64>,
+    /// Miss p50 over hit p50: how much faster a hit is.
+    pub speedup: Option<f64>,
+    /// Seconds from the start until a one-second interval's hit ratio first
+    /// reached `warm_at` (`None`: it never did).
+    pub warm_after_s: Option<f64>,
+    /// The warm level, 0 to 1.
+    pub warm_at: f64,
+    /// Each cache of a chain (`Cache-Status` naming several), origin side
+    /// first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<CacheLayerSummary>,
+}
+
+/// One cache of a chain and its own verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheLayerSummary {
+    pub name: String,
+    pub hit: u64,
+    pub miss: u64,
+    pub stale: u64,
+    pub bypass: u64,
+    pub unknown: u64,
+}
+
+impl CacheSummary {
+    /// The summary of `c`, when it met a cache at all.
+    pub fn of(c: &CacheCounts, warm: Option<std::time::Duration>, warm_at: f64) -> Option<Self> {
+        if !c.seen() {
+            return None;
+        }
+        let (hit_p50, miss_p50) = c.p50_ms();
+        let r3 = |v: f64| (v * 1000.0).round() / 1000.0;
+        Some(Self {
+            hit: c.hit(),
+            miss: c.miss(),
+            stale: c.stale(),
+            bypass: c.bypass(),
+            unknown: c.unknown(),
+            hit_ratio: c.hit_ratio().map(|r| (r * 10_000.0).round() / 10_000.0),
+            hit_p50_ms: hit_p50.map(r3),
+            miss_p50_ms: miss_p50.map(r3),
+            speedup: match (hit_p50, miss_p50) {
+                (Some(h), Some(m)) if h > 0.0 => Some(round2(m / h)),
+                _ => None,
+            },
+            warm_after_s: warm.map(|d| r3(d.as_secs_f64())),
+            warm_at,
+            layers: c
+                .split
+                .as_ref()
+                .map(|s| {
+                    s.layers
+                        .iter()
+                        .map(|l| CacheLayerSummary {
+                            name: l.name.to_string(),
+                            hit: l.counts[0],
+                            miss: l.counts[1],
+                            stale: l.counts[2],
+                            bypass: l.counts[3],
+                            unknown: l.counts[4],
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
 }
 
 impl StepSummary {
-    fn new(plan: &Plan, name: &str, g: &GroupStats) -> Self {
+    fn new(plan: &Plan, name: &str, g: &GroupStats, warm: Option<std::time::Duration>) -> Self {
         Self {
             name: name.to_string(),
             requests: g.requests,
@@ -160,6 +246,7 @@ impl StepSummary {
                 .filter(|(_, n)| **n > 0)
                 .map(|(name, n)| (name.clone(), *n))
                 .collect(),
+            cache: CacheSummary::of(&g.cache, warm, plan.cache_warm_at),
         }
     }
 }
@@ -197,6 +284,9 @@ pub struct PhaseSummary {
     pub rate: f64,
     /// The latency of the phase's requests.
     pub latency_ms: LatencyMs,
+    /// How caches answered in the phase, when its requests met one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSummary>,
 }
 
 /// One monitor series over the run.
@@ -237,6 +327,9 @@ pub struct Summary {
     /// Each monitor series read during the run (a value a second), by key.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub monitors: BTreeMap<String, MonitorSummary>,
+    /// How caches answered, over every request step that met one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSummary>,
     /// Things the reader must know to trust the numbers.
     pub notes: Vec<String>,
 }
@@ -400,7 +493,11 @@ impl Summary {
                 .groups
                 .iter()
                 .zip(&total.groups)
-                .map(|(info, g)| StepSummary::new(plan, &info.name, g))
+                .enumerate()
+                .map(|(i, (info, g))| {
+                    let warm = total.cache_warm.groups.get(i).copied().flatten();
+                    StepSummary::new(plan, &info.name, g, warm)
+                })
                 .collect(),
             thresholds,
             phases: plan
@@ -434,9 +531,19 @@ impl Summary {
                                 .max(1e-9),
                     ),
                     latency_ms: LatencyMs::from_micros(&reqs.latency),
+                    cache: CacheSummary::of(
+                        &total.caches(&plan.groups, Some(i)),
+                        None,
+                        plan.cache_warm_at,
+                    ),
                 })
                 .collect(),
             latency_distribution: distribution(&all.latency),
+            cache: CacheSummary::of(
+                &total.caches(&plan.groups, None),
+                total.cache_warm.all,
+                plan.cache_warm_at,
+            ),
             monitors: total
                 .monitors
                 .iter()

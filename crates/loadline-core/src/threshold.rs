@@ -28,6 +28,12 @@ pub enum MetricName {
     ScheduleLag,
     /// Whole-iteration duration (a trend, in ms).
     IterationDuration,
+    /// Cache hits over lookups (a rate: hits / (hits + misses + stale)).
+    CacheHitRatio,
+    /// Latency of cache hits (a trend, in ms).
+    CacheHitLatency,
+    /// Latency of cache misses (a trend, in ms).
+    CacheMissLatency,
     /// A monitor series of the system under test (a value a tick), named by the
     /// threshold's key: `process.cpu_percent{name=nginx}`.
     Monitor,
@@ -42,7 +48,7 @@ enum MetricType {
 }
 
 impl MetricName {
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 11] = [
         "latency",
         "errors",
         "checks",
@@ -51,6 +57,9 @@ impl MetricName {
         "dropped_iterations",
         "schedule_lag",
         "iteration_duration",
+        "cache_hit_ratio",
+        "cache_hit_latency",
+        "cache_miss_latency",
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -63,14 +72,21 @@ impl MetricName {
             "dropped_iterations" => Self::DroppedIterations,
             "schedule_lag" => Self::ScheduleLag,
             "iteration_duration" => Self::IterationDuration,
+            "cache_hit_ratio" => Self::CacheHitRatio,
+            "cache_hit_latency" => Self::CacheHitLatency,
+            "cache_miss_latency" => Self::CacheMissLatency,
             _ => return None,
         })
     }
 
     fn kind(self) -> MetricType {
         match self {
-            Self::Latency | Self::ScheduleLag | Self::IterationDuration => MetricType::Trend,
-            Self::Errors | Self::Checks => MetricType::Rate,
+            Self::Latency
+            | Self::ScheduleLag
+            | Self::IterationDuration
+            | Self::CacheHitLatency
+            | Self::CacheMissLatency => MetricType::Trend,
+            Self::Errors | Self::Checks | Self::CacheHitRatio => MetricType::Rate,
             Self::Requests | Self::Iterations | Self::DroppedIterations => MetricType::Counter,
             Self::Monitor => MetricType::Gauge,
         }
@@ -86,7 +102,13 @@ impl MetricName {
     pub fn per_group(self) -> bool {
         matches!(
             self,
-            Self::Latency | Self::Errors | Self::Checks | Self::Requests
+            Self::Latency
+                | Self::Errors
+                | Self::Checks
+                | Self::Requests
+                | Self::CacheHitRatio
+                | Self::CacheHitLatency
+                | Self::CacheMissLatency
         )
     }
 }
@@ -495,6 +517,12 @@ impl Threshold {
                     _ => (total > 0).then(|| group.checks_passed as f64 / total as f64),
                 }
             }
+            MetricName::CacheHitRatio => match self.condition.stat {
+                Stat::Count => Some(group.cache.hit() as f64),
+                _ => group.cache.hit_ratio(),
+            },
+            MetricName::CacheHitLatency => group.cache.split.as_ref().and_then(|s| trend(&s.hit)),
+            MetricName::CacheMissLatency => group.cache.split.as_ref().and_then(|s| trend(&s.miss)),
             MetricName::Requests => counter(group.requests),
             MetricName::Iterations => counter(iterations),
             MetricName::DroppedIterations => counter(dropped),
@@ -699,13 +727,22 @@ mod tests {
         for i in 1..=100u64 {
             hub.record_request(&RequestSample {
                 group: 0,
-                latency: Duration::from_millis(i),
                 status: Some(if i <= 2 { 500 } else { 200 }),
                 failed: i <= 2,
                 error: None,
                 bytes_sent: 0,
                 bytes_received: 0,
-                cache: crate::cache::CacheOutcome::None,
+                // 78 hits of 1-2 ms, 20 misses of 40 ms, and the two failures unknown.
+                cache: match i {
+                    1..=2 => crate::cache::CacheOutcome::Unknown,
+                    3..=22 => crate::cache::CacheOutcome::Miss,
+                    _ => crate::cache::CacheOutcome::Hit,
+                },
+                latency: if (3..=22).contains(&i) {
+                    Duration::from_millis(40)
+                } else {
+                    Duration::from_millis(i.min(2))
+                },
             });
         }
         let st = hub.collect();
@@ -720,12 +757,31 @@ mod tests {
             delay: Duration::ZERO,
         };
         let el = Duration::from_secs(10);
-        let v = mk(MetricName::Latency, "p95 < 96ms").evaluate(&st, el, &[], &[]);
+        let v = mk(MetricName::Latency, "p95 < 41ms").evaluate(&st, el, &[], &[]);
         assert!(v.passed, "{v:?}");
         assert!(
-            !mk(MetricName::Latency, "p95 < 94ms")
+            !mk(MetricName::Latency, "p95 < 39ms")
                 .evaluate(&st, el, &[], &[])
                 .passed
+        );
+        let v = mk(MetricName::CacheHitRatio, "rate > 79%").evaluate(&st, el, &[], &[]);
+        assert_eq!(
+            v.value,
+            Some(78.0 / 98.0),
+            "78 hits of 98 lookups (unknowns left out)"
+        );
+        assert!(v.passed);
+        assert!(
+            !mk(MetricName::CacheHitRatio, "rate > 80%")
+                .evaluate(&st, el, &[], &[])
+                .passed
+        );
+        let v = mk(MetricName::CacheHitLatency, "p95 < 3ms").evaluate(&st, el, &[], &[]);
+        assert!(v.passed, "{v:?}");
+        let v = mk(MetricName::CacheMissLatency, "p50 < 30ms").evaluate(&st, el, &[], &[]);
+        assert!(
+            !v.passed && v.value.is_some_and(|ms| (ms - 40.0).abs() < 0.1),
+            "{v:?}"
         );
         let v = mk(MetricName::Errors, "rate < 1%").evaluate(&st, el, &[], &[]);
         assert_eq!(v.value, Some(0.02));

@@ -179,6 +179,7 @@ impl Harness {
             protocols: vec![proto.clone()],
             capture_slots: 4,
             graceful_stop: Duration::from_secs(1),
+            cache_warm_at: 0.9,
             // The layout `SqlProtocol::new` records into: SQL's classes and
             // counter right after the generic ones.
             error_classes: generic_error_classes()

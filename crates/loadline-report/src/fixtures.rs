@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use loadline_core::summary::*;
 
-use crate::series::{GroupPoint, Percentiles, SeriesPoint};
+use crate::series::{CachePoint, GroupPoint, Percentiles, SeriesPoint};
 
 pub(crate) fn lat(base: f64) -> LatencyMs {
     LatencyMs {
@@ -15,6 +15,23 @@ pub(crate) fn lat(base: f64) -> LatencyMs {
         p95: base * 4.0,
         p99: base * 5.0,
         max: base * 10.0,
+    }
+}
+
+pub(crate) fn cache() -> CacheSummary {
+    CacheSummary {
+        hit: 900,
+        miss: 80,
+        stale: 0,
+        bypass: 0,
+        unknown: 0,
+        hit_ratio: Some(0.9184),
+        hit_p50_ms: Some(0.8),
+        miss_p50_ms: Some(12.5),
+        speedup: Some(15.63),
+        warm_after_s: Some(4.0),
+        warm_at: 0.9,
+        layers: Vec::new(),
     }
 }
 
@@ -61,6 +78,7 @@ pub(crate) fn summary() -> Summary {
             bytes_sent: 123_456,
             bytes_received: 9_876_543,
             counters: Default::default(),
+            cache: Some(cache()),
         }],
         thresholds: vec![
             ThresholdResult {
@@ -92,6 +110,7 @@ pub(crate) fn summary() -> Summary {
             failed: 20,
             rate: 81.3,
             latency_ms: lat(1.5),
+            cache: None,
         }],
         latency_distribution: vec![[0.0, 1.5], [50.0, 3.0], [99.0, 7.5], [100.0, 15.0]],
         monitors: std::collections::BTreeMap::from([(
@@ -104,7 +123,21 @@ pub(crate) fn summary() -> Summary {
                 last: 31.5e6,
             },
         )]),
+        cache: Some(cache()),
         notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
+    }
+}
+
+/// A cache warming up: 30% hits in the first second, 8 points more each.
+fn cache_point(i: i64) -> CachePoint {
+    let hit = (22 + 8 * i as u64).min(78);
+    CachePoint {
+        hit,
+        miss: 80 - hit,
+        stale: 0,
+        bypass: 0,
+        unknown: 0,
+        hit_ratio: Some(hit as f64 / 80.0),
     }
 }
 
@@ -126,6 +159,7 @@ pub(crate) fn series() -> Vec<SeriesPoint> {
                 p95: 6.0,
                 p99: 7.5,
             }),
+            cache: Some(cache_point(i)),
             errors: BTreeMap::from([("timeout".to_string(), (i % 2) as u64)]),
             iterations: 16,
             dropped: 0,
@@ -142,6 +176,7 @@ pub(crate) fn series() -> Vec<SeriesPoint> {
                         p95: 6.0,
                         p99: 7.5,
                     }),
+                    cache: Some(cache_point(i)),
                 },
             )]),
             monitors: BTreeMap::from([

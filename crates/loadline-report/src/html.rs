@@ -182,6 +182,48 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
     }
     o.push_str("</section>\n");
 
+    // Caches.
+    if let Some(all) = &summary.cache {
+        let _ = write!(
+            o,
+            "<section><h2>Caches</h2><table class=\"steps\"><tr><th>step</th><th>hit</th><th>miss</th>\
+<th>stale</th><th>bypass</th><th>unknown</th><th>hit ratio</th><th>hit p50</th><th>miss p50</th>\
+<th>speed-up</th><th>warm at {:.0}%</th></tr>",
+            all.warm_at * 100.0
+        );
+        let mut rows: Vec<(&str, &loadline_core::summary::CacheSummary)> = summary
+            .steps
+            .iter()
+            .filter_map(|st| st.cache.as_ref().map(|c| (st.name.as_str(), c)))
+            .collect();
+        if rows.len() > 1 {
+            rows.push(("all", all));
+        }
+        for (name, c) in rows {
+            let opt_ms = |v: Option<f64>| v.map_or_else(|| "-".into(), ms);
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(name),
+                c.hit,
+                c.miss,
+                c.stale,
+                c.bypass,
+                c.unknown,
+                c.hit_ratio
+                    .map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0)),
+                opt_ms(c.hit_p50_ms),
+                opt_ms(c.miss_p50_ms),
+                c.speedup.map_or_else(|| "-".into(), |x| format!("{x:.1}×")),
+                c.warm_after_s
+                    .map_or_else(|| "never".into(), |t| format!("{t:.1}s")),
+            );
+        }
+        o.push_str("</table><p class=\"dim\">hit ratio: fresh hits over hits, misses and stale answers; bypassed and unclassified responses are left out.</p></section>\n");
+    }
+
     // Phases.
     if !summary.phases.is_empty() {
         o.push_str("<section><h2>Phases</h2><table class=\"steps\"><tr><th>phase</th><th>model</th><th>time</th>\
@@ -259,6 +301,32 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
             ),
         ],
     );
+    let cached: Vec<&String> = summary
+        .steps
+        .iter()
+        .filter(|st| st.cache.is_some())
+        .map(|st| &st.name)
+        .collect();
+    if !cached.is_empty() {
+        let ratio =
+            |c: Option<crate::series::CachePoint>| c.and_then(|c| c.hit_ratio).map(|r| r * 100.0);
+        let mut lines = vec![(
+            "all".to_string(),
+            series.iter().map(|p| ratio(p.cache)).collect(),
+        )];
+        if cached.len() > 1 {
+            for name in &cached {
+                lines.push((
+                    (*name).clone(),
+                    series
+                        .iter()
+                        .map(|p| ratio(p.groups.get(*name).and_then(|g| g.cache)))
+                        .collect(),
+                ));
+            }
+        }
+        chart(&mut o, "Cache hit ratio", "% of lookups", lines);
+    }
     let kinds: Vec<String> = {
         let mut k: Vec<String> = series
             .iter()
@@ -679,10 +747,17 @@ mod tests {
             "process.cpu_percent",
             "host.mem_used_bytes",
             "Latency by percentile",
+            "Cache hit ratio",
         ] {
             assert!(html.contains(&format!(">{title}")), "{title}");
         }
         assert!(html.contains("phase-label\">steady"));
+        // The caches' table, and the hit-ratio curve from cold to warm.
+        assert!(
+            html.contains("<h2>Caches</h2>") && html.contains(">91.8%<") && html.contains(">4.0s<")
+        );
+        let curve = &html[html.find(">Cache hit ratio").unwrap_or(0)..];
+        assert!(curve.contains("<path"), "the curve is drawn");
         // The embedded summary is the summary.
         let start = html.find("id=\"summary\">").unwrap() + "id=\"summary\">".len();
         let end = start + html[start..].find("</script>").unwrap();

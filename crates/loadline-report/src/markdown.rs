@@ -64,6 +64,26 @@ pub fn render(s: &Summary) -> String {
             ms(st.latency_ms.p99)
         );
     }
+    if s.cache.is_some() {
+        o.push_str("\n| cache | hit | miss | hit ratio | hit p50 | miss p50 | warm |\n|---|--:|--:|--:|--:|--:|--:|\n");
+        for st in &s.steps {
+            if let Some(c) = &st.cache {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    cell(&st.name),
+                    c.hit,
+                    c.miss,
+                    c.hit_ratio
+                        .map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0)),
+                    c.hit_p50_ms.map_or_else(|| "-".into(), ms),
+                    c.miss_p50_ms.map_or_else(|| "-".into(), ms),
+                    c.warm_after_s
+                        .map_or_else(|| "never".into(), |t| format!("{t:.1}s")),
+                );
+            }
+        }
+    }
     if !s.monitors.is_empty() {
         o.push_str("\n| monitor | min | mean | max |\n|---|--:|--:|--:|\n");
         for (k, m) in &s.monitors {
@@ -102,6 +122,10 @@ mod tests {
 | step | requests | failed | p50 | p95 | p99 |
 |---|--:|--:|--:|--:|--:|
 | product detail | 1000 | 20 | 3.00ms | 6.00ms | 7.50ms |
+
+| cache | hit | miss | hit ratio | hit p50 | miss p50 | warm |
+|---|--:|--:|--:|--:|--:|--:|
+| product detail | 900 | 80 | 91.8% | 800us | 12.50ms | 4.0s |
 
 | monitor | min | mean | max |
 |---|--:|--:|--:|

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use loadline_core::cache::CacheCounts;
 use loadline_core::metrics::GroupStats;
 use loadline_core::runner::Tick;
 use serde::Serialize;
@@ -40,6 +41,34 @@ pub struct GroupPoint {
     pub rate: f64,
     /// `None` when the group sent nothing in the interval.
     pub latency_ms: Option<Percentiles>,
+    /// How caches answered in the interval, when the group met one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePoint>,
+}
+
+/// Cache outcomes over one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CachePoint {
+    pub hit: u64,
+    pub miss: u64,
+    pub stale: u64,
+    pub bypass: u64,
+    pub unknown: u64,
+    /// Hits over lookups in the interval (`None` without lookups).
+    pub hit_ratio: Option<f64>,
+}
+
+impl CachePoint {
+    fn of(c: &CacheCounts) -> Option<Self> {
+        c.seen().then(|| Self {
+            hit: c.hit(),
+            miss: c.miss(),
+            stale: c.stale(),
+            bypass: c.bypass(),
+            unknown: c.unknown(),
+            hit_ratio: c.hit_ratio().map(|r| (r * 10_000.0).round() / 10_000.0),
+        })
+    }
 }
 
 /// The run's figures over one tick.
@@ -55,6 +84,9 @@ pub struct SeriesPoint {
     /// Requests per second.
     pub rate: f64,
     pub latency_ms: Option<Percentiles>,
+    /// How caches answered over every request group, when one met a cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePoint>,
     /// Error kind → count, for the interval.
     pub errors: BTreeMap<String, u64>,
     pub iterations: u64,
@@ -96,6 +128,7 @@ impl SeriesPoint {
                         failed: g.failed,
                         rate: round3(g.requests as f64 / secs),
                         latency_ms: Percentiles::of(g),
+                        cache: CachePoint::of(&g.cache),
                     },
                 )
             })
@@ -113,6 +146,7 @@ impl SeriesPoint {
             failed: all.failed,
             rate: round3(all.requests as f64 / secs),
             latency_ms: Percentiles::of(&all),
+            cache: CachePoint::of(&tick.interval.caches(&plan.groups, None)),
             errors,
             iterations: tick.interval.iterations(),
             dropped: tick.interval.dropped(),
@@ -151,6 +185,9 @@ impl SeriesPoint {
         for (kind, n) in &self.errors {
             out.push((format!("errors{{kind={kind}}}"), *n as f64));
         }
+        if let Some(r) = self.cache.and_then(|c| c.hit_ratio) {
+            out.push(("cache_hit_ratio".into(), r));
+        }
         for (name, g) in &self.groups {
             let label = label_value(name);
             out.push((format!("group.requests{{step={label}}}"), g.requests as f64));
@@ -158,6 +195,17 @@ impl SeriesPoint {
             if let Some(l) = g.latency_ms {
                 out.push((format!("group.latency_p95_ms{{step={label}}}"), l.p95));
                 out.push((format!("group.latency_p99_ms{{step={label}}}"), l.p99));
+            }
+            if let Some(c) = g.cache {
+                for (outcome, n) in [("hit", c.hit), ("miss", c.miss), ("stale", c.stale)] {
+                    out.push((
+                        format!("group.cache{{step={label},outcome={outcome}}}"),
+                        n as f64,
+                    ));
+                }
+                if let Some(r) = c.hit_ratio {
+                    out.push((format!("group.cache_hit_ratio{{step={label}}}"), r));
+                }
             }
         }
         for (k, v) in &self.monitors {

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use loadline_core::summary::{LatencyMs, MonitorSummary, PhaseSummary, StepSummary, Summary};
+use loadline_core::summary::{
+    CacheSummary, LatencyMs, MonitorSummary, PhaseSummary, StepSummary, Summary,
+};
 
 /// Formats milliseconds for people: `850us`, `12.3ms`, `1.24s`.
 pub fn ms(v: f64) -> String {
@@ -152,6 +154,11 @@ pub fn render(s: &Summary) -> String {
         }
     }
 
+    if let Some(all) = &s.cache {
+        let _ = writeln!(o);
+        o.push_str(&caches_table(&s.steps, all));
+    }
+
     if !s.phases.is_empty() {
         let _ = writeln!(o);
         o.push_str(&phases_table(&s.phases));
@@ -210,6 +217,65 @@ fn steps_table(steps: &[StepSummary]) -> String {
         .collect();
     // Names and code lists left-aligned, numbers right-aligned.
     table(&header, rows, |i| i == 0 || i >= 8)
+}
+
+/// The steps that met a cache, and all of them together: outcomes, hit ratio,
+/// hit and miss medians, and when the cache was warm.
+fn caches_table(steps: &[StepSummary], all: &CacheSummary) -> String {
+    let header = [
+        "cache",
+        "hit",
+        "miss",
+        "stale",
+        "bypass",
+        "unknown",
+        "hit ratio",
+        "hit p50",
+        "miss p50",
+        "speed-up",
+        "warm",
+    ];
+    let row = |name: &str, c: &CacheSummary| {
+        let opt_ms = |v: Option<f64>| v.map_or_else(|| "-".into(), ms);
+        vec![
+            name.to_string(),
+            c.hit.to_string(),
+            c.miss.to_string(),
+            c.stale.to_string(),
+            c.bypass.to_string(),
+            c.unknown.to_string(),
+            c.hit_ratio
+                .map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0)),
+            opt_ms(c.hit_p50_ms),
+            opt_ms(c.miss_p50_ms),
+            c.speedup.map_or_else(|| "-".into(), |x| format!("{x:.1}x")),
+            c.warm_after_s
+                .map_or_else(|| "never".into(), |t| format!("{t:.1}s")),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = steps
+        .iter()
+        .filter_map(|st| st.cache.as_ref().map(|c| row(&st.name, c)))
+        .collect();
+    if rows.len() > 1 {
+        rows.push(row("all", all));
+    }
+    let mut o = table(&header, rows, |i| i == 0);
+    let _ = writeln!(
+        o,
+        "  (hit ratio: hits / (hits + misses + stale); warm: when a second's hit ratio first reached {:.0}%)",
+        all.warm_at * 100.0
+    );
+    for st in steps {
+        for l in st.cache.iter().flat_map(|c| &c.layers) {
+            let _ = writeln!(
+                o,
+                "    {} · cache {}: hit {}, miss {}, stale {}, bypass {}, unknown {}",
+                st.name, l.name, l.hit, l.miss, l.stale, l.bypass, l.unknown
+            );
+        }
+    }
+    o
 }
 
 fn phases_table(phases: &[PhaseSummary]) -> String {
@@ -384,6 +450,7 @@ mod tests {
                 bytes_sent: 123_456,
                 bytes_received: 9_876_543,
                 counters: Default::default(),
+                cache: Some(crate::fixtures::cache()),
             }],
             thresholds: vec![ThresholdResult {
                 metric: "errors".into(),
@@ -405,6 +472,7 @@ mod tests {
                 failed: 20,
                 rate: 81.3,
                 latency_ms: lat(1.5),
+                cache: None,
             }],
             latency_distribution: vec![],
             monitors: BTreeMap::from([(
@@ -417,6 +485,7 @@ mod tests {
                     last: 12.0,
                 },
             )]),
+            cache: Some(crate::fixtures::cache()),
             notes: vec!["1 iterations were cut off at the end of the graceful stop".into()],
         };
         let expected = "
@@ -434,6 +503,10 @@ loadline · shop smoke · FAILED after 12.3s
 
   failed checks
     10 × product detail · json $.state equals \"confirmed\" (actual: \"pending\")
+
+  cache           hit  miss  stale  bypass  unknown  hit ratio  hit p50  miss p50  speed-up  warm
+  product detail  900    80      0       0        0      91.8%    800us   12.50ms     15.6x  4.0s
+  (hit ratio: hits / (hits + misses + stale); warm: when a second's hit ratio first reached 90%)
 
   phase   model   time  iterations  dropped  interrupted  requests      failed    rate     p50     p95     p99
   steady  open   12.3s         200        0            1      1000  20 (2.00%)  81.3/s  3.00ms  6.00ms  7.50ms

@@ -65,6 +65,7 @@ pub(crate) struct Draft {
     pub groups: Vec<GroupInfo>,
     pub capture_slots: usize,
     pub graceful_stop: Duration,
+    pub cache_warm_at: f64,
     pub protocols: Vec<Arc<dyn Protocol>>,
     pub error_classes: Vec<String>,
     pub counters: Vec<String>,
@@ -95,6 +96,7 @@ impl Draft {
             protocols: self.protocols,
             capture_slots: self.capture_slots,
             graceful_stop: self.graceful_stop,
+            cache_warm_at: self.cache_warm_at,
             error_classes: self.error_classes,
             counters: self.counters,
             checks: self.checks,
@@ -505,6 +507,10 @@ impl<'a> Builder<'a> {
             Some(s) => self.duration(s, true)?,
             None => DEFAULT_GRACEFUL_STOP,
         };
+        let cache_warm_at = lenient(&doc.cache)
+            .and_then(|c| c.value.warm_at.as_ref())
+            .and_then(|w| self.warm_level(w))
+            .unwrap_or(loadline_core::plan::DEFAULT_CACHE_WARM_AT);
 
         if let Some(t) = thresholds.iter().find(|t| t.metric == MetricName::Checks) {
             if !self.any_check {
@@ -529,6 +535,7 @@ impl<'a> Builder<'a> {
             groups: std::mem::take(&mut self.groups),
             capture_slots: self.capture_slots.len(),
             graceful_stop,
+            cache_warm_at,
             protocols: std::mem::take(&mut self.protocols),
             error_classes: std::mem::take(&mut self.error_classes),
             counters: std::mem::take(&mut self.counters),
@@ -945,6 +952,32 @@ impl<'a> Builder<'a> {
             Ok(d) => Some(d),
             Err(message) => {
                 self.error(&s.span, message);
+                None
+            }
+        }
+    }
+
+    /// `cache: warm_at:`, a share: `90%` or `0.9`, above 0 and at most 1.
+    fn warm_level(&mut self, w: &Spanned<loadline_doc::value::JsonDoc>) -> Option<f64> {
+        use loadline_doc::value::JsonDoc;
+        let level = match &w.value {
+            JsonDoc::Float(f) => Some(*f),
+            JsonDoc::Int(i) => Some(*i as f64),
+            JsonDoc::UInt(u) => Some(*u as f64),
+            JsonDoc::Str(s) => s
+                .trim()
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<f64>().ok())
+                .map(|p| p / 100.0),
+            _ => None,
+        };
+        match level {
+            Some(l) if l > 0.0 && l <= 1.0 => Some(l),
+            _ => {
+                self.error(
+                    &w.span,
+                    "expected a hit ratio above 0 and at most 100%, e.g. `90%` or `0.9`",
+                );
                 None
             }
         }

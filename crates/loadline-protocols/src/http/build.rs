@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use loadline_core::build::{BuildCtx, Span};
+use loadline_core::cache::CacheOutcome;
 use loadline_core::plan::{default_group_name, OUTCOME_KIND};
 use loadline_core::protocol::{Slot, StepExec};
 use loadline_core::template::Template;
@@ -14,9 +15,10 @@ use loadline_doc::de::{self as doc_de, Entries, Lenient, Raw, Spanned};
 use loadline_doc::value::{json_value, plain_value, JsonDoc, StatusDoc};
 use schemars::SchemaGenerator;
 
+use super::cache::CacheRule;
 use super::doc::{
-    CaptureDoc, CheckDoc, DefaultsDoc, HttpDoc, HttpStepDoc, PollDoc, QueryDoc, RedirectsDoc,
-    UntilDoc,
+    CacheRuleDoc, CaptureDoc, CheckDoc, DefaultsDoc, HttpDoc, HttpStepDoc, PollDoc, QueryDoc,
+    RedirectsDoc, UntilDoc,
 };
 use super::spec::{
     BodySpec, CaptureSource, CaptureSpec, Check, CheckSpec, HttpSettings, HttpStepSpec,
@@ -251,6 +253,9 @@ fn read_defaults(
             }
         }
     }
+    if let Some(rule) = &doc.cache {
+        defaults.settings.cache_rule = read_cache_rule(ctx, rule).map(Arc::new);
+    }
     defaults.settings.insecure = doc.insecure.unwrap_or(false);
     defaults.settings.cookies = doc.cookies.unwrap_or(true);
     if let Some(m) = &doc.max_body {
@@ -259,6 +264,48 @@ fn read_defaults(
         }
     }
     defaults
+}
+
+/// `defaults: cache:`: the header and the patterns, each compiled
+/// case-insensitively.
+fn read_cache_rule(ctx: &mut dyn BuildCtx, doc: &Spanned<CacheRuleDoc>) -> Option<CacheRule> {
+    let rule = &doc.value;
+    let header = rule.header.value.trim().to_ascii_lowercase();
+    if HeaderName::from_bytes(header.as_bytes()).is_err() {
+        ctx.error(
+            &rule.header.span,
+            format!("`{}` is not a valid header name", rule.header.value),
+        );
+        return None;
+    }
+    let mut patterns = Vec::new();
+    let before = ctx.error_count();
+    for (outcome, list) in [
+        (CacheOutcome::Hit, &rule.hit),
+        (CacheOutcome::Miss, &rule.miss),
+        (CacheOutcome::Stale, &rule.stale),
+        (CacheOutcome::Bypass, &rule.bypass),
+    ] {
+        for p in list {
+            match regex::RegexBuilder::new(&p.value)
+                .case_insensitive(true)
+                .build()
+            {
+                Ok(re) => patterns.push((outcome, re)),
+                Err(e) => ctx.error(
+                    &p.span,
+                    format!("`{}` is not a valid pattern: {e}", p.value),
+                ),
+            }
+        }
+    }
+    if patterns.is_empty() && ctx.error_count() == before {
+        ctx.error(
+            &doc.span,
+            "a cache rule needs patterns: at least one of `hit`, `miss`, `stale` or `bypass`, e.g. `hit: [\"^HIT\"]`",
+        );
+    }
+    (ctx.error_count() == before).then_some(CacheRule { header, patterns })
 }
 
 fn http_step(

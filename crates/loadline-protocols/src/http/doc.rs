@@ -84,6 +84,33 @@ pub struct DefaultsDoc {
     pub forward_headers: Option<Vec<Spanned<String>>>,
     /// At most this many bytes of a response body are kept for checks (default 1 MiB).
     pub max_body: Option<Spanned<i64>>,
+    /// How to tell a cache hit from a miss when the standard headers
+    /// (`Cache-Status`, `X-Cache`, `X-Cache-Status`, `CF-Cache-Status`, `Age`)
+    /// do not say: a header and patterns for its value.
+    pub cache: Option<Spanned<CacheRuleDoc>>,
+}
+
+/// A cache classification rule: the header to read, and for each outcome the
+/// patterns (case-insensitive regular expressions) that mean it. The first
+/// outcome with a matching pattern wins, tried hit, miss, stale, bypass; a value
+/// none matches falls through to the standard headers.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRuleDoc {
+    /// The response header, e.g. `X-Edge-Result`.
+    pub header: Spanned<String>,
+    /// Patterns that mean a fresh hit, e.g. `["^HIT", "from-cache"]`.
+    #[serde(default)]
+    pub hit: Vec<Spanned<String>>,
+    /// Patterns that mean a miss.
+    #[serde(default)]
+    pub miss: Vec<Spanned<String>>,
+    /// Patterns that mean a stale answer (served stale, or revalidated).
+    #[serde(default)]
+    pub stale: Vec<Spanned<String>>,
+    /// Patterns that mean the cache was not used.
+    #[serde(default)]
+    pub bypass: Vec<Spanned<String>>,
 }
 
 /// The `http:` section (and a step's `http:`): which HTTP version requests use.

@@ -21,6 +21,7 @@ use loadline_core::vu::Vu;
 use serde_json::Value;
 use url::{form_urlencoded, Position, Url};
 
+use super::cache;
 use super::conn::{self, Origin, Progress};
 use super::h2;
 use super::spec::{
@@ -333,7 +334,17 @@ impl HttpStep {
             let status = state.head.status;
             sample.status = Some(status);
             sample.failed = status >= 400;
+            let (cache, chained) =
+                cache::classify(&state.head, state.shared.settings.cache_rule.as_deref());
+            sample.cache = cache;
             hub.record_request(&sample);
+            if chained {
+                let layers: Vec<_> = cache::chain(&state.head)
+                    .iter()
+                    .map(|e| (e.name, e.outcome))
+                    .collect();
+                hub.record_cache_layers(group, &layers);
+            }
 
             if state.shared.settings.cookies && state.head.get("set-cookie").is_some() {
                 store_cookies(state, &origin, &target);

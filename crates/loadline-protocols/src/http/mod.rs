@@ -9,6 +9,7 @@
 //! runs the checks and captures, and reports one sample per request.
 
 mod build;
+pub mod cache;
 mod conn;
 pub mod doc;
 mod dump;

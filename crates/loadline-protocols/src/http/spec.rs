@@ -31,6 +31,9 @@ pub struct HttpSettings {
     pub forward_headers: Vec<HeaderName>,
     /// What each exchange prints on stderr (`--http-debug`).
     pub dump: crate::registry::Dump,
+    /// The scenario's own cache classification, tried before the standard
+    /// headers.
+    pub cache_rule: Option<std::sync::Arc<super::cache::CacheRule>>,
 }
 
 /// Which HTTP version a request goes over.
@@ -68,6 +71,7 @@ impl Default for HttpSettings {
             version: HttpVersion::Http1,
             max_streams: 1,
             dump: crate::registry::Dump::Off,
+            cache_rule: None,
         }
     }
 }

@@ -137,6 +137,23 @@ async fn route(req: Request<Incoming>, log: Log) -> Result<Response<Full<Bytes>>
             .status(StatusCode::FOUND)
             .header("location", "/hello")
             .body(Full::new(Bytes::new())),
+        "/cache/hit" => resp
+            .header("cache-status", "edge; hit; ttl=30")
+            .body(Full::new(Bytes::from_static(b"cached"))),
+        "/cache/chain" => resp
+            .header(
+                "cache-status",
+                "origin-cache; hit, edge; fwd=uri-miss; stored",
+            )
+            .body(Full::new(Bytes::from_static(b"cached"))),
+        "/cache/x-cache" => resp
+            .header("x-cache", "MISS from squid")
+            .body(Full::new(Bytes::new())),
+        "/cache/age" => resp.header("age", "42").body(Full::new(Bytes::new())),
+        "/cache/custom" => resp
+            .header("x-edge-result", "origin-fetch")
+            .header("age", "42")
+            .body(Full::new(Bytes::new())),
         "/redirect307" => resp
             .status(StatusCode::TEMPORARY_REDIRECT)
             .header("location", "/echo")
@@ -282,6 +299,7 @@ impl Harness {
             protocols: vec![HttpProtocol::new(settings)],
             capture_slots: 3,
             graceful_stop: Duration::from_secs(1),
+            cache_warm_at: 0.9,
             error_classes: loadline_core::metrics::generic_error_classes(),
             counters: vec![],
             checks: vec![],
@@ -1172,4 +1190,66 @@ async fn http2_over_tls_by_alpn_and_auto_falls_back_to_http1() {
         StepOutcome::AbortIteration
     );
     assert_eq!(error_count(&h.stats(), ErrorKind::Tls), 1);
+}
+
+#[tokio::test]
+async fn responses_are_classified_by_their_cache_headers_over_both_versions() {
+    for http2 in [false, true] {
+        let (addr, _log) = if http2 {
+            h2c_server().await
+        } else {
+            server().await
+        };
+        let mut h = Harness::new(HttpSettings::default());
+        let version = if http2 {
+            HttpVersion::Http2
+        } else {
+            HttpVersion::Http1
+        };
+        for path in [
+            "/cache/hit",
+            "/cache/hit",
+            "/cache/chain",
+            "/cache/x-cache",
+            "/cache/age",
+            "/hello",
+        ] {
+            let mut step = spec(addr, Method::GET, path);
+            step.version = version;
+            assert_eq!(h.run(step).await, StepOutcome::Continue);
+        }
+        let c = h.stats().cache;
+        // hit, hit, miss (the nearest cache of the chain), miss, hit (age),
+        // unknown (no cache header).
+        assert_eq!(c.counts, [3, 2, 0, 0, 1], "HTTP/2: {http2}");
+        let split = c.split.as_ref().expect("hits and misses were timed");
+        assert_eq!((split.hit.len(), split.miss.len()), (3, 2));
+        let layers: Vec<(&str, [u64; 5])> =
+            split.layers.iter().map(|l| (&*l.name, l.counts)).collect();
+        assert_eq!(
+            layers,
+            vec![("origin-cache", [1, 0, 0, 0, 0]), ("edge", [0, 1, 0, 0, 0])]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_scenario_rule_classifies_before_the_standard_headers() {
+    let (addr, _log) = server().await;
+    let rule = crate::http::cache::CacheRule {
+        header: "x-edge-result".into(),
+        patterns: vec![(
+            loadline_core::cache::CacheOutcome::Miss,
+            regex::Regex::new("(?i)^origin").unwrap(),
+        )],
+    };
+    let settings = HttpSettings {
+        cache_rule: Some(Arc::new(rule)),
+        ..HttpSettings::default()
+    };
+    let mut h = Harness::new(settings);
+    h.run(spec(addr, Method::GET, "/cache/custom")).await;
+    // Without the rule, `Age: 42` would make it a hit.
+    h.run(spec(addr, Method::GET, "/cache/age")).await;
+    assert_eq!(h.stats().cache.counts, [1, 1, 0, 0, 0]);
 }
