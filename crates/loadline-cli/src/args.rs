@@ -354,6 +354,10 @@ pub struct DemoArgs {
     /// The shop's event queue: NATS (nats://…) instead of in-process.
     #[arg(long, value_name = "URL")]
     pub nats_url: Option<String>,
+    /// How long the shop caches a product (default 30s; Redis keeps whole
+    /// seconds).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub cache_ttl: Option<Duration>,
     /// Fault knob: the shop sleeps this long before every API request (e.g. 20ms).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub added_latency: Option<Duration>,

@@ -93,6 +93,9 @@ fn shop_config(args: &DemoArgs) -> Result<ShopConfig, String> {
         redis_url: args.redis_url.clone(),
         nats_url: args.nats_url.clone(),
         knobs,
+        cache_ttl: args
+            .cache_ttl
+            .unwrap_or_else(|| ShopConfig::default().cache_ttl),
         ..ShopConfig::default()
     })
 }
