@@ -469,10 +469,16 @@ fn every_example_and_load_file_runs_against_the_shop() {
         if !services_up(file, &needed) {
             continue;
         }
+        // An `https://` target goes to the shop behind TLS with a self-signed
+        // certificate (such a file sets `insecure: true`).
+        let front = text
+            .lines()
+            .any(|l| l.starts_with("target: https://"))
+            .then(|| TlsFront::start(&shop.url));
         let target = text
             .lines()
             .any(|l| l.starts_with("target:"))
-            .then_some(shop.url.as_str());
+            .then_some(front.as_ref().map_or(shop.url.as_str(), |f| f.url.as_str()));
         let out = dir.path().join("summary.json");
         let _tables = text
             .contains("ll_oltp")

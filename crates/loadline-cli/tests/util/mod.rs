@@ -447,3 +447,84 @@ pub fn reachable(port: u16) -> bool {
     )
     .is_ok()
 }
+
+/// HTTPS in front of a plain HTTP server on 127.0.0.1: TLS with a fresh
+/// self-signed certificate for 127.0.0.1, each connection's bytes passed on to
+/// `backend` and back (for scenarios with `insecure: true`).
+pub struct TlsFront {
+    pub url: String,
+}
+
+impl TlsFront {
+    pub fn start(backend: &str) -> Self {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let backend: SocketAddr = backend
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { return };
+                let config = config.clone();
+                std::thread::spawn(move || relay_tls(tcp, config, backend));
+            }
+        });
+        Self {
+            url: format!("https://127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// Passes one TLS connection's plaintext to `backend` and back until either
+/// side closes (polling both with short read timeouts).
+fn relay_tls(mut tcp: std::net::TcpStream, config: Arc<rustls::ServerConfig>, backend: SocketAddr) {
+    use std::io::{ErrorKind, Read, Write};
+    let Ok(mut plain) = std::net::TcpStream::connect(backend) else {
+        return;
+    };
+    let tick = Some(Duration::from_millis(2));
+    if tcp.set_read_timeout(tick).is_err() || plain.set_read_timeout(tick).is_err() {
+        return;
+    }
+    let Ok(conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(conn, &mut tcp);
+    let mut buf = [0u8; 16 * 1024];
+    let idle = |e: &std::io::Error| matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if plain.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if idle(&e) => {}
+            Err(_) => return,
+        }
+        match plain.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if tls.write_all(&buf[..n]).and_then(|()| tls.flush()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if idle(&e) => {}
+            Err(_) => return,
+        }
+    }
+}
