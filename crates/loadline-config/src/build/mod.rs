@@ -240,6 +240,12 @@ struct Builder<'a> {
     counters: Vec<String>,
     /// What each declared check tests.
     checks: Vec<String>,
+    /// The protocols' builders while the flows are built (a builder that is
+    /// building a step is lent out, and a placeholder stands in).
+    builders: Vec<Box<dyn ProtocolBuilder>>,
+    /// The builders building a step, innermost last (a step nested in another
+    /// is built while its parent is).
+    running: Vec<usize>,
 }
 
 /// The keys a schema's object accepts (following a `$ref` into the generator's
@@ -352,6 +358,8 @@ impl<'a> Builder<'a> {
             error_classes: generic_error_classes(),
             counters: Vec::new(),
             checks: Vec::new(),
+            builders: Vec::new(),
+            running: Vec::new(),
         }
     }
 
@@ -470,10 +478,12 @@ impl<'a> Builder<'a> {
                 );
                 Vec::new()
             }
-            Some(list) => list
-                .get()
-                .map(|l| self.flows(l, &mut builders))
-                .unwrap_or_default(),
+            Some(list) => {
+                self.builders = std::mem::take(&mut builders);
+                let flows = list.get().map(|l| self.flows(l)).unwrap_or_default();
+                builders = std::mem::take(&mut self.builders);
+                flows
+            }
         };
 
         let mut thresholds = lenient(&doc.thresholds)
@@ -733,11 +743,7 @@ impl<'a> Builder<'a> {
         Some(Phase { name, pacing, stop })
     }
 
-    fn flows(
-        &mut self,
-        list: &Items<FlowDoc>,
-        builders: &mut [Box<dyn ProtocolBuilder>],
-    ) -> Vec<Flow> {
+    fn flows(&mut self, list: &Items<FlowDoc>) -> Vec<Flow> {
         if list.value.is_empty() {
             self.error(
                 &list.span,
@@ -776,7 +782,7 @@ impl<'a> Builder<'a> {
                     );
                     None
                 }
-                Some(steps) => Some(self.flow_steps(steps, builders)),
+                Some(steps) => Some(self.flow_steps(steps)),
             };
             if let (Some(weight), Some(steps)) = (weight, steps) {
                 out.push(Flow {
