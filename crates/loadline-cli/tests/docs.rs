@@ -377,6 +377,9 @@ fn services_needed(text: &str) -> Vec<(&'static str, u16)> {
     if text.contains("mysql://") || text.contains("mariadb://") {
         needed.push(("MariaDB", 3306));
     }
+    if text.contains("redis://") {
+        needed.push(("Redis", 6379));
+    }
     needed
 }
 

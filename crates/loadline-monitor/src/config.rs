@@ -14,6 +14,7 @@ use url::{Host, Url};
 use crate::database::{self, DatabaseMonitorSpec};
 use crate::prometheus::exposition::Selector;
 use crate::prometheus::Endpoint;
+use crate::redis::{self as redis_monitor, RedisMonitorSpec};
 use crate::MonitorError;
 
 /// What to watch while the load runs. Every field is optional; with none, loadline
@@ -69,6 +70,32 @@ pub struct MonitorConfig {
     #[serde(skip)]
     #[schemars(skip)]
     pub databases: Vec<DatabaseMonitorSpec>,
+    /// Redis servers to watch (one, or a list): a name from the scenario's
+    /// `redis:` section, or a `redis://` URL. Their `INFO` statistics
+    /// (keyspace hits and misses, hit ratio, evictions, memory, clients,
+    /// commands per second) are sampled on a connection of the monitor's own.
+    #[serde(
+        default,
+        deserialize_with = "redis_names",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(with = "Option<DatabaseNames>")]
+    pub redis: Vec<String>,
+    /// The Redis servers to watch with their URLs: those of `redis` given by
+    /// URL, and those given by name filled by the scenario loader.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub redis_servers: Vec<RedisMonitorSpec>,
+}
+
+/// Reads `redis: cache` or `redis: [cache, "redis://127.0.0.1:6380"]`.
+fn redis_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    database_names(d)
+}
+
+/// Whether an entry of `redis` is a URL (not a name).
+pub(crate) fn is_url(entry: &str) -> bool {
+    entry.contains("://")
 }
 
 /// One database name, or a list of them, as the schema describes `database`.
@@ -169,6 +196,7 @@ pub(crate) struct Settings {
     pub self_monitor: bool,
     pub prometheus: Vec<Endpoint>,
     pub databases: Vec<database::Target>,
+    pub redis: Vec<redis_monitor::Target>,
     /// Things to tell the user when the monitors start.
     pub notes: Vec<String>,
 }
@@ -351,6 +379,32 @@ impl MonitorConfig {
             }
         }
 
+        let mut redis = Vec::new();
+        let by_url = self
+            .redis
+            .iter()
+            .filter(|e| is_url(e))
+            .map(|url| RedisMonitorSpec::from_url(url));
+        let given: Vec<RedisMonitorSpec> =
+            self.redis_servers.iter().cloned().chain(by_url).collect();
+        for (i, spec) in given.iter().enumerate() {
+            if given[..i].iter().any(|s| s.url == spec.url) {
+                continue;
+            }
+            match redis_monitor::Target::new(spec) {
+                Ok(target) => redis.push(target),
+                Err(message) => problem(format!("redis ({})", spec.name), message),
+            }
+        }
+        for name in self.redis.iter().filter(|e| !is_url(e)) {
+            if !self.redis_servers.iter().any(|s| s.name == *name) {
+                notes.push(format!(
+                    "redis monitor `{name}`: its URL is not known (the scenario's \
+                     `redis:` section gives it); it is not watched"
+                ));
+            }
+        }
+
         if !problems.is_empty() {
             return Err(MonitorError::Invalid(problems));
         }
@@ -362,6 +416,7 @@ impl MonitorConfig {
             self_monitor: self.self_monitor.unwrap_or(true),
             prometheus,
             databases,
+            redis,
             notes,
         })
     }

@@ -9,6 +9,7 @@
 //! | the host | `host.cpu_user_percent`, `host.cpu_system_percent`, `host.cpu_iowait_percent`, `host.mem_used_bytes`, `host.mem_available_bytes`, `host.load1`, `host.net_rx_bytes_per_s{iface=…}`, `host.net_tx_bytes_per_s{iface=…}` |
 //! | Prometheus endpoints | `prom.<name>{labels}` as scraped; counters as `prom.<name>:rate{labels}` per second |
 //! | loadline itself | `loadline.cpu_percent`, `loadline.rss_bytes`, `loadline.cores`, `loadline.saturated` |
+//! | Redis servers (`INFO`) | `redis.keyspace_hits_per_s`, `redis.keyspace_misses_per_s`, `redis.hit_ratio`, `redis.evicted_keys_per_s`, `redis.expired_keys_per_s`, `redis.ops_per_s`, `redis.used_memory_bytes`, `redis.connected_clients`, labelled `{server=NAME}` |
 //! | databases (PostgreSQL, MySQL/MariaDB) | `db.xact_commit_per_s`, `db.cache_hit_ratio`, `db.connections{state=…}`, `db.queries_per_s`, `db.threads_running`, … labelled `{db=NAME}`; a database that cannot be reached is a warning |
 //!
 //! CPU percentages of a process are of one core (200 = two full cores); the
@@ -28,6 +29,7 @@ mod linux_proc;
 #[cfg(target_os = "linux")]
 mod process;
 mod prometheus;
+mod redis;
 #[cfg(target_os = "linux")]
 mod sampling;
 #[cfg(target_os = "linux")]
@@ -41,6 +43,13 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{ConfigProblem, MonitorConfig, ProcessSpec, PrometheusSpec};
 pub use database::DatabaseMonitorSpec;
+pub use redis::RedisMonitorSpec;
+
+/// Whether an entry of `monitor: { redis: … }` is a URL (else a name from the
+/// scenario's `redis:` section).
+pub fn is_redis_url(entry: &str) -> bool {
+    config::is_url(entry)
+}
 /// The reader of scraped Prometheus pages, public for the fuzz target (`fuzz/`):
 /// not an interface to build on.
 #[doc(hidden)]
@@ -157,6 +166,10 @@ impl Monitors {
         for target in settings.databases {
             tracing::debug!(?every, database = %target.name, flavor = ?target.flavor, "monitor started: database");
             runtime.spawn(database::run(target, board.slot(), every, stop.clone()));
+        }
+        for target in settings.redis {
+            tracing::debug!(?every, server = %target.name, "monitor started: redis");
+            runtime.spawn(redis::run(target, board.slot(), every, stop.clone()));
         }
         Ok(Arc::new(Monitors {
             board,

@@ -6,6 +6,8 @@
 mod capture;
 pub mod check;
 pub mod http;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod registry;
 #[cfg(feature = "sql")]
 pub mod sql;

@@ -9,8 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use loadline_core::build::BuildCtx;
+use loadline_core::plan::Step;
 use loadline_core::protocol::StepExec;
-use loadline_doc::de::Raw;
+use loadline_doc::de::{Items, Raw};
 use schemars::{Schema, SchemaGenerator};
 
 /// One kind of step: the key that makes a step this kind, and how messages name
@@ -122,6 +123,17 @@ pub trait ProtocolEntry: Send + Sync {
     fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder>;
 }
 
+/// The build context of a step that may hold steps of its own (a cache-aside
+/// step's `on_miss:`): the scenario format builds them, whatever their
+/// protocol, as it builds a flow's.
+pub trait StepCtx: BuildCtx {
+    /// Builds `steps`, nested in the step being built, as a flow's steps are
+    /// built (every problem reported, captures known to the steps after them).
+    /// `own` is the builder of the step they are nested in, which builds the
+    /// nested steps of its own protocol.
+    fn nested_steps(&mut self, steps: &Items<Raw>, own: &mut dyn ProtocolBuilder) -> Vec<Step>;
+}
+
 /// Builds one scenario's steps of a protocol.
 pub trait ProtocolBuilder {
     /// Builds a step whose kind key is `kind` (one of the entry's). `None` when
@@ -129,6 +141,17 @@ pub trait ProtocolBuilder {
     /// reported is reported by the format as a step that could not be built).
     fn step(&mut self, kind: &str, step: &Raw, ctx: &mut dyn BuildCtx)
         -> Option<Arc<dyn StepExec>>;
+    /// [`ProtocolBuilder::step`] for a protocol whose steps hold steps: the
+    /// context can build those too. The format calls this one; by default it
+    /// is `step`.
+    fn step_in(
+        &mut self,
+        kind: &str,
+        step: &Raw,
+        ctx: &mut dyn StepCtx,
+    ) -> Option<Arc<dyn StepExec>> {
+        self.step(kind, step, ctx)
+    }
     /// The databases this protocol connects to, for `monitor:` to refer to.
     fn databases(&self) -> Vec<NamedDatabase> {
         Vec::new()
@@ -155,6 +178,8 @@ impl Registry {
         let registry = Registry::default().with(crate::http::Http);
         #[cfg(feature = "sql")]
         let registry = registry.with(crate::sql::Sql);
+        #[cfg(feature = "redis")]
+        let registry = registry.with(crate::redis::Redis);
         registry
     }
 

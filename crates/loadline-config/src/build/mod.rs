@@ -26,7 +26,7 @@ use loadline_core::threshold::{parse_condition, parse_selector, MetricName, Thre
 use loadline_doc::de::{self, DeError, Entries, Lenient, Raw, Sink, Span, Spanned};
 use loadline_doc::suggest::{did_you_mean, quoted_list};
 use loadline_doc::yaml::{self, Mark};
-use loadline_monitor::{DatabaseMonitorSpec, MonitorConfig};
+use loadline_monitor::{DatabaseMonitorSpec, MonitorConfig, RedisMonitorSpec};
 use loadline_protocols::registry::{ProtocolBuilder, Registry, Scenario, Target};
 
 use crate::model::{
@@ -242,6 +242,12 @@ struct Builder<'a> {
     counters: Vec<String>,
     /// What each declared check tests.
     checks: Vec<String>,
+    /// The protocols' builders while the flows are built (a builder that is
+    /// building a step is lent out, and a placeholder stands in).
+    builders: Vec<Box<dyn ProtocolBuilder>>,
+    /// The builders building a step, innermost last (a step nested in another
+    /// is built while its parent is).
+    running: Vec<usize>,
 }
 
 /// The keys a schema's object accepts (following a `$ref` into the generator's
@@ -354,6 +360,8 @@ impl<'a> Builder<'a> {
             error_classes: generic_error_classes(),
             counters: Vec::new(),
             checks: Vec::new(),
+            builders: Vec::new(),
+            running: Vec::new(),
         }
     }
 
@@ -472,10 +480,12 @@ impl<'a> Builder<'a> {
                 );
                 Vec::new()
             }
-            Some(list) => list
-                .get()
-                .map(|l| self.flows(l, &mut builders))
-                .unwrap_or_default(),
+            Some(list) => {
+                self.builders = std::mem::take(&mut builders);
+                let flows = list.get().map(|l| self.flows(l)).unwrap_or_default();
+                builders = std::mem::take(&mut self.builders);
+                flows
+            }
         };
 
         let mut thresholds = lenient(&doc.thresholds)
@@ -740,11 +750,7 @@ impl<'a> Builder<'a> {
         Some(Phase { name, pacing, stop })
     }
 
-    fn flows(
-        &mut self,
-        list: &Items<FlowDoc>,
-        builders: &mut [Box<dyn ProtocolBuilder>],
-    ) -> Vec<Flow> {
+    fn flows(&mut self, list: &Items<FlowDoc>) -> Vec<Flow> {
         if list.value.is_empty() {
             self.error(
                 &list.span,
@@ -783,7 +789,7 @@ impl<'a> Builder<'a> {
                     );
                     None
                 }
-                Some(steps) => Some(self.flow_steps(steps, builders)),
+                Some(steps) => Some(self.flow_steps(steps)),
             };
             if let (Some(weight), Some(steps)) = (weight, steps) {
                 out.push(Flow {
@@ -1143,6 +1149,51 @@ impl<'a> Builder<'a> {
             }
         }
         monitor.database = watched;
+        for name in monitor.redis.clone() {
+            if loadline_monitor::is_redis_url(&name) {
+                continue;
+            }
+            let servers: Vec<_> = known
+                .iter()
+                .filter(|d| d.url.as_deref().is_some_and(is_redis_url_text))
+                .collect();
+            match known.iter().find(|d| d.name == name) {
+                Some(d) => match &d.url {
+                    Some(url) if is_redis_url_text(url) => {
+                        monitor.redis_servers.push(RedisMonitorSpec {
+                            name: name.clone(),
+                            url: url.clone(),
+                        });
+                    }
+                    // Its settings are invalid (reported).
+                    None => ok = false,
+                    Some(_) => {
+                        self.error(
+                            span,
+                            format!("monitor.redis: `{name}` is not a Redis server: watch it with `monitor: {{ database: {name} }}`"),
+                        );
+                        ok = false;
+                    }
+                },
+                None => {
+                    let names: Vec<&str> = servers.iter().map(|d| d.name.as_str()).collect();
+                    let mut msg = format!("monitor.redis: no Redis server is called `{name}`");
+                    if names.is_empty() {
+                        msg.push_str(": the scenario's `redis:` section declares none (a URL such as `redis://127.0.0.1:6379` may be given instead)");
+                    } else {
+                        msg.push_str(&format!(
+                            ": expected one of {}, or a redis:// URL",
+                            quoted_list(&names)
+                        ));
+                    }
+                    if let Some(s) = did_you_mean(&name, names.iter().copied()) {
+                        msg.push_str(&format!("; did you mean `{s}`?"));
+                    }
+                    self.error(span, msg);
+                    ok = false;
+                }
+            }
+        }
         ok.then_some(monitor)
     }
 
@@ -1156,6 +1207,12 @@ impl<'a> Builder<'a> {
             }
         }
     }
+}
+
+/// Whether a URL is a Redis server's.
+fn is_redis_url_text(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("redis://") || lower.starts_with("rediss://")
 }
 
 #[cfg(test)]

@@ -6,10 +6,11 @@
 use loadline_core::build::BuildCtx;
 use loadline_core::duration::DurationRange;
 use loadline_core::plan::Step;
+use loadline_core::protocol::StepExec;
 use loadline_doc::de::{self as doc_de, Items, Lenient, Raw, Spanned};
 use loadline_doc::suggest::did_you_mean;
 use loadline_doc::yaml::NodeValue;
-use loadline_protocols::registry::ProtocolBuilder;
+use loadline_protocols::registry::{ProtocolBuilder, StepCtx};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -53,22 +54,20 @@ pub(crate) struct KindInfo {
 }
 
 impl Builder<'_> {
-    pub(super) fn flow_steps(
-        &mut self,
-        steps: &Items<Raw>,
-        builders: &mut [Box<dyn ProtocolBuilder>],
-    ) -> Vec<Step> {
+    pub(super) fn flow_steps(&mut self, steps: &Items<Raw>) -> Vec<Step> {
         let mut all = Vec::new();
         collect_captures(&steps.value, &mut all);
         self.scope.captures.clear();
         self.scope.flow_captures = all;
-        self.steps(steps, builders)
+        self.steps(steps, None)
     }
 
-    fn steps(
+    /// Builds a list of steps; `own` is the builder of the step they are
+    /// nested in, if any (see [`StepCtx::nested_steps`]).
+    fn steps<'b>(
         &mut self,
         steps: &Items<Raw>,
-        builders: &mut [Box<dyn ProtocolBuilder>],
+        mut own: Option<&mut (dyn ProtocolBuilder + 'b)>,
     ) -> Vec<Step> {
         if steps.value.is_empty() {
             self.error_at(
@@ -77,15 +76,18 @@ impl Builder<'_> {
                 "`steps` is empty: expected at least one step, e.g. `- get: /`",
             );
         }
-        steps
-            .value
-            .iter()
-            .filter_map(Lenient::get)
-            .filter_map(|s| self.step(&s.value, builders))
-            .collect()
+        let mut built = Vec::new();
+        for s in steps.value.iter().filter_map(Lenient::get) {
+            built.extend(self.step(&s.value, own.as_deref_mut()));
+        }
+        built
     }
 
-    fn step(&mut self, raw: &Raw, builders: &mut [Box<dyn ProtocolBuilder>]) -> Option<Step> {
+    fn step<'b>(
+        &mut self,
+        raw: &Raw,
+        own: Option<&mut (dyn ProtocolBuilder + 'b)>,
+    ) -> Option<Step> {
         if !matches!(raw.node.value, NodeValue::Map(_)) {
             let found = raw.node.describe();
             self.ctx().error(
@@ -122,8 +124,7 @@ impl Builder<'_> {
         match kind.builder {
             Some(b) => {
                 let before = self.problems.len();
-                let builder = builders.get_mut(b)?;
-                let built = builder.step(kind.key, &raw, self.ctx()).map(Step::Exec);
+                let built = self.build_by(b, kind.key, &raw, own).map(Step::Exec);
                 if built.is_none() && self.problems.len() == before {
                     self.ctx().error(
                         &raw.span(),
@@ -148,7 +149,7 @@ impl Builder<'_> {
                     .ctx()
                     .int_in(doc.repeat.value, &doc.repeat.span, 1, MAX_LOOP);
                 let steps = match &doc.steps {
-                    Some(steps) => self.steps(steps, builders),
+                    Some(steps) => self.steps(steps, own),
                     None => {
                         self.ctx().missing(
                             &raw.span(),
@@ -164,6 +165,28 @@ impl Builder<'_> {
                 })
             }
         }
+    }
+
+    /// Has builder `b` build a step. The builder of the step this one is
+    /// nested in is `own`; any other is lent out of the list while it builds,
+    /// so that it can have the steps nested in its step built.
+    fn build_by<'b>(
+        &mut self,
+        b: usize,
+        kind: &str,
+        raw: &Raw,
+        own: Option<&mut (dyn ProtocolBuilder + 'b)>,
+    ) -> Option<std::sync::Arc<dyn StepExec>> {
+        if self.running.last() == Some(&b) {
+            return own?.step_in(kind, raw, self);
+        }
+        let slot = self.builders.get_mut(b)?;
+        let mut builder = std::mem::replace(slot, Box::new(Lent));
+        self.running.push(b);
+        let built = builder.step_in(kind, raw, self);
+        self.running.pop();
+        self.builders[b] = builder;
+        built
     }
 
     /// A step with no kind key: its unknown keys, with what they may be a
@@ -247,6 +270,28 @@ impl Builder<'_> {
 
     fn ctx(&mut self) -> &mut dyn BuildCtx {
         self
+    }
+}
+
+impl StepCtx for Builder<'_> {
+    fn nested_steps(&mut self, steps: &Items<Raw>, own: &mut dyn ProtocolBuilder) -> Vec<Step> {
+        self.steps(steps, Some(own))
+    }
+}
+
+/// Stands in for a builder while it builds a step. Only a step nested two
+/// protocols deep in one of its own kind reaches it (then it builds nothing,
+/// and the step is reported as one that could not be built).
+struct Lent;
+
+impl ProtocolBuilder for Lent {
+    fn step(
+        &mut self,
+        _kind: &str,
+        _step: &Raw,
+        _ctx: &mut dyn BuildCtx,
+    ) -> Option<std::sync::Arc<dyn StepExec>> {
+        None
     }
 }
 

@@ -171,7 +171,7 @@ pub(crate) async fn run_iteration(sh: &Shared, vu: &mut Vu, phase_idx: usize) ->
     end == IterationEnd::Completed
 }
 
-fn run_steps<'a>(steps: &'a [Step], vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
+pub fn run_steps<'a>(steps: &'a [Step], vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
     Box::pin(async move {
         for step in steps {
             let outcome = match step {
