@@ -117,6 +117,7 @@ fn the_demo_runs_the_strategy_end_to_end() {
 
 #[test]
 fn the_demo_passes_on_postgresql_redis_and_nats() {
+    let _redis = REDIS.lock().unwrap_or_else(|p| p.into_inner());
     let services = [("PostgreSQL", 5432), ("Redis", 6379), ("NATS", 4222)];
     let missing: Vec<&str> = services
         .iter()

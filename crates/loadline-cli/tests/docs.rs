@@ -486,6 +486,9 @@ fn every_example_and_load_file_runs_against_the_shop() {
         let _tables = text
             .contains("ll_oltp")
             .then(|| OLTP_TABLES.lock().unwrap_or_else(|p| p.into_inner()));
+        let _redis = text
+            .contains("redis://")
+            .then(|| REDIS.lock().unwrap_or_else(|p| p.into_inner()));
         let s = run_briefly(file, target, &out);
         let name = file.display();
         let requests = s["requests"]["total"].as_u64().unwrap();

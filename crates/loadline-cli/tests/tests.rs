@@ -6,6 +6,8 @@
 mod util;
 
 mod bad_input;
+#[cfg(feature = "demo")]
+mod cache;
 mod capacity;
 mod command_line;
 #[cfg(feature = "demo")]

@@ -88,7 +88,7 @@ pub(crate) async fn run(
 }
 
 /// Notes when a tick's hit ratio first reached the plan's warm level, per
-/// group and over the request groups (a tick counts from
+/// group and over every group (a tick counts from
 /// [`WARM_MIN_LOOKUPS`] lookups on).
 fn note_warm_caches(total: &mut Stats, tick: &Stats, plan: &crate::plan::Plan, elapsed: Duration) {
     let warm = |hits: u64, lookups: u64| {
@@ -102,10 +102,8 @@ fn note_warm_caches(total: &mut Stats, tick: &Stats, plan: &crate::plan::Plan, e
         if c.lookups() == 0 {
             continue;
         }
-        if plan.groups.get(i).is_none_or(|info| info.is_request()) {
-            hits += c.hit();
-            lookups += c.lookups();
-        }
+        hits += c.hit();
+        lookups += c.lookups();
         if marks.groups[i].is_none() && warm(c.hit(), c.lookups()) {
             marks.groups[i] = Some(elapsed);
         }

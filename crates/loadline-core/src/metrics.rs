@@ -529,15 +529,13 @@ impl Stats {
         all
     }
 
-    /// The cache figures of the request groups that met a cache, together
-    /// (in `phase`, or over the whole span): groups that never did leave their
-    /// unclassified responses out.
-    pub fn caches(&self, infos: &[crate::plan::GroupInfo], phase: Option<usize>) -> CacheCounts {
+    /// The cache figures of the groups that met a cache, together (in
+    /// `phase`, or over the whole span): groups that never did leave their
+    /// unclassified responses out. Outcome groups count too (a cache-aside
+    /// lookup is one); no group classifies a lookup twice.
+    pub fn caches(&self, phase: Option<usize>) -> CacheCounts {
         let mut all = CacheCounts::default();
         for group in 0..self.groups.len() {
-            if infos.get(group).is_some_and(|info| !info.is_request()) {
-                continue;
-            }
             let g = match phase {
                 Some(p) => self.in_phase(p, group),
                 None => self.groups.get(group),

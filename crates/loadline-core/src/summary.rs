@@ -531,16 +531,12 @@ impl Summary {
                                 .max(1e-9),
                     ),
                     latency_ms: LatencyMs::from_micros(&reqs.latency),
-                    cache: CacheSummary::of(
-                        &total.caches(&plan.groups, Some(i)),
-                        None,
-                        plan.cache_warm_at,
-                    ),
+                    cache: CacheSummary::of(&total.caches(Some(i)), None, plan.cache_warm_at),
                 })
                 .collect(),
             latency_distribution: distribution(&all.latency),
             cache: CacheSummary::of(
-                &total.caches(&plan.groups, None),
+                &total.caches(None),
                 total.cache_warm.all,
                 plan.cache_warm_at,
             ),

@@ -479,6 +479,20 @@ impl Threshold {
                 &merged
             }
         };
+        // Without a step, the caches of every group that met one (outcome
+        // groups too: a cache-aside lookup is one).
+        let all_caches;
+        let cache_metric = matches!(
+            self.metric,
+            MetricName::CacheHitRatio | MetricName::CacheHitLatency | MetricName::CacheMissLatency
+        );
+        let cache = match self.group {
+            None if cache_metric => {
+                all_caches = stats.caches(self.phase);
+                &all_caches
+            }
+            _ => &group.cache,
+        };
         let phase = self.phase.and_then(|p| stats.phases.get(p));
         let iterations = phase.map_or_else(|| stats.iterations(), |p| p.iterations);
         let dropped = phase.map_or_else(|| stats.dropped(), |p| p.dropped);
@@ -518,11 +532,11 @@ impl Threshold {
                 }
             }
             MetricName::CacheHitRatio => match self.condition.stat {
-                Stat::Count => Some(group.cache.hit() as f64),
-                _ => group.cache.hit_ratio(),
+                Stat::Count => Some(cache.hit() as f64),
+                _ => cache.hit_ratio(),
             },
-            MetricName::CacheHitLatency => group.cache.split.as_ref().and_then(|s| trend(&s.hit)),
-            MetricName::CacheMissLatency => group.cache.split.as_ref().and_then(|s| trend(&s.miss)),
+            MetricName::CacheHitLatency => cache.split.as_ref().and_then(|s| trend(&s.hit)),
+            MetricName::CacheMissLatency => cache.split.as_ref().and_then(|s| trend(&s.miss)),
             MetricName::Requests => counter(group.requests),
             MetricName::Iterations => counter(iterations),
             MetricName::DroppedIterations => counter(dropped),

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `redis.keyspace_hits_per_s`, `redis.keyspace_misses_per_s` | `keyspace_hits`, `keyspace_misses` |
 //! | `redis.hit_ratio` | hits / (hits + misses) over the interval (absent when there were no lookups) |
+//! | `redis.keyspace_hits`, `redis.keyspace_misses` | the lookups since the monitor's first sample: over a run, `last` of each gives the run's hit ratio as the server saw it |
 //! | `redis.evicted_keys_per_s`, `redis.expired_keys_per_s` | `evicted_keys`, `expired_keys` |
 //! | `redis.ops_per_s` | `total_commands_processed`, less the monitor's own `INFO` |
 //! | `redis.used_memory_bytes` | `used_memory` |
@@ -148,6 +149,9 @@ pub(crate) fn parse_info(text: &str) -> Raw {
 pub(crate) struct Rates {
     name: String,
     last: Option<(Instant, Raw)>,
+    /// The hit and miss counters of the first sample: the totals count from
+    /// there.
+    base: Option<(f64, f64)>,
 }
 
 impl Rates {
@@ -155,6 +159,7 @@ impl Rates {
         Self {
             name: name.to_owned(),
             last: None,
+            base: None,
         }
     }
 
@@ -174,6 +179,19 @@ impl Rates {
                 self.key("redis.connected_clients"),
                 (v - 1.0).max(0.0),
             ));
+        }
+        if let (Some(hits), Some(misses)) = (
+            raw.counters.get("keyspace_hits").copied(),
+            raw.counters.get("keyspace_misses").copied(),
+        ) {
+            let mut base = *self.base.get_or_insert((hits, misses));
+            // Counters that went back (a restart, CONFIG RESETSTAT) count anew.
+            if hits < base.0 || misses < base.1 {
+                base = (0.0, 0.0);
+                self.base = Some(base);
+            }
+            out.extend(value(self.key("redis.keyspace_hits"), hits - base.0));
+            out.extend(value(self.key("redis.keyspace_misses"), misses - base.1));
         }
         if let Some((then, before)) = &self.last {
             let secs = at.duration_since(*then).as_secs_f64();
@@ -323,6 +341,7 @@ mod tests {
             Some(&3.0)
         );
         assert!(!first.contains_key("redis.hit_ratio{server=cache}"));
+        assert_eq!(first.get("redis.keyspace_hits{server=cache}"), Some(&0.0));
         let second = series(&rates.values(
             t0 + Duration::from_secs(2),
             parse_info(&info(190, 110, 1201)),
@@ -336,6 +355,11 @@ mod tests {
             Some(&5.0)
         );
         assert_eq!(second.get("redis.hit_ratio{server=cache}"), Some(&0.9));
+        assert_eq!(second.get("redis.keyspace_hits{server=cache}"), Some(&90.0));
+        assert_eq!(
+            second.get("redis.keyspace_misses{server=cache}"),
+            Some(&10.0)
+        );
         assert_eq!(second.get("redis.ops_per_s{server=cache}"), Some(&100.0));
         assert_eq!(
             second.get("redis.expired_keys_per_s{server=cache}"),

@@ -289,6 +289,17 @@ async fn cache_aside_misses_and_sets_first_then_hits() {
     assert_eq!(group(&plan, &stats, "lookup (set)").requests, 2);
     assert_eq!(group(&plan, &stats, "origin").requests, 2);
     assert_eq!(group(&plan, &stats, "seen").failed, 0);
+    // The lookup is the caller's wait; its GETs are commands of their own,
+    // with no outcome of their own.
+    let get = group(&plan, &stats, "lookup (get)");
+    assert_eq!((get.requests, get.cache.lookups()), (6, 0));
+    // A miss waits for the GET, the origin and the SET: longer than a GET.
+    let (_, miss_p50) = lookup.cache.p50_ms();
+    let get_p50 = get.latency.value_at_quantile(0.5) as f64 / 1000.0;
+    assert!(
+        miss_p50.is_some_and(|m| m > get_p50),
+        "{miss_p50:?} {get_p50}"
+    );
     let mut c = client().await;
     // The value of the last iteration's miss, captured from the cache on a hit.
     let seen: String = c.get(format!("{prefix}:seen")).await.unwrap();
@@ -427,5 +438,45 @@ flows:
         group(&plan, &stats, "lookup (set)").requests,
         lookup.cache.miss()
     );
+    cleanup(&prefix).await;
+}
+
+/// A cache that answers with an error (here the key holds a hash, so GET says
+/// WRONGTYPE) is bypassed: the origin's steps run, nothing is SET, and the
+/// lookup counts as a bypass, not as a miss.
+#[tokio::test]
+async fn a_failing_cache_is_bypassed_to_the_origin() {
+    if !reachable().await {
+        return;
+    }
+    let prefix = prefix("bypass");
+    let mut c = client().await;
+    let _: () = c.hset(format!("{prefix}:product"), "f", "v").await.unwrap();
+    let text = r#"
+redis:
+  cache: { url: "redis://127.0.0.1:6379/0" }
+phases: [{ iterations: 3, vus: 1 }]
+flows:
+  - steps:
+      - cache_aside:
+          name: lookup
+          key: "PREFIX:product"
+          on_miss: [{ redis: { incr: "PREFIX:origin", name: origin, capture: { n: reply } } }]
+          value: "{{ n }}"
+          capture: got
+      - redis: { set: "PREFIX:got", value: "{{ got }}", name: after }
+"#;
+    let plan = plan(text, &prefix);
+    let stats = run(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
+    let lookup = group(&plan, &stats, "lookup");
+    assert_eq!(lookup.cache.counts, [0, 0, 0, 3, 0]);
+    assert_eq!(lookup.failed, 0);
+    let get = group(&plan, &stats, "lookup (get)");
+    assert_eq!((get.requests, get.failed), (3, 3));
+    assert_eq!(group(&plan, &stats, "origin").requests, 3);
+    assert_eq!(group(&plan, &stats, "lookup (set)").requests, 0);
+    // The flow went on with the origin's value.
+    let got: String = c.get(format!("{prefix}:got")).await.unwrap();
+    assert_eq!(got, "3");
     cleanup(&prefix).await;
 }

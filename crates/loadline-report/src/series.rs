@@ -146,7 +146,7 @@ impl SeriesPoint {
             failed: all.failed,
             rate: round3(all.requests as f64 / secs),
             latency_ms: Percentiles::of(&all),
-            cache: CachePoint::of(&tick.interval.caches(&plan.groups, None)),
+            cache: CachePoint::of(&tick.interval.caches(None)),
             errors,
             iterations: tick.interval.iterations(),
             dropped: tick.interval.dropped(),

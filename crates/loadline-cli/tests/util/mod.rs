@@ -52,6 +52,11 @@ type Shared = Arc<Mutex<Seen>>;
 /// tests running it at once would drop each other's tables.
 pub static OLTP_TABLES: Mutex<()> = Mutex::new(());
 
+/// Held by every test whose load goes through the Redis on this machine:
+/// tests that compare Redis' own server-wide counters (commandstats, keyspace
+/// hits) with loadline's take turns with the others.
+pub static REDIS: Mutex<()> = Mutex::new(());
+
 fn bump<'a>(s: &'a Shared, route: &str) -> std::sync::MutexGuard<'a, Seen> {
     let mut g = s.lock().unwrap();
     *g.counts.entry(route.to_string()).or_default() += 1;

@@ -5,8 +5,10 @@
 //!
 //! Metric groups (kind `redis`): a command step's is its `name` (default
 //! `redis ` and the command as written, e.g. `redis GET product:{{ id }}`); a
-//! cache-aside's GET is `name` (default `cache ` and the key as written), its
-//! SET `NAME (set)`.
+//! cache-aside's commands are `NAME (get)` and `NAME (set)`, where `name`
+//! defaults to `cache ` and the key as written. `NAME` itself is the lookup as
+//! its caller waits for it (kind `outcome`): a hit's GET, or a miss's GET, the
+//! origin's steps and the SET; it carries the hit or the miss.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ use crate::registry::{
 pub const REDIS_KIND: &str = "redis";
 /// The suffix of a cache-aside's SET group.
 pub const SET_SUFFIX: &str = " (set)";
+/// The suffix of a cache-aside's GET group.
+pub const GET_SUFFIX: &str = " (get)";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A default group name is at most this many characters (then `…`).
 const NAME_CHARS: usize = 60;
@@ -356,7 +360,10 @@ impl RedisBuilder {
         let name_span = d.name.as_ref().map_or(&doc.span, |n| &n.span).clone();
         let group = name
             .clone()
-            .and_then(|n| ctx.group(n, REDIS_KIND, &name_span));
+            .and_then(|n| ctx.group(n, loadline_core::plan::OUTCOME_KIND, &name_span));
+        let get_group = name
+            .clone()
+            .and_then(|n| ctx.group(format!("{n}{GET_SUFFIX}"), REDIS_KIND, &name_span));
         let set_group =
             name.and_then(|n| ctx.group(format!("{n}{SET_SUFFIX}"), REDIS_KIND, &name_span));
         let timeout = step_timeout(ctx, d.timeout.as_ref(), server.as_deref());
@@ -403,6 +410,7 @@ impl RedisBuilder {
             slot: self.slot(),
             server: server?,
             group: group?,
+            get_group: get_group?,
             set_group: set_group?,
             key: key?,
             value: value?,

@@ -109,8 +109,11 @@ pub(crate) struct CommandStep {
 pub(crate) struct CacheAsideStep {
     pub(crate) slot: Slot<VuState>,
     pub(crate) server: Arc<Server>,
-    /// The GET's group: hits and misses.
+    /// The lookup as its caller waits for it (an outcome group): a hit's GET,
+    /// or a miss's GET, origin steps and SET; it carries the hit or the miss.
     pub(crate) group: GroupId,
+    /// The GET's group.
+    pub(crate) get_group: GroupId,
     /// The SET's group.
     pub(crate) set_group: GroupId,
     pub(crate) key: Template,
@@ -455,61 +458,103 @@ impl StepExec for CommandStep {
 }
 
 impl CacheAsideStep {
+    /// The lookup: GET; on a miss the origin's steps, then SET. Its outcome
+    /// sample times the whole of it. A GET that fails (the cache is down) goes
+    /// to the origin without a SET, and counts as a bypass.
     async fn execute(&self, vu: &mut Vu) -> StepOutcome {
-        // GET the key; a hit ends here.
-        let key = {
-            let Some((vars, state, hub)) = vu.parts_for(self.slot, self.group) else {
-                return StepOutcome::AbortIteration;
-            };
-            let key = self.key.render(vars);
-            let Some(slot) = state.conns.get_mut(self.server.index) else {
-                hub.record_request(&RequestSample::unsent(
-                    self.group,
-                    self.server.metrics.class(ErrorKind::Other),
-                ));
-                return StepOutcome::AbortIteration;
-            };
-            let mut cmd = redis::cmd("GET");
-            cmd.arg(key.as_bytes());
-            let sending = Sending::One(cmd, 3 + key.len() as u64);
-            let outcome =
-                match exchange(&self.server, slot, hub, self.group, sending, self.timeout).await {
-                    Ok(o) => o,
-                    Err(failure) => {
-                        unsent(hub, &self.server, &self.logged, self.group, failure);
-                        return StepOutcome::AbortIteration;
-                    }
-                };
-            let hit = match &outcome.reply {
-                Ok(Reply::Nil) => None,
-                Ok(reply) => Some(reply_json(reply)),
-                Err(_) => None,
-            };
-            let cache = if hit.is_some() {
-                CacheOutcome::Hit
-            } else {
-                CacheOutcome::Miss
-            };
-            if record(hub, &self.server, &self.logged, self.group, &outcome, cache).is_err() {
-                return StepOutcome::AbortIteration;
+        let started = Instant::now();
+        let (key, got) = match self.get(vu).await {
+            Ok(Got::Hit) => {
+                self.outcome(vu, started, CacheOutcome::Hit, false);
+                return StepOutcome::Continue;
             }
-            if let Some(value) = hit {
+            Ok(Got::Miss(key)) => (key, true),
+            Err(Some(key)) => (key, false),
+            Err(None) => return StepOutcome::AbortIteration,
+        };
+        if run_steps(&self.on_miss, vu).await == StepOutcome::AbortIteration {
+            let cache = if got {
+                CacheOutcome::Miss
+            } else {
+                CacheOutcome::Bypass
+            };
+            self.outcome(vu, started, cache, true);
+            return StepOutcome::AbortIteration;
+        }
+        if !got {
+            self.outcome(vu, started, CacheOutcome::Bypass, false);
+            return self.capture_fresh(vu);
+        }
+        let stored = self.set(vu, &key).await;
+        self.outcome(vu, started, CacheOutcome::Miss, !stored);
+        if stored {
+            self.capture_fresh(vu)
+        } else {
+            StepOutcome::AbortIteration
+        }
+    }
+
+    /// GETs the key: a hit captures the value. `Err(Some(key))`: the GET
+    /// failed; `Err(None)`: not even the key could be had.
+    async fn get(&self, vu: &mut Vu) -> Result<Got, Option<String>> {
+        let Some((vars, state, hub)) = vu.parts_for(self.slot, self.get_group) else {
+            return Err(None);
+        };
+        let key = self.key.render(vars);
+        let Some(slot) = state.conns.get_mut(self.server.index) else {
+            hub.record_request(&RequestSample::unsent(
+                self.get_group,
+                self.server.metrics.class(ErrorKind::Other),
+            ));
+            return Err(Some(key));
+        };
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key.as_bytes());
+        let sending = Sending::One(cmd, 3 + key.len() as u64);
+        let outcome = match exchange(
+            &self.server,
+            slot,
+            hub,
+            self.get_group,
+            sending,
+            self.timeout,
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(failure) => {
+                unsent(hub, &self.server, &self.logged, self.get_group, failure);
+                return Err(Some(key));
+            }
+        };
+        let recorded = record(
+            hub,
+            &self.server,
+            &self.logged,
+            self.get_group,
+            &outcome,
+            CacheOutcome::None,
+        );
+        match outcome.reply {
+            Ok(Reply::Nil) => Ok(Got::Miss(key)),
+            Ok(reply) if recorded.is_ok() => {
+                let value = reply_json(&reply);
                 if let Some(slot) = self.capture.and_then(|c| vars.captures.get_mut(c)) {
                     *slot = Some(match &value {
                         Value::String(s) => cached_value(s),
                         other => other.clone(),
                     });
                 }
-                return StepOutcome::Continue;
+                Ok(Got::Hit)
             }
-            key
-        };
-        // A miss: fetch from the origin, then SET.
-        if run_steps(&self.on_miss, vu).await == StepOutcome::AbortIteration {
-            return StepOutcome::AbortIteration;
+            _ => Err(Some(key)),
         }
+    }
+
+    /// SETs the value the origin's steps gave; true when it was stored.
+    async fn set(&self, vu: &mut Vu, key: &str) -> bool {
         let Some((vars, state, hub)) = vu.parts_for(self.slot, self.set_group) else {
-            return StepOutcome::AbortIteration;
+            return false;
         };
         let VuState { conns, text } = state;
         self.value.render(vars, text);
@@ -526,7 +571,7 @@ impl CacheAsideStep {
         }
         let bytes = 3 + key.len() as u64 + text.len() as u64;
         let Some(slot) = conns.get_mut(self.server.index) else {
-            return StepOutcome::AbortIteration;
+            return false;
         };
         let outcome = match exchange(
             &self.server,
@@ -541,10 +586,10 @@ impl CacheAsideStep {
             Ok(o) => o,
             Err(failure) => {
                 unsent(hub, &self.server, &self.logged, self.set_group, failure);
-                return StepOutcome::AbortIteration;
+                return false;
             }
         };
-        if record(
+        record(
             hub,
             &self.server,
             &self.logged,
@@ -552,15 +597,46 @@ impl CacheAsideStep {
             &outcome,
             CacheOutcome::None,
         )
-        .is_err()
-        {
+        .is_ok()
+    }
+
+    /// Captures the value just rendered for the SET (or for the caller, when
+    /// the cache was bypassed).
+    fn capture_fresh(&self, vu: &mut Vu) -> StepOutcome {
+        let Some((vars, state, _)) = vu.parts_for(self.slot, self.group) else {
             return StepOutcome::AbortIteration;
-        }
-        if let Some(slot) = self.capture.and_then(|c| vars.captures.get_mut(c)) {
-            *slot = Some(cached_value(text));
+        };
+        if let Some(c) = self.capture {
+            self.value.render(vars, &mut state.text);
+            if let Some(slot) = vars.captures.get_mut(c) {
+                *slot = Some(cached_value(&state.text));
+            }
         }
         StepOutcome::Continue
     }
+
+    /// Records the lookup as its caller waited for it.
+    fn outcome(&self, vu: &mut Vu, started: Instant, cache: CacheOutcome, failed: bool) {
+        if let Some((_, _, hub)) = vu.parts_for(self.slot, self.group) {
+            hub.record_request(&RequestSample {
+                group: self.group,
+                latency: started.elapsed(),
+                status: None,
+                failed,
+                error: None,
+                bytes_sent: 0,
+                bytes_received: 0,
+                cache,
+            });
+        }
+    }
+}
+
+/// What a cache-aside's GET found.
+enum Got {
+    Hit,
+    /// Nothing under the key (rendered).
+    Miss(String),
 }
 
 impl StepExec for CacheAsideStep {
