@@ -55,6 +55,9 @@ pub fn classify(head: &Head, rule: Option<&CacheRule>) -> (CacheOutcome, bool) {
             }
         }
     }
+    if !head.has_cache_headers() {
+        return (CacheOutcome::Unknown, false);
+    }
     // One pass over the headers finds the standard ones.
     let mut found: [Option<&[u8]>; 4] = [None; 4];
     let mut has_status = false;
@@ -97,6 +100,21 @@ pub fn classify(head: &Head, rule: Option<&CacheRule>) -> (CacheOutcome, bool) {
         }
     }
     (found[3].map_or(CacheOutcome::Unknown, classify_age), false)
+}
+
+/// Whether `name` is one of the standard headers a cache answers in (any
+/// case): checked for every response header as it is parsed, so cheap — the
+/// length first, then the name.
+#[inline]
+pub fn is_cache_header(name: &[u8]) -> bool {
+    match name.len() {
+        3 => name.eq_ignore_ascii_case(b"age"),
+        7 => name.eq_ignore_ascii_case(b"x-cache"),
+        12 => name.eq_ignore_ascii_case(b"cache-status"),
+        14 => name.eq_ignore_ascii_case(b"x-cache-status"),
+        15 => name.eq_ignore_ascii_case(b"cf-cache-status"),
+        _ => false,
+    }
 }
 
 /// Every cache of the response's `Cache-Status` chain with its own verdict,

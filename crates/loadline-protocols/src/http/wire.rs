@@ -21,6 +21,10 @@ pub struct Head {
     pub version: u8,
     raw: Vec<u8>,
     fields: Vec<(Range<usize>, Range<usize>)>,
+    /// Whether a header a cache answers in (`Cache-Status`, `X-Cache`, …,
+    /// `Age`) is among them: noted while parsing, so that most responses are
+    /// classified without a second look at their headers.
+    cache_headers: bool,
 }
 
 impl Head {
@@ -45,8 +49,10 @@ impl Head {
         self.raw.clear();
         self.raw.extend_from_slice(&buf[..len]);
         self.fields.clear();
+        self.cache_headers = false;
         let base = buf.as_ptr() as usize;
         for h in resp.headers.iter() {
+            self.cache_headers |= crate::http::cache::is_cache_header(h.name.as_bytes());
             let name = h.name.as_ptr() as usize - base;
             let value = h.value.as_ptr() as usize - base;
             self.fields
@@ -62,9 +68,11 @@ impl Head {
         self.version = 2;
         self.raw.clear();
         self.fields.clear();
+        self.cache_headers = false;
         self.raw
             .extend_from_slice(format!("HTTP/2 {status}\r\n").as_bytes());
         for (name, value) in headers {
+            self.cache_headers |= crate::http::cache::is_cache_header(name.as_str().as_bytes());
             let n = self.raw.len();
             self.raw.extend_from_slice(name.as_str().as_bytes());
             let end = self.raw.len();
@@ -75,6 +83,12 @@ impl Head {
             self.raw.extend_from_slice(b"\r\n");
         }
         self.raw.extend_from_slice(b"\r\n");
+    }
+
+    /// Whether the head has a header a cache answers in (see
+    /// [`crate::http::cache`]).
+    pub fn has_cache_headers(&self) -> bool {
+        self.cache_headers
     }
 
     /// The head as received: status line, headers and the blank line.
