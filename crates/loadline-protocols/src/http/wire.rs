@@ -52,7 +52,16 @@ impl Head {
         self.cache_headers = false;
         let base = buf.as_ptr() as usize;
         for h in resp.headers.iter() {
-            self.cache_headers |= crate::http::cache::is_cache_header(h.name.as_bytes());
+            let n = h.name.as_bytes();
+            // Two bytes rule out nearly every other header before a call.
+            if n.len() >= 3
+                && matches!(
+                    (n[0] | 0x20, n[1] | 0x20),
+                    (b'a', b'g') | (b'x', b'-') | (b'c', b'a') | (b'c', b'f')
+                )
+            {
+                self.cache_headers |= crate::http::cache::is_cache_header(n);
+            }
             let name = h.name.as_ptr() as usize - base;
             let value = h.value.as_ptr() as usize - base;
             self.fields
