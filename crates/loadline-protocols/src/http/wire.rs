@@ -9,6 +9,9 @@ use loadline_core::metrics::ErrorKind;
 
 /// At most this many response headers are accepted.
 pub const MAX_HEADERS: usize = 128;
+/// Bit `n` set: a cache header name has `n` bytes (`Age`, `X-Cache`,
+/// `Cache-Status`, `X-Cache-Status`, `CF-Cache-Status`).
+const CACHE_NAME_LENGTHS: u32 = 1 << 3 | 1 << 7 | 1 << 12 | 1 << 14 | 1 << 15;
 /// A response head larger than this is a protocol error.
 pub const MAX_HEAD: usize = 256 * 1024;
 
@@ -53,12 +56,11 @@ impl Head {
         let base = buf.as_ptr() as usize;
         for h in resp.headers.iter() {
             let n = h.name.as_bytes();
-            // Two bytes rule out nearly every other header before a call.
-            if n.len() >= 3
-                && matches!(
-                    (n[0] | 0x20, n[1] | 0x20),
-                    (b'a', b'g') | (b'x', b'-') | (b'c', b'a') | (b'c', b'f')
-                )
+            // The length and the second byte rule out nearly every other
+            // header (`Content-Type` is as long as `Cache-Status`) before a call.
+            if n.len() < 16
+                && CACHE_NAME_LENGTHS >> n.len() & 1 == 1
+                && matches!(n[1] | 0x20, b'g' | b'-' | b'a' | b'f')
             {
                 self.cache_headers |= crate::http::cache::is_cache_header(n);
             }
