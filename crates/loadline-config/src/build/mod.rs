@@ -929,6 +929,7 @@ impl<'a> Builder<'a> {
                         metric,
                         group,
                         phase,
+                        scenario: scenario.clone(),
                         expr: expr.clone(),
                         condition,
                         abort_on_fail,
