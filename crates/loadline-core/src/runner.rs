@@ -268,7 +268,11 @@ fn phase_elapsed(
     let mut out = vec![Duration::ZERO; plan.phases.len()];
     let last_end = driven.iter().map(|d| d.ended).max().unwrap_or_default();
     for (s, d) in scenarios.iter().zip(driven) {
-        let end = if d.ended == last_end { elapsed } else { d.ended };
+        let end = if d.ended == last_end {
+            elapsed
+        } else {
+            d.ended
+        };
         for (k, from) in d.starts.iter().enumerate() {
             let to = d.starts.get(k + 1).copied().unwrap_or(end);
             if let Some(slot) = out.get_mut(s.phases.start + k) {
@@ -699,7 +703,10 @@ mod tests {
         let t = &r.total;
         // Each scenario's records are in its own phases only.
         for phase in [0, 1] {
-            assert!(t.in_phase(phase, 1).is_none(), "pay in browse's phase {phase}");
+            assert!(
+                t.in_phase(phase, 1).is_none(),
+                "pay in browse's phase {phase}"
+            );
         }
         assert!(t.in_phase(2, 0).is_none(), "look in buy's phase");
         assert!(t.phases[0].iterations > 0);
@@ -713,8 +720,16 @@ mod tests {
         // browse ends at 0.7 s, buy at 0.6 s: buy's phase ends with its driver,
         // browse's last one runs to the end of the run.
         let ms = |d: Duration| d.as_millis();
-        assert!((195..300).contains(&ms(r.phase_elapsed[0])), "{:?}", r.phase_elapsed);
-        assert!((495..600).contains(&ms(r.phase_elapsed[2])), "{:?}", r.phase_elapsed);
+        assert!(
+            (195..300).contains(&ms(r.phase_elapsed[0])),
+            "{:?}",
+            r.phase_elapsed
+        );
+        assert!(
+            (495..600).contains(&ms(r.phase_elapsed[2])),
+            "{:?}",
+            r.phase_elapsed
+        );
         let browse = r.phase_elapsed[0] + r.phase_elapsed[1];
         assert!(
             r.elapsed - browse < Duration::from_millis(20),
