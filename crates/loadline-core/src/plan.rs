@@ -124,6 +124,18 @@ impl Plan {
         }
     }
 
+    /// A phase's name for people: `buy/steady` in a plan of named scenarios,
+    /// its own name otherwise (empty for a phase the plan does not have).
+    pub fn phase_label(&self, phase: usize) -> String {
+        let Some(p) = self.phases.get(phase) else {
+            return String::new();
+        };
+        match self.scenarios.get(self.scenario_of_phase(phase)) {
+            Some(s) => format!("{}/{}", s.name, p.name),
+            None => p.name.clone(),
+        }
+    }
+
     /// The index (in [`Self::scenario_list`]) of the scenario phase `phase` belongs to.
     pub fn scenario_of_phase(&self, phase: usize) -> usize {
         self.scenarios
