@@ -15,6 +15,7 @@ mod engine;
 mod logging;
 mod outputs;
 mod profiles;
+mod scenarios;
 mod secrets;
 mod signals;
 mod sql;
