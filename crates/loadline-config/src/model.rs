@@ -15,6 +15,9 @@ use loadline_doc::de::{Entries, Lenient, Raw, Spanned};
 /// Named lists of phases.
 pub type Profiles = Entries<Lenient<Items<PhaseDoc>>>;
 
+/// Named scenarios, each read on its own.
+pub type NamedScenarios = Spanned<Entries<Lenient<Spanned<NamedScenarioDoc>>>>;
+
 /// A metric's threshold conditions.
 pub type Conditions = Lenient<Vec<Spanned<ThresholdDoc>>>;
 
@@ -56,7 +59,7 @@ pub struct ScenarioDoc {
     /// Named scenarios that run at once, each with its own `phases` and
     /// `flows` (instead of the top-level `phases`, `profiles` and `flows`).
     #[schemars(with = "Option<std::collections::BTreeMap<String, NamedScenarioDoc>>")]
-    pub scenarios: Option<Lenient<Spanned<Entries<Lenient<Spanned<NamedScenarioDoc>>>>>>,
+    pub scenarios: Option<Lenient<NamedScenarios>>,
     /// How long in-flight iterations may run on after the load ends (default 10s).
     pub graceful_stop: Option<Lenient<Spanned<String>>>,
     /// Monitors of the system under test, the host and loadline itself, sampled

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use loadline_core::plan::{Flow, Phase, ScenarioPlan, Stop};
 use loadline_core::threshold::{ScenarioScope, Selector};
-use loadline_doc::de::{Entries, Lenient, Span, Spanned};
+use loadline_doc::de::{Lenient, Span, Spanned};
 use loadline_doc::suggest::{did_you_mean, quoted_list};
 use loadline_doc::yaml::Mark;
 use loadline_protocols::registry::ProtocolBuilder;
 
 use super::{is_identifier, lenient, Builder};
-use crate::model::{NamedScenarioDoc, ScenarioDoc};
+use crate::model::{NamedScenarios, ScenarioDoc};
 
 /// The scenarios' phases and flows, laid out one scenario after the other.
 #[derive(Debug, Default)]
@@ -35,7 +35,7 @@ impl Builder<'_> {
     pub(super) fn named_scenarios(
         &mut self,
         doc: &ScenarioDoc,
-        entries: &Spanned<Entries<Lenient<Spanned<NamedScenarioDoc>>>>,
+        entries: &NamedScenarios,
         builders: &mut [Box<dyn ProtocolBuilder>],
     ) -> Laid {
         let replaced = [
@@ -344,8 +344,6 @@ pub(super) fn has_scenarios(doc: &ScenarioDoc) -> bool {
 }
 
 /// The `scenarios:` entries, when they read.
-pub(super) fn entries(
-    doc: &ScenarioDoc,
-) -> Option<&Spanned<Entries<Lenient<Spanned<NamedScenarioDoc>>>>> {
+pub(super) fn entries(doc: &ScenarioDoc) -> Option<&NamedScenarios> {
     lenient(&doc.scenarios)
 }
