@@ -870,4 +870,70 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn a_scenario_threshold_sums_its_phases_only() {
+        // Phases 0 and 1 are scenario `browse`'s, phase 2 `buy`'s; each records
+        // into the phase its scenario has running.
+        let shape = crate::metrics::Shape {
+            scenarios: 2,
+            ..crate::metrics::Shape::new(1, 3)
+        };
+        let hub = MetricsHub::new(shape);
+        let request = |failed: bool| RequestSample {
+            group: 0,
+            status: Some(if failed { 500 } else { 200 }),
+            failed,
+            error: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            cache: crate::cache::CacheOutcome::None,
+            latency: Duration::from_millis(1),
+        };
+        let record = |scenario: usize, phase: usize, n: usize, failed: bool| {
+            hub.set_phase(scenario, phase);
+            crate::metrics::SCENARIO.sync_scope(scenario, || {
+                for _ in 0..n {
+                    hub.record_request(&request(failed));
+                }
+            });
+        };
+        record(0, 0, 10, false);
+        record(1, 2, 4, true);
+        record(0, 1, 30, false);
+        let st = hub.collect();
+        let groups = [GroupInfo {
+            name: "g".into(),
+            kind: "http".into(),
+        }];
+        let mk = |metric, expr: &str, phases: std::ops::Range<usize>| Threshold {
+            metric_key: String::new(),
+            metric,
+            group: None,
+            phase: None,
+            scenario: Some(ScenarioScope {
+                name: "s".into(),
+                phases,
+            }),
+            expr: expr.into(),
+            condition: parse_condition(metric, expr).unwrap(),
+            abort_on_fail: false,
+            delay: Duration::ZERO,
+        };
+        let el = Duration::from_secs(10);
+        // Per second of the scenario's own phases (1 s + 3 s), not the run's 10 s.
+        let phase_elapsed = [1, 3, 2].map(Duration::from_secs);
+        let browse = mk(MetricName::Requests, "rate > 9/s", 0..2);
+        let v = browse.evaluate(&st, el, &phase_elapsed, &groups);
+        assert_eq!((v.value, v.passed), (Some(10.0), true));
+        let v =
+            mk(MetricName::Errors, "rate < 1%", 0..2).evaluate(&st, el, &phase_elapsed, &groups);
+        assert_eq!((v.value, v.passed), (Some(0.0), true));
+        let v =
+            mk(MetricName::Errors, "rate < 1%", 2..3).evaluate(&st, el, &phase_elapsed, &groups);
+        assert_eq!((v.value, v.passed), (Some(1.0), false));
+        let mut step = mk(MetricName::Requests, "count == 4", 2..3);
+        step.group = Some(0);
+        assert!(step.evaluate(&st, el, &phase_elapsed, &groups).passed);
+    }
 }

@@ -582,6 +582,48 @@ loadline · shop smoke · FAILED after 12.3s
     }
 
     #[test]
+    fn scenarios_name_their_phases_and_get_a_table() {
+        let phase = |scenario: &str, name: &str, iterations: u64, requests: u64| PhaseSummary {
+            name: name.into(),
+            scenario: Some(scenario.into()),
+            model: "open",
+            iterations,
+            dropped: 0,
+            late: 0,
+            interrupted: 0,
+            duration_s: 3.0,
+            requests,
+            failed: 0,
+            rate: requests as f64 / 3.0,
+            latency_ms: lat(1.5),
+            cache: None,
+        };
+        let phases = [
+            phase("browse", "steady", 60, 60),
+            phase("buy", "steady", 15, 30),
+        ];
+        let expected = "  scenario  phase   model  time  iterations  dropped  interrupted  requests     failed    rate     p50     p95     p99
+  browse    steady  open   3.0s          60        0            0        60  0 (0.00%)  20.0/s  3.00ms  6.00ms  7.50ms
+  buy       steady  open   3.0s          15        0            0        30  0 (0.00%)  10.0/s  3.00ms  6.00ms  7.50ms
+";
+        assert_eq!(phases_table(&phases), expected);
+        let scenarios = [ScenarioSummary {
+            name: "buy".into(),
+            requests: 30,
+            failed: 3,
+            rate: 10.0,
+            latency_ms: lat(1.5),
+            iterations: 15,
+            dropped: 2,
+            duration_s: 3.0,
+        }];
+        let expected = "  scenario  time  iterations  dropped  requests      failed    rate     p50     p95     p99
+  buy       3.0s          15        2        30  3 (10.00%)  10.0/s  3.00ms  6.00ms  7.50ms
+";
+        assert_eq!(scenarios_table(&scenarios), expected);
+    }
+
+    #[test]
     fn units() {
         assert_eq!(ms(0.25), "250us");
         assert_eq!(ms(250.0), "250.0ms");
