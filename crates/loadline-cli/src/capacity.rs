@@ -74,6 +74,12 @@ pub fn prepare(
     search: &SearchArgs,
 ) -> Result<(Arc<Plan>, SearchOptions), ExitCode> {
     let source = loaded.plan.source.clone();
+    if !loaded.plan.scenarios.is_empty() {
+        eprintln!(
+            "error: {source}: the capacity search steps up one arrival rate, and this file has several `scenarios:` running at once: search a file with one scenario (its `phases` and `flows`)"
+        );
+        return Err(ExitCode::from(EXIT_INVALID));
+    }
     if loaded.plan.thresholds.is_empty() {
         eprintln!(
             "error: {source}: the capacity search judges each step by the scenario's thresholds, and it has none: add e.g. `thresholds: {{ latency: [\"p95 < 500ms\"], errors: [\"rate < 1%\"] }}`"

@@ -257,7 +257,9 @@ pub fn progress(plan: &Plan, quiet: bool) -> Box<dyn Observer> {
     }
     let tty = std::io::stdout().is_terminal();
     let every = if tty { 1 } else { 5 };
-    let phase_names = plan.phases.iter().map(|p| p.name.clone()).collect();
+    let phase_names = (0..plan.phases.len())
+        .map(|i| plan.phase_label(i))
+        .collect();
     Box::new(live::Progress::new(
         std::io::stdout(),
         tty,

@@ -97,7 +97,31 @@ pub fn describe(loaded: &Loaded) -> String {
         Some(p) => format!(" (profile {p})"),
         None => String::new(),
     };
-    if plan.phases.is_empty() {
+    if !plan.scenarios.is_empty() {
+        o.push_str(&format!(
+            "  scenarios ({}), at once:\n",
+            plan.scenarios.len()
+        ));
+        for sc in &plan.scenarios {
+            let after = if sc.start_after.is_zero() {
+                String::new()
+            } else {
+                format!(", after {}", human(sc.start_after))
+            };
+            let flows: Vec<&str> = plan.flows[sc.flows.clone()]
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            o.push_str(&format!(
+                "    {}{after} (flows: {}):\n",
+                sc.name,
+                flows.join(", ")
+            ));
+            for p in &plan.phases[sc.phases.clone()] {
+                o.push_str(&format!("      {}: {}\n", p.name, phase_text(p)));
+            }
+        }
+    } else if plan.phases.is_empty() {
         o.push_str("  phases: none without --profile\n");
     } else {
         o.push_str(&format!("  phases{from} ({}):\n", plan.phases.len()));

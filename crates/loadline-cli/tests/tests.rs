@@ -17,6 +17,7 @@ mod engine;
 mod logging;
 mod outputs;
 mod profiles;
+mod scenarios;
 mod secrets;
 mod signals;
 mod sql;

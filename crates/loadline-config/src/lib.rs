@@ -492,12 +492,18 @@ mod tests {
         let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
         let text = schema.to_string();
         assert!(text.contains("arrival_rate"));
-        let required = schema["required"].as_array().unwrap();
-        assert!(required.contains(&"flows".into()));
+        // `flows` beside `phases` or `profiles`, or `scenarios` with their own.
         assert_eq!(
             schema["anyOf"],
-            serde_json::json!([{"required": ["phases"]}, {"required": ["profiles"]}])
+            serde_json::json!([
+                {"required": ["phases", "flows"]},
+                {"required": ["profiles", "flows"]},
+                {"required": ["scenarios"]}
+            ])
         );
+        let scenario = &schema["$defs"]["NamedScenarioDoc"];
+        assert_eq!(scenario["required"], serde_json::json!(["phases", "flows"]));
+        assert!(scenario["properties"]["start_after"].is_object());
         assert!(text.contains("body_contains") && text.contains("default_profile"));
         assert_eq!(schema["additionalProperties"], false);
         assert!(schema["properties"]["phases"]["minItems"] == 1);

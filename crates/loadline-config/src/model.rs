@@ -15,6 +15,9 @@ use loadline_doc::de::{Entries, Lenient, Raw, Spanned};
 /// Named lists of phases.
 pub type Profiles = Entries<Lenient<Items<PhaseDoc>>>;
 
+/// Named scenarios, each read on its own.
+pub type NamedScenarios = Spanned<Entries<Lenient<Spanned<NamedScenarioDoc>>>>;
+
 /// A metric's threshold conditions.
 pub type Conditions = Lenient<Vec<Spanned<ThresholdDoc>>>;
 
@@ -22,7 +25,11 @@ pub type Conditions = Lenient<Vec<Spanned<ThresholdDoc>>>;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "loadline scenario")]
-#[schemars(extend("anyOf" = [{"required": ["phases"]}, {"required": ["profiles"]}]))]
+#[schemars(extend("anyOf" = [
+    {"required": ["phases", "flows"]},
+    {"required": ["profiles", "flows"]},
+    {"required": ["scenarios"]}
+]))]
 pub struct ScenarioDoc {
     /// A name for the scenario, shown in reports.
     pub name: Option<Lenient<Spanned<String>>>,
@@ -47,8 +54,12 @@ pub struct ScenarioDoc {
     /// both), or a monitor series (`process.cpu_percent{name=nginx}`), to conditions.
     pub thresholds: Option<Lenient<Entries<Conditions>>>,
     /// The flows an iteration picks from, by weight.
-    #[schemars(with = "Vec<FlowDoc>", length(min = 1))]
+    #[schemars(with = "Option<Vec<FlowDoc>>", length(min = 1))]
     pub flows: Option<Lenient<Items<FlowDoc>>>,
+    /// Named scenarios that run at once, each with its own `phases` and
+    /// `flows` (instead of the top-level `phases`, `profiles` and `flows`).
+    #[schemars(with = "Option<std::collections::BTreeMap<String, NamedScenarioDoc>>")]
+    pub scenarios: Option<Lenient<NamedScenarios>>,
     /// How long in-flight iterations may run on after the load ends (default 10s).
     pub graceful_stop: Option<Lenient<Spanned<String>>>,
     /// Monitors of the system under test, the host and loadline itself, sampled
@@ -56,6 +67,21 @@ pub struct ScenarioDoc {
     pub monitor: Option<Lenient<Spanned<loadline_monitor::MonitorConfig>>>,
     /// What the summary reports of caches the load meets.
     pub cache: Option<Lenient<Spanned<CacheDoc>>>,
+}
+
+/// One of the `scenarios:`: its own phases and flows, run alongside the others.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedScenarioDoc {
+    /// Its phases of load, run one after the other.
+    #[schemars(with = "Vec<PhaseDoc>", length(min = 1))]
+    pub phases: Option<Lenient<Items<PhaseDoc>>>,
+    /// The flows its iterations pick from, by weight.
+    #[schemars(with = "Vec<FlowDoc>", length(min = 1))]
+    pub flows: Option<Lenient<Items<FlowDoc>>>,
+    /// How long after the start of the run its first phase starts, e.g. `10s`
+    /// (default 0s).
+    pub start_after: Option<Spanned<String>>,
 }
 
 /// The `cache:` section.

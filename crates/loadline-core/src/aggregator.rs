@@ -117,10 +117,11 @@ fn note_warm_caches(total: &mut Stats, tick: &Stats, plan: &crate::plan::Plan, e
 /// figures so far.
 fn abort_on_failed_threshold(sh: &Shared, total: &Stats, elapsed: Duration) {
     let plan = &sh.plan;
-    let running = sh.phase.load(std::sync::atomic::Ordering::Relaxed) as usize;
     for (i, t) in plan.thresholds.iter().enumerate() {
-        // A phase's threshold is judged from the phase's start on.
-        let started = t.phase.is_none_or(|p| p <= running);
+        // A phase's threshold is judged from the phase's start on, a
+        // scenario's from its first phase's.
+        let first = t.phase.or(t.scenario.as_ref().map(|s| s.phases.start));
+        let started = first.is_none_or(|p| sh.has_started(p));
         if t.abort_on_fail
             && started
             && elapsed >= t.delay

@@ -174,7 +174,8 @@ impl CacheCounts {
         }
     }
 
-    pub(crate) fn merge(&mut self, o: &CacheCounts) {
+    /// Adds another group's (or span's) cache figures to these.
+    pub fn merge(&mut self, o: &CacheCounts) {
         for (a, b) in self.counts.iter_mut().zip(o.counts) {
             *a += b;
         }

@@ -157,6 +157,8 @@ pub struct Shape {
     pub error_classes: usize,
     /// Extra counters per group.
     pub counters: usize,
+    /// Scenarios running at once, each with its own current phase (at least one).
+    pub scenarios: usize,
 }
 
 impl Shape {
@@ -167,6 +169,7 @@ impl Shape {
             phases,
             error_classes: ErrorKind::ALL.len(),
             counters: 0,
+            scenarios: 1,
         }
     }
 }
@@ -505,6 +508,7 @@ impl Stats {
             phases: self.phases.len(),
             error_classes: first.map_or(ErrorKind::ALL.len(), |g| g.errors.len()),
             counters: first.map_or(0, |g| g.counters.len()),
+            scenarios: 1,
         }
     }
 
@@ -658,6 +662,14 @@ thread_local! {
     static SHARD: RefCell<Option<(u64, ShardCell)>> = const { RefCell::new(None) };
 }
 
+tokio::task_local! {
+    /// The scenario (an index into [`crate::plan::Plan::scenario_list`]) the
+    /// current task runs iterations for, when the plan has several: the
+    /// executors spawn each iteration's task inside it, and a record counts in
+    /// that scenario's current phase.
+    pub static SCENARIO: usize;
+}
+
 static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The run's metric registry: the shards of every thread that recorded, and the
@@ -666,8 +678,9 @@ static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
 pub struct MetricsHub {
     id: u64,
     shape: Shape,
-    /// The phase now running: what a record counts in.
-    phase: AtomicUsize,
+    /// The phase now running in each scenario: what a record of a task of
+    /// that scenario (see [`SCENARIO`]) counts in.
+    phase: Box<[AtomicUsize]>,
     shards: Mutex<Vec<ShardCell>>,
     /// VUs alive now (closed model) or iterations running now (open model).
     pub active_vus: AtomicI64,
@@ -684,7 +697,9 @@ impl MetricsHub {
         Arc::new(Self {
             id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
             shape,
-            phase: AtomicUsize::new(0),
+            phase: (0..shape.scenarios.max(1))
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
             shards: Mutex::new(Vec::new()),
             active_vus: AtomicI64::new(0),
         })
@@ -711,15 +726,32 @@ impl MetricsHub {
         })
     }
 
-    /// Sets the phase that records count in from now on.
-    pub fn set_phase(&self, phase: usize) {
-        self.phase.store(phase, Ordering::Relaxed);
+    /// Sets the phase that records of `scenario`'s tasks count in from now on.
+    pub fn set_phase(&self, scenario: usize, phase: usize) {
+        if let Some(slot) = self.phase.get(scenario) {
+            slot.store(phase, Ordering::Relaxed);
+        }
+    }
+
+    /// The phase a record made now, on this task, counts in. With one scenario
+    /// that is its phase, read without looking at the task; with several, the
+    /// phase of the scenario the task runs for ([`SCENARIO`], the first one
+    /// outside any).
+    #[inline]
+    fn current_phase(&self) -> usize {
+        let scenario = match self.phase.len() {
+            1 => 0,
+            _ => SCENARIO.try_with(|s| *s).unwrap_or(0),
+        };
+        self.phase
+            .get(scenario)
+            .map_or(0, |p| p.load(Ordering::Relaxed))
     }
 
     /// Runs `f` on `group`'s figures in the current phase (once per record:
     /// [`MetricsHub::collect`] adds the phases up into the groups).
     fn on_group(&self, group: GroupId, f: impl FnOnce(&mut GroupStats)) {
-        let phase = self.phase.load(Ordering::Relaxed);
+        let phase = self.current_phase();
         self.with_shard(|st| {
             if let Some(g) = st.phase_group(phase, group) {
                 f(g);

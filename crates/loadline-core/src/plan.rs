@@ -1,6 +1,7 @@
 //! The Plan: a validated, typed scenario, ready to run. Scenario formats build it
 //! (every template compiled, every name resolved); the scheduler only reads it.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +31,14 @@ pub struct Plan {
     pub name: Option<String>,
     /// Where the plan came from (a file path), for messages.
     pub source: String,
+    /// Every scenario's phases, one scenario after the other.
     pub phases: Vec<Phase>,
+    /// Every scenario's flows, one scenario after the other.
     pub flows: Vec<Flow>,
+    /// The named scenarios that run at once, each over its slice of `phases`
+    /// and `flows`; empty for a plan of one implicit scenario (all phases,
+    /// all flows), as a file without `scenarios:` gives.
+    pub scenarios: Vec<ScenarioPlan>,
     pub feeders: Arc<Vec<Feeder>>,
     pub thresholds: Vec<Threshold>,
     /// The metric groups, indexed by [`crate::metrics::GroupId`].
@@ -65,6 +72,7 @@ impl Plan {
             phases: self.phases.len(),
             error_classes: self.error_classes.len(),
             counters: self.counters.len(),
+            scenarios: self.scenarios.len().max(1),
         }
     }
 
@@ -86,10 +94,71 @@ impl Plan {
         }
     }
 
-    /// The planned duration, when every phase has one.
+    /// The planned duration, when every phase has one: the longest scenario's
+    /// (its delay included).
     pub fn planned_duration(&self) -> Option<Duration> {
-        self.phases.iter().map(|p| p.planned_duration()).sum()
+        self.scenario_list()
+            .iter()
+            .map(|s| {
+                let phases: Option<Duration> = self.phases[s.phases.clone()]
+                    .iter()
+                    .map(|p| p.planned_duration())
+                    .sum();
+                phases.map(|d| d + s.start_after)
+            })
+            .try_fold(Duration::ZERO, |max, d| d.map(|d| max.max(d)))
     }
+
+    /// The scenarios that run at once: the plan's named ones, or the one
+    /// implicit scenario over every phase and flow.
+    pub fn scenario_list(&self) -> std::borrow::Cow<'_, [ScenarioPlan]> {
+        if self.scenarios.is_empty() {
+            std::borrow::Cow::Owned(vec![ScenarioPlan {
+                name: IMPLICIT_SCENARIO.into(),
+                phases: 0..self.phases.len(),
+                flows: 0..self.flows.len(),
+                start_after: Duration::ZERO,
+            }])
+        } else {
+            std::borrow::Cow::Borrowed(&self.scenarios)
+        }
+    }
+
+    /// A phase's name for people: `buy/steady` in a plan of named scenarios,
+    /// its own name otherwise (empty for a phase the plan does not have).
+    pub fn phase_label(&self, phase: usize) -> String {
+        let Some(p) = self.phases.get(phase) else {
+            return String::new();
+        };
+        match self.scenarios.get(self.scenario_of_phase(phase)) {
+            Some(s) => format!("{}/{}", s.name, p.name),
+            None => p.name.clone(),
+        }
+    }
+
+    /// The index (in [`Self::scenario_list`]) of the scenario phase `phase` belongs to.
+    pub fn scenario_of_phase(&self, phase: usize) -> usize {
+        self.scenarios
+            .iter()
+            .position(|s| s.phases.contains(&phase))
+            .unwrap_or(0)
+    }
+}
+
+/// The name of the one scenario of a plan without named ones.
+pub const IMPLICIT_SCENARIO: &str = "default";
+
+/// One named scenario of a plan: its phases and flows (slices of the plan's)
+/// and how long after the start of the run its first phase starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioPlan {
+    pub name: String,
+    /// Its phases, as indices into [`Plan::phases`]; they run in order.
+    pub phases: Range<usize>,
+    /// Its flows, as indices into [`Plan::flows`]; its iterations pick among them.
+    pub flows: Range<usize>,
+    /// The delay before its first phase.
+    pub start_after: Duration,
 }
 
 /// A metric group: the steps whose samples are counted together.

@@ -1,5 +1,6 @@
-//! A run: the public entry [`run`] and the types its callers see. It runs a plan's
-//! phases one after the other through the executors (open or closed model, each on
+//! A run: the public entry [`run`] and the types its callers see. It runs each
+//! scenario of a plan at once, and each scenario's phases one after the other,
+//! through the executors (open or closed model, each on
 //! this run's execution segment of the plan), feeds the aggregator, and ends the
 //! run cleanly: at the end, or on a stop request, no new iteration starts and
 //! in-flight ones get `graceful_stop` to finish before they are cut off and
@@ -15,7 +16,7 @@ use crate::aggregator;
 use crate::executor::{self, Shared};
 use crate::metrics::Stats;
 use crate::monitor::{MonitorSource, MonitorValue};
-use crate::plan::Plan;
+use crate::plan::{Plan, ScenarioPlan};
 use crate::threshold::Verdict;
 
 pub use crate::executor::open::arrival_time;
@@ -148,15 +149,21 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
         seed,
         "run started"
     );
-    let mut phase_starts = Vec::with_capacity(plan.phases.len());
-    for (i, phase) in plan.phases.iter().enumerate() {
-        if sh.soft.is_cancelled() {
-            tracing::debug!(phase = %phase.name, index = i, "phase skipped: the run is stopping");
-            break;
+    let scenarios = plan.scenario_list().into_owned();
+    let driven = if scenarios.len() == 1 {
+        vec![drive_scenario(sh.clone(), scenarios[0].clone(), start).await]
+    } else {
+        let handles: Vec<_> = scenarios
+            .iter()
+            .map(|s| tokio::spawn(drive_scenario(sh.clone(), s.clone(), start)))
+            .collect();
+        let mut driven = Vec::with_capacity(handles.len());
+        for h in handles {
+            // A driver that panicked ran none of its phases to the end.
+            driven.push(h.await.unwrap_or_default());
         }
-        phase_starts.push(start.elapsed());
-        executor::run_phase(&sh, i, phase).await;
-    }
+        driven
+    };
     // The load is over: no new iterations, bounded time for the in-flight ones.
     sh.soft.cancel();
     sh.tracker.close();
@@ -178,14 +185,7 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     }
     tracing::debug!("graceful stop over: every iteration has ended");
     let elapsed = start.elapsed();
-    // Each phase lasts until the next one starts; the last one (with the
-    // graceful stop) until the end.
-    let phase_elapsed: Vec<Duration> = (0..plan.phases.len())
-        .map(|i| match phase_starts.get(i) {
-            None => Duration::ZERO,
-            Some(from) => phase_starts.get(i + 1).copied().unwrap_or(elapsed) - *from,
-        })
-        .collect();
+    let phase_elapsed = phase_elapsed(&plan, &scenarios, &driven, elapsed);
     done.cancel();
     let mut total = match aggregator.await {
         Ok(total) => total,
@@ -220,13 +220,78 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     }
 }
 
+/// When one scenario's phases started and when its driver ended, from the
+/// start of the run.
+#[derive(Debug, Default)]
+struct Driven {
+    /// The start of each of its phases that started, in order.
+    starts: Vec<Duration>,
+    ended: Duration,
+}
+
+/// Runs one scenario: waits out its delay, then its phases one after the other
+/// (until the run stops).
+async fn drive_scenario(sh: Arc<Shared>, scenario: ScenarioPlan, start: Instant) -> Driven {
+    let mut driven = Driven::default();
+    if !scenario.start_after.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep_until(start + scenario.start_after) => {}
+            _ = sh.soft.cancelled() => {}
+        }
+    }
+    let plan = sh.plan.clone();
+    for i in scenario.phases.clone() {
+        let Some(phase) = plan.phases.get(i) else {
+            break;
+        };
+        if sh.soft.is_cancelled() {
+            tracing::debug!(scenario = %scenario.name, phase = %phase.name, index = i, "phase skipped: the run is stopping");
+            break;
+        }
+        driven.starts.push(start.elapsed());
+        executor::run_phase(&sh, i, phase).await;
+    }
+    driven.ended = start.elapsed();
+    driven
+}
+
+/// How long each phase ran: until the next phase of its scenario started; a
+/// scenario's last phase until its driver ended, except for the scenarios
+/// that ended last, whose last phase runs to the end of the run (the graceful
+/// stop included). A phase that never started ran for zero.
+fn phase_elapsed(
+    plan: &Plan,
+    scenarios: &[ScenarioPlan],
+    driven: &[Driven],
+    elapsed: Duration,
+) -> Vec<Duration> {
+    let mut out = vec![Duration::ZERO; plan.phases.len()];
+    let last_end = driven.iter().map(|d| d.ended).max().unwrap_or_default();
+    for (s, d) in scenarios.iter().zip(driven) {
+        let end = if d.ended == last_end {
+            elapsed
+        } else {
+            d.ended
+        };
+        for (k, from) in d.starts.iter().enumerate() {
+            let to = d.starts.get(k + 1).copied().unwrap_or(end);
+            if let Some(slot) = out.get_mut(s.phases.start + k) {
+                *slot = to.saturating_sub(*from);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use crate::duration::DurationRange;
     use crate::metrics::RequestSample;
-    use crate::plan::{Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Step, Stop};
+    use crate::plan::{
+        Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, ScenarioPlan, Step, Stop,
+    };
     use crate::protocol::{BoxFuture, StepExec, StepOutcome};
     use crate::vu::Vu;
 
@@ -272,6 +337,7 @@ mod tests {
                     },
                 ],
             }],
+            scenarios: vec![],
             feeders: Arc::new(feeders),
             thresholds: vec![],
             groups: vec![GroupInfo {
@@ -518,6 +584,7 @@ mod tests {
                 weight: 1,
                 steps: vec![Step::Exec(Arc::new(StallOnce::default()))],
             }],
+            scenarios: vec![],
             feeders: base.feeders.clone(),
             thresholds: vec![],
             groups: base.groups.clone(),
@@ -537,5 +604,138 @@ mod tests {
         assert_eq!(phase.iterations + phase.dropped, 30, "{phase:?}");
         assert_eq!(phase.dropped, phase.late, "{phase:?}");
         assert!((3..=12).contains(&phase.late), "{phase:?}");
+    }
+
+    /// A step that records one request of its group after a millisecond.
+    #[derive(Debug)]
+    struct Tagged(usize);
+
+    impl StepExec for Tagged {
+        fn run<'a>(&'a self, vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                vu.metrics.record_request(&RequestSample {
+                    group: self.0,
+                    latency: Duration::from_millis(1),
+                    status: Some(200),
+                    failed: false,
+                    error: None,
+                    bytes_sent: 1,
+                    bytes_received: 1,
+                    cache: crate::cache::CacheOutcome::None,
+                });
+                StepOutcome::Continue
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scenarios_keep_their_flows_phases_and_rates() {
+        // `browse` (closed, then open at 40/s) and `buy` (open at 20/s after
+        // 100 ms) run at once; each flow records into its own group, so a
+        // record landing in the other scenario's phase would show.
+        let base = plan(vec![], Duration::from_millis(1), vec![]);
+        let open = |name: &str, rate: f64, ms: u64| Phase {
+            name: name.into(),
+            pacing: Pacing::Open {
+                rate,
+                ramp_to: None,
+                max_vus: 100,
+                arrivals: Arrivals::Uniform,
+            },
+            stop: Stop::Duration(Duration::from_millis(ms)),
+        };
+        let flow = |name: &str, group: usize| Flow {
+            name: name.into(),
+            weight: 1,
+            steps: vec![Step::Exec(Arc::new(Tagged(group)))],
+        };
+        let p = Arc::new(Plan {
+            name: None,
+            source: "test".into(),
+            phases: vec![
+                Phase {
+                    name: "warm".into(),
+                    pacing: Pacing::Closed { vus: 2 },
+                    stop: Stop::Duration(Duration::from_millis(200)),
+                },
+                open("steady", 40.0, 500),
+                open("steady", 20.0, 500),
+            ],
+            flows: vec![flow("look", 0), flow("pay", 1)],
+            scenarios: vec![
+                ScenarioPlan {
+                    name: "browse".into(),
+                    phases: 0..2,
+                    flows: 0..1,
+                    start_after: Duration::ZERO,
+                },
+                ScenarioPlan {
+                    name: "buy".into(),
+                    phases: 2..3,
+                    flows: 1..2,
+                    start_after: Duration::from_millis(100),
+                },
+            ],
+            feeders: base.feeders.clone(),
+            thresholds: vec![],
+            groups: vec![
+                GroupInfo {
+                    name: "look".into(),
+                    kind: "test".into(),
+                },
+                GroupInfo {
+                    name: "pay".into(),
+                    kind: "test".into(),
+                },
+            ],
+            protocols: vec![],
+            capture_slots: 0,
+            graceful_stop: Duration::from_millis(300),
+            cache_warm_at: 0.9,
+            error_classes: base.error_classes.clone(),
+            counters: vec![],
+            checks: vec![],
+        });
+        assert_eq!(p.planned_duration(), Some(Duration::from_millis(700)));
+        let r = run(p, RunOptions::default(), Box::new(NoObserver)).await;
+        assert_eq!(r.end, EndReason::Completed);
+        let t = &r.total;
+        // Each scenario's records are in its own phases only.
+        for phase in [0, 1] {
+            assert!(
+                t.in_phase(phase, 1).is_none(),
+                "pay in browse's phase {phase}"
+            );
+        }
+        assert!(t.in_phase(2, 0).is_none(), "look in buy's phase");
+        assert!(t.phases[0].iterations > 0);
+        assert_eq!(t.phases[1].iterations, 20);
+        assert_eq!(t.phases[2].iterations, 10);
+        assert_eq!(t.in_phase(2, 1).map(|g| g.requests), Some(10));
+        assert_eq!(
+            t.in_phase(0, 0).map_or(0, |g| g.requests) + t.in_phase(1, 0).map_or(0, |g| g.requests),
+            t.phases[0].iterations + 20
+        );
+        // browse ends at 0.7 s, buy at 0.6 s: buy's phase ends with its driver,
+        // browse's last one runs to the end of the run.
+        let ms = |d: Duration| d.as_millis();
+        assert!(
+            (195..300).contains(&ms(r.phase_elapsed[0])),
+            "{:?}",
+            r.phase_elapsed
+        );
+        assert!(
+            (495..600).contains(&ms(r.phase_elapsed[2])),
+            "{:?}",
+            r.phase_elapsed
+        );
+        let browse = r.phase_elapsed[0] + r.phase_elapsed[1];
+        assert!(
+            r.elapsed - browse < Duration::from_millis(20),
+            "{:?} of {:?}",
+            r.phase_elapsed,
+            r.elapsed
+        );
     }
 }

@@ -267,6 +267,9 @@ pub struct ThresholdResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseSummary {
     pub name: String,
+    /// The scenario the phase belongs to, in a run of named `scenarios:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
     /// `open` (arrival rate) or `closed` (looping VUs).
     pub model: &'static str,
     pub iterations: u64,
@@ -287,6 +290,25 @@ pub struct PhaseSummary {
     /// How caches answered in the phase, when its requests met one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSummary>,
+}
+
+/// One of the named scenarios of a run, over its phases.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioSummary {
+    pub name: String,
+    /// Requests that ended during its phases (over every request step).
+    pub requests: u64,
+    pub failed: u64,
+    /// Requests per second over its duration.
+    pub rate: f64,
+    /// The latency of its requests.
+    pub latency_ms: LatencyMs,
+    /// Iterations it completed.
+    pub iterations: u64,
+    /// Of its open-model arrivals, those not started (at `max_vus`, or late).
+    pub dropped: u64,
+    /// How long its phases ran together (from its first phase's start).
+    pub duration_s: f64,
 }
 
 /// One monitor series over the run.
@@ -321,6 +343,9 @@ pub struct Summary {
     pub steps: Vec<StepSummary>,
     pub thresholds: Vec<ThresholdResult>,
     pub phases: Vec<PhaseSummary>,
+    /// Each named scenario's figures (left out for a run without `scenarios:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioSummary>,
     /// Latency by percentile over every request: `[percentile, ms]` pairs from
     /// p0 to p100, for distribution charts.
     pub latency_distribution: Vec<[f64; 2]>,
@@ -508,6 +533,8 @@ impl Summary {
                 .map(|(i, (p, s))| (i, p, s, total.phase_requests(i, &plan.groups)))
                 .map(|(i, p, s, reqs)| PhaseSummary {
                     name: p.name.clone(),
+                    scenario: (!plan.scenarios.is_empty())
+                        .then(|| plan.scenarios[plan.scenario_of_phase(i)].name.clone()),
                     model: match p.pacing {
                         Pacing::Open { .. } => "open",
                         Pacing::Closed { .. } => "closed",
@@ -534,6 +561,7 @@ impl Summary {
                     cache: CacheSummary::of(&total.caches(Some(i)), None, plan.cache_warm_at),
                 })
                 .collect(),
+            scenarios: scenario_summaries(plan, result),
             latency_distribution: distribution(&all.latency),
             cache: CacheSummary::of(
                 &total.caches(None),
@@ -560,6 +588,38 @@ impl Summary {
             notes,
         }
     }
+}
+
+/// Each named scenario's figures: the sums of its phases'.
+fn scenario_summaries(plan: &Plan, result: &RunResult) -> Vec<ScenarioSummary> {
+    let total = &result.total;
+    plan.scenarios
+        .iter()
+        .map(|sc| {
+            let mut reqs = crate::metrics::GroupStats::new(&total.shape());
+            let (mut iterations, mut dropped) = (0, 0);
+            let mut took = std::time::Duration::ZERO;
+            for i in sc.phases.clone() {
+                reqs.merge(&total.phase_requests(i, &plan.groups));
+                if let Some(p) = total.phases.get(i) {
+                    iterations += p.iterations;
+                    dropped += p.dropped;
+                }
+                took += result.phase_elapsed.get(i).copied().unwrap_or_default();
+            }
+            let secs = took.as_secs_f64();
+            ScenarioSummary {
+                name: sc.name.clone(),
+                requests: reqs.requests,
+                failed: reqs.failed,
+                rate: round2(reqs.requests as f64 / secs.max(1e-9)),
+                latency_ms: LatencyMs::from_micros(&reqs.latency),
+                iterations,
+                dropped,
+                duration_s: (secs * 1000.0).round() / 1000.0,
+            }
+        })
+        .collect()
 }
 
 fn round2(v: f64) -> f64 {

@@ -113,12 +113,13 @@ impl MetricName {
     }
 }
 
-/// What a threshold's key narrows its metric to: `{step:NAME}`, `{phase:NAME}`
-/// or both (`{phase:spike, step:checkout}`).
+/// What a threshold's key narrows its metric to: `{step:NAME}`, `{phase:NAME}`,
+/// `{scenario:NAME}` or several (`{scenario:buy, phase:spike, step:checkout}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
     pub step: Option<String>,
     pub phase: Option<String>,
+    pub scenario: Option<String>,
 }
 
 /// Splits `latency{step:product detail}` into `latency` and its selector.
@@ -136,15 +137,16 @@ pub fn parse_selector(key: &str) -> Result<(MetricName, Selector), String> {
                 .ok_or_else(|| format!("`{key}`: expected `}}` at the end"))?;
             for part in inner.split(',') {
                 let (k, v) = part.split_once(':').ok_or_else(|| {
-                    format!("`{key}`: expected `{{step:NAME}}`, `{{phase:NAME}}` or both")
+                    format!("`{key}`: expected `{{step:NAME}}`, `{{phase:NAME}}`, `{{scenario:NAME}}` or several, comma-separated")
                 })?;
                 let v = v.trim().to_string();
                 let slot = match k.trim() {
                     "step" => &mut sel.step,
                     "phase" => &mut sel.phase,
+                    "scenario" => &mut sel.scenario,
                     other => {
                         return Err(format!(
-                            "`{key}`: the tags are `step` and `phase`, found `{other}`"
+                            "`{key}`: the tags are `step`, `phase` and `scenario`, found `{other}`"
                         ))
                     }
                 };
@@ -170,6 +172,11 @@ pub fn parse_selector(key: &str) -> Result<(MetricName, Selector), String> {
     if sel.phase.is_some() && !metric.per_group() && !metric.per_phase() {
         return Err(format!(
             "`{name}` has no per-phase figures; drop the `{{phase:…}}`"
+        ));
+    }
+    if sel.scenario.is_some() && !metric.per_group() && !metric.per_phase() {
+        return Err(format!(
+            "`{name}` has no per-scenario figures; drop the `{{scenario:…}}`"
         ));
     }
     Ok((metric, sel))
@@ -393,14 +400,25 @@ pub struct Threshold {
     pub metric: MetricName,
     pub group: Option<GroupId>,
     /// The phase it is judged on (by index in the plan's phases); `None`: the
-    /// whole run.
+    /// whole run (or its scenario).
     pub phase: Option<usize>,
+    /// The scenario it is judged on, when `{scenario:NAME}` selects one
+    /// (with a `phase`, that phase of the scenario).
+    pub scenario: Option<ScenarioScope>,
     /// The expression as written.
     pub expr: String,
     pub condition: Condition,
     pub abort_on_fail: bool,
     /// How long after the start an abort-on-fail threshold begins to be judged.
     pub delay: Duration,
+}
+
+/// The scenario a threshold's `{scenario:NAME}` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioScope {
+    pub name: String,
+    /// Its phases, as indices into the plan's.
+    pub phases: std::ops::Range<usize>,
 }
 
 /// A threshold's verdict.
@@ -413,7 +431,8 @@ pub struct Verdict {
 
 impl Threshold {
     /// Judges the threshold on `stats`, gathered over `elapsed` (each phase
-    /// over its `phase_elapsed`; when that is not known, the run's).
+    /// over its `phase_elapsed`, a scenario over the sum of its phases'; when
+    /// that is not known, the run's).
     pub fn evaluate(
         &self,
         stats: &Stats,
@@ -421,8 +440,15 @@ impl Threshold {
         phase_elapsed: &[Duration],
         groups: &[GroupInfo],
     ) -> Verdict {
-        let elapsed = match self.phase.and_then(|p| phase_elapsed.get(p)) {
-            Some(d) if !d.is_zero() => *d,
+        let own = match (self.phase, &self.scenario) {
+            (Some(p), _) => phase_elapsed.get(p).copied(),
+            (None, Some(s)) => phase_elapsed
+                .get(s.phases.clone())
+                .map(|d| d.iter().sum::<Duration>()),
+            (None, None) => None,
+        };
+        let elapsed = match own {
+            Some(d) if !d.is_zero() => d,
             _ => elapsed,
         };
         let value = self.measure(stats, elapsed, groups);
@@ -461,7 +487,27 @@ impl Threshold {
             };
         }
         let merged;
+        // A scenario without a phase: the sum of its phases.
+        let span = match (self.phase, &self.scenario) {
+            (None, Some(s)) => Some(s.phases.clone()),
+            _ => None,
+        };
         let group: &GroupStats = match (self.phase, self.group) {
+            (None, g) if span.is_some() => {
+                let mut sum = GroupStats::new(&stats.shape());
+                for p in span.clone().unwrap_or_default() {
+                    match g {
+                        Some(g) => {
+                            if let Some(x) = stats.in_phase(p, g) {
+                                sum.merge(x);
+                            }
+                        }
+                        None => sum.merge(&stats.phase_requests(p, groups)),
+                    }
+                }
+                merged = sum;
+                &merged
+            }
             (None, Some(g)) => stats.groups.get(g)?,
             (None, None) => {
                 merged = stats.all_requests(groups);
@@ -488,14 +534,31 @@ impl Threshold {
         );
         let cache = match self.group {
             None if cache_metric => {
-                all_caches = stats.caches(self.phase);
+                all_caches = match &span {
+                    Some(phases) => {
+                        let mut sum = crate::cache::CacheCounts::default();
+                        for p in phases.clone() {
+                            sum.merge(&stats.caches(Some(p)));
+                        }
+                        sum
+                    }
+                    None => stats.caches(self.phase),
+                };
                 &all_caches
             }
             _ => &group.cache,
         };
         let phase = self.phase.and_then(|p| stats.phases.get(p));
-        let iterations = phase.map_or_else(|| stats.iterations(), |p| p.iterations);
-        let dropped = phase.map_or_else(|| stats.dropped(), |p| p.dropped);
+        let (iterations, dropped) = match (phase, &span) {
+            (Some(p), _) => (p.iterations, p.dropped),
+            (None, Some(r)) => stats
+                .phases
+                .get(r.clone())
+                .unwrap_or_default()
+                .iter()
+                .fold((0, 0), |(i, d), p| (i + p.iterations, d + p.dropped)),
+            (None, None) => (stats.iterations(), stats.dropped()),
+        };
         let secs = elapsed.as_secs_f64().max(1e-9);
         let trend = |h: &hdrhistogram::Histogram<u64>| -> Option<f64> {
             if h.is_empty() {
@@ -676,6 +739,7 @@ mod tests {
             metric: MetricName::Monitor,
             group: None,
             phase: None,
+            scenario: None,
             expr: expr.into(),
             condition: parse_condition(MetricName::Monitor, expr).unwrap(),
             abort_on_fail: false,
@@ -708,7 +772,7 @@ mod tests {
     fn selectors() {
         let step = |s: &str| Selector {
             step: Some(s.into()),
-            phase: None,
+            ..Selector::default()
         };
         assert_eq!(
             parse_selector("latency{step:product detail}").unwrap(),
@@ -720,10 +784,24 @@ mod tests {
                 MetricName::Errors,
                 Selector {
                     step: Some("buy".into()),
-                    phase: Some("spike".into())
+                    phase: Some("spike".into()),
+                    scenario: None,
                 }
             )
         );
+        assert_eq!(
+            parse_selector("latency{scenario:buy, phase:spike}").unwrap(),
+            (
+                MetricName::Latency,
+                Selector {
+                    step: None,
+                    phase: Some("spike".into()),
+                    scenario: Some("buy".into()),
+                }
+            )
+        );
+        assert!(parse_selector("schedule_lag{scenario:x}").is_err());
+        assert!(parse_selector("requests{scenario:a, scenario:b}").is_err());
         assert_eq!(
             parse_selector("iterations{phase:ramp}").unwrap().1.phase,
             Some("ramp".into())
@@ -765,6 +843,7 @@ mod tests {
             metric,
             group: None,
             phase: None,
+            scenario: None,
             expr: expr.into(),
             condition: parse_condition(metric, expr).unwrap(),
             abort_on_fail: false,
@@ -813,5 +892,71 @@ mod tests {
                 passed: false
             }
         );
+    }
+
+    #[test]
+    fn a_scenario_threshold_sums_its_phases_only() {
+        // Phases 0 and 1 are scenario `browse`'s, phase 2 `buy`'s; each records
+        // into the phase its scenario has running.
+        let shape = crate::metrics::Shape {
+            scenarios: 2,
+            ..crate::metrics::Shape::new(1, 3)
+        };
+        let hub = MetricsHub::new(shape);
+        let request = |failed: bool| RequestSample {
+            group: 0,
+            status: Some(if failed { 500 } else { 200 }),
+            failed,
+            error: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            cache: crate::cache::CacheOutcome::None,
+            latency: Duration::from_millis(1),
+        };
+        let record = |scenario: usize, phase: usize, n: usize, failed: bool| {
+            hub.set_phase(scenario, phase);
+            crate::metrics::SCENARIO.sync_scope(scenario, || {
+                for _ in 0..n {
+                    hub.record_request(&request(failed));
+                }
+            });
+        };
+        record(0, 0, 10, false);
+        record(1, 2, 4, true);
+        record(0, 1, 30, false);
+        let st = hub.collect();
+        let groups = [GroupInfo {
+            name: "g".into(),
+            kind: "http".into(),
+        }];
+        let mk = |metric, expr: &str, phases: std::ops::Range<usize>| Threshold {
+            metric_key: String::new(),
+            metric,
+            group: None,
+            phase: None,
+            scenario: Some(ScenarioScope {
+                name: "s".into(),
+                phases,
+            }),
+            expr: expr.into(),
+            condition: parse_condition(metric, expr).unwrap(),
+            abort_on_fail: false,
+            delay: Duration::ZERO,
+        };
+        let el = Duration::from_secs(10);
+        // Per second of the scenario's own phases (1 s + 3 s), not the run's 10 s.
+        let phase_elapsed = [1, 3, 2].map(Duration::from_secs);
+        let browse = mk(MetricName::Requests, "rate > 9/s", 0..2);
+        let v = browse.evaluate(&st, el, &phase_elapsed, &groups);
+        assert_eq!((v.value, v.passed), (Some(10.0), true));
+        let v =
+            mk(MetricName::Errors, "rate < 1%", 0..2).evaluate(&st, el, &phase_elapsed, &groups);
+        assert_eq!((v.value, v.passed), (Some(0.0), true));
+        let v =
+            mk(MetricName::Errors, "rate < 1%", 2..3).evaluate(&st, el, &phase_elapsed, &groups);
+        assert_eq!((v.value, v.passed), (Some(1.0), false));
+        let mut step = mk(MetricName::Requests, "count == 4", 2..3);
+        step.group = Some(0);
+        assert!(step.evaluate(&st, el, &phase_elapsed, &groups).passed);
     }
 }

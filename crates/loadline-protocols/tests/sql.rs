@@ -167,6 +167,7 @@ impl Harness {
             source: "test".into(),
             phases: vec![],
             flows: vec![],
+            scenarios: vec![],
             feeders: Arc::new(vec![]),
             thresholds: vec![],
             groups: vec![

@@ -100,6 +100,7 @@ pub(crate) fn summary() -> Summary {
         ],
         phases: vec![PhaseSummary {
             name: "steady".into(),
+            scenario: None,
             model: "open",
             iterations: 200,
             dropped: 0,
@@ -112,6 +113,7 @@ pub(crate) fn summary() -> Summary {
             latency_ms: lat(1.5),
             cache: None,
         }],
+        scenarios: vec![],
         latency_distribution: vec![[0.0, 1.5], [50.0, 3.0], [99.0, 7.5], [100.0, 15.0]],
         monitors: std::collections::BTreeMap::from([(
             "process.rss_bytes{name=shop}".to_string(),

@@ -237,7 +237,10 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
                 "<tr><td>{}</td><td>{}</td><td class=\"num\">{:.1}s</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}/s</td>\
 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                esc(&p.name),
+                esc(&match &p.scenario {
+                    Some(sc) => format!("{sc} · {}", p.name),
+                    None => p.name.clone(),
+                }),
                 p.model,
                 p.duration_s,
                 p.iterations,
@@ -246,6 +249,36 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
                 p.requests,
                 p.failed,
                 p.rate,
+                lat(l.p50),
+                lat(l.p95),
+                lat(l.p99),
+            );
+        }
+        o.push_str("</table></section>\n");
+    }
+
+    // Scenarios.
+    if !summary.scenarios.is_empty() {
+        o.push_str(
+            "<section><h2>Scenarios</h2><table class=\"steps\"><tr><th>scenario</th><th>time</th>\
+<th>iterations</th><th>dropped</th><th>requests</th><th>failed</th><th>rate</th>\
+<th>p50</th><th>p95</th><th>p99</th></tr>",
+        );
+        for sc in &summary.scenarios {
+            let l = &sc.latency_ms;
+            let lat = |v: f64| if sc.requests > 0 { ms(v) } else { "-".into() };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td class=\"num\">{:.1}s</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}/s</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&sc.name),
+                sc.duration_s,
+                sc.iterations,
+                sc.dropped,
+                sc.requests,
+                sc.failed,
+                sc.rate,
                 lat(l.p50),
                 lat(l.p95),
                 lat(l.p99),

@@ -136,11 +136,7 @@ impl SeriesPoint {
         let lag = &tick.interval.schedule_lag;
         Self {
             t: round3(tick.elapsed.as_secs_f64()),
-            phase: plan
-                .phases
-                .get(tick.phase)
-                .map(|p| p.name.clone())
-                .unwrap_or_default(),
+            phase: plan.phase_label(tick.phase),
             vus: tick.active_vus,
             requests: all.requests,
             failed: all.failed,

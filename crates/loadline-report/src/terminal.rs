@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use loadline_core::summary::{
-    CacheSummary, LatencyMs, MonitorSummary, PhaseSummary, StepSummary, Summary,
+    CacheSummary, LatencyMs, MonitorSummary, PhaseSummary, ScenarioSummary, StepSummary, Summary,
 };
 
 /// Formats milliseconds for people: `850us`, `12.3ms`, `1.24s`.
@@ -164,6 +164,11 @@ pub fn render(s: &Summary) -> String {
         o.push_str(&phases_table(&s.phases));
     }
 
+    if !s.scenarios.is_empty() {
+        let _ = writeln!(o);
+        o.push_str(&scenarios_table(&s.scenarios));
+    }
+
     if !s.monitors.is_empty() {
         let _ = writeln!(o);
         o.push_str(&monitors_table(&s.monitors));
@@ -278,8 +283,10 @@ fn caches_table(steps: &[StepSummary], all: &CacheSummary) -> String {
     o
 }
 
+/// The phases; in a run of named scenarios, each with its scenario first.
 fn phases_table(phases: &[PhaseSummary]) -> String {
-    let header = [
+    let scenarios = phases.iter().any(|p| p.scenario.is_some());
+    let mut header = vec![
         "phase",
         "model",
         "time",
@@ -293,13 +300,16 @@ fn phases_table(phases: &[PhaseSummary]) -> String {
         "p95",
         "p99",
     ];
+    if scenarios {
+        header.insert(0, "scenario");
+    }
     let rows = phases
         .iter()
         .map(|p| {
             let l = &p.latency_ms;
             let has = p.requests > 0;
             let lat = |v: f64| if has { ms(v) } else { "-".into() };
-            vec![
+            let mut row = vec![
                 p.name.clone(),
                 p.model.to_string(),
                 format!("{:.1}s", p.duration_s),
@@ -316,10 +326,56 @@ fn phases_table(phases: &[PhaseSummary]) -> String {
                 lat(l.p50),
                 lat(l.p95),
                 lat(l.p99),
+            ];
+            if scenarios {
+                row.insert(0, p.scenario.clone().unwrap_or_default());
+            }
+            row
+        })
+        .collect();
+    let text = usize::from(scenarios) + 1;
+    table(&header, rows, |i| i <= text)
+}
+
+/// The named scenarios, each over its phases.
+fn scenarios_table(scenarios: &[ScenarioSummary]) -> String {
+    let header = [
+        "scenario",
+        "time",
+        "iterations",
+        "dropped",
+        "requests",
+        "failed",
+        "rate",
+        "p50",
+        "p95",
+        "p99",
+    ];
+    let rows = scenarios
+        .iter()
+        .map(|sc| {
+            let l = &sc.latency_ms;
+            let has = sc.requests > 0;
+            let lat = |v: f64| if has { ms(v) } else { "-".into() };
+            vec![
+                sc.name.clone(),
+                format!("{:.1}s", sc.duration_s),
+                sc.iterations.to_string(),
+                sc.dropped.to_string(),
+                sc.requests.to_string(),
+                if has {
+                    format!("{} ({})", sc.failed, pct(sc.failed, sc.requests))
+                } else {
+                    "0".into()
+                },
+                format!("{:.1}/s", sc.rate),
+                lat(l.p50),
+                lat(l.p95),
+                lat(l.p99),
             ]
         })
         .collect();
-    table(&header, rows, |i| i <= 1)
+    table(&header, rows, |i| i == 0)
 }
 
 /// At most this many monitor series in the terminal; the JSON summary has all.
@@ -462,6 +518,7 @@ mod tests {
             }],
             phases: vec![PhaseSummary {
                 name: "steady".into(),
+                scenario: None,
                 model: "open",
                 iterations: 200,
                 dropped: 0,
@@ -474,6 +531,7 @@ mod tests {
                 latency_ms: lat(1.5),
                 cache: None,
             }],
+            scenarios: vec![],
             latency_distribution: vec![],
             monitors: BTreeMap::from([(
                 "process.cpu_percent{name=shop}".to_string(),
@@ -521,6 +579,48 @@ loadline · shop smoke · FAILED after 12.3s
     - 1 iterations were cut off at the end of the graceful stop
 ";
         assert_eq!(render(&s), expected);
+    }
+
+    #[test]
+    fn scenarios_name_their_phases_and_get_a_table() {
+        let phase = |scenario: &str, name: &str, iterations: u64, requests: u64| PhaseSummary {
+            name: name.into(),
+            scenario: Some(scenario.into()),
+            model: "open",
+            iterations,
+            dropped: 0,
+            late: 0,
+            interrupted: 0,
+            duration_s: 3.0,
+            requests,
+            failed: 0,
+            rate: requests as f64 / 3.0,
+            latency_ms: lat(1.5),
+            cache: None,
+        };
+        let phases = [
+            phase("browse", "steady", 60, 60),
+            phase("buy", "steady", 15, 30),
+        ];
+        let expected = "  scenario  phase   model  time  iterations  dropped  interrupted  requests     failed    rate     p50     p95     p99
+  browse    steady  open   3.0s          60        0            0        60  0 (0.00%)  20.0/s  3.00ms  6.00ms  7.50ms
+  buy       steady  open   3.0s          15        0            0        30  0 (0.00%)  10.0/s  3.00ms  6.00ms  7.50ms
+";
+        assert_eq!(phases_table(&phases), expected);
+        let scenarios = [ScenarioSummary {
+            name: "buy".into(),
+            requests: 30,
+            failed: 3,
+            rate: 10.0,
+            latency_ms: lat(1.5),
+            iterations: 15,
+            dropped: 2,
+            duration_s: 3.0,
+        }];
+        let expected = "  scenario  time  iterations  dropped  requests      failed    rate     p50     p95     p99
+  buy       3.0s          15        2        30  3 (10.00%)  10.0/s  3.00ms  6.00ms  7.50ms
+";
+        assert_eq!(scenarios_table(&scenarios), expected);
     }
 
     #[test]

@@ -248,7 +248,8 @@ pub fn interrupted_before_the_load(plan: &Plan) -> Summary {
 pub fn phases_line(plan: &Plan) -> String {
     plan.phases
         .iter()
-        .map(|p| format!("{}: {}", p.name, p.describe()))
+        .enumerate()
+        .map(|(i, p)| format!("{}: {}", plan.phase_label(i), p.describe()))
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -5,6 +5,7 @@
 
 mod data;
 mod profiles;
+mod scenarios;
 mod scope;
 mod steps;
 
@@ -17,7 +18,7 @@ use loadline_core::capacity::SearchSpec;
 use loadline_core::duration::parse_duration;
 use loadline_core::metrics::{generic_error_classes, CheckId, CounterId, ErrorClass, GroupId};
 use loadline_core::plan::{
-    Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, Stop,
+    Arrivals, Feeder, FeederOrder, Flow, GroupInfo, Pacing, Phase, Plan, ScenarioPlan, Stop,
     DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_VUS, OUTCOME_KIND,
 };
 use loadline_core::protocol::Protocol;
@@ -60,6 +61,8 @@ pub(crate) struct Draft {
     pub name: Option<String>,
     pub phases: Vec<Phase>,
     pub flows: Vec<Flow>,
+    /// The named scenarios (empty for a file without `scenarios:`).
+    pub scenarios: Vec<ScenarioPlan>,
     pub feeders: Vec<Feeder>,
     pub thresholds: Vec<Threshold>,
     pub groups: Vec<GroupInfo>,
@@ -90,6 +93,7 @@ impl Draft {
             source,
             phases: self.phases,
             flows: self.flows,
+            scenarios: self.scenarios,
             feeders: Arc::new(self.feeders),
             thresholds: self.thresholds,
             groups: self.groups,
@@ -448,51 +452,29 @@ impl<'a> Builder<'a> {
             builders.push(entry.begin(&scenario, self));
         }
 
-        let phases = match &doc.phases {
-            // Phases from the command line need none in the file.
-            None if doc.profiles.is_none() && self.overrides.load.is_none() => {
-                self.missing(
-                    &root_span,
-                    &["phases", "profiles"],
-                    "missing key `phases`: expected a list of phases, e.g. `phases: [{ duration: 30s, vus: 10 }]` (or named lists of phases under `profiles:`)",
-                );
-                None
-            }
-            None => None,
-            Some(list) => Some(
-                list.get()
-                    .map(|l| self.phases(l, "`phases`"))
-                    .unwrap_or_default(),
-            ),
-        };
-        let profiles = self.profiles(doc);
-        let (profile, phases) = self.choose_phases(doc, &root_span, phases, &profiles);
         let capacity = lenient(&doc.capacity)
             .map(|c| self.capacity(c))
             .unwrap_or_default();
-
-        let flows = match &doc.flows {
-            None => {
-                self.missing(
-                    &root_span,
-                    &["flows"],
-                    "missing key `flows`: expected a list of flows, each with `steps`",
-                );
-                Vec::new()
-            }
-            Some(list) => {
-                self.builders = std::mem::take(&mut builders);
-                let flows = list.get().map(|l| self.flows(l)).unwrap_or_default();
-                builders = std::mem::take(&mut self.builders);
-                flows
-            }
+        // The builders are the format's while the flows are built (a step may
+        // nest steps of other protocols).
+        self.builders = std::mem::take(&mut builders);
+        let (profile, profiles, phases, flows, scenarios) = if scenarios::has_scenarios(doc) {
+            let laid = match scenarios::entries(doc) {
+                Some(entries) => self.named_scenarios(doc, entries),
+                None => scenarios::Laid::default(),
+            };
+            (None, Vec::new(), laid.phases, laid.flows, laid.scenarios)
+        } else {
+            let (profile, profiles, phases, flows) = self.unnamed_scenario(doc, &root_span);
+            (profile, profiles, phases, flows, Vec::new())
         };
+        builders = std::mem::take(&mut self.builders);
 
         let mut thresholds = lenient(&doc.thresholds)
-            .map(|t| self.thresholds(t, &phases, &profiles))
+            .map(|t| self.thresholds(t, &phases, &profiles, &scenarios))
             .unwrap_or_default();
         let flags = self.threshold_flags();
-        thresholds.extend(self.thresholds(&flags, &phases, &profiles));
+        thresholds.extend(self.thresholds(&flags, &phases, &profiles, &scenarios));
 
         let monitor = lenient(&doc.monitor).and_then(|m| match m.value.validate() {
             Ok(()) => Some(m.value.clone()),
@@ -540,6 +522,7 @@ impl<'a> Builder<'a> {
             name: lenient(&doc.name).map(|n| n.value.clone()),
             phases,
             flows,
+            scenarios,
             feeders,
             thresholds,
             groups: std::mem::take(&mut self.groups),
@@ -556,6 +539,50 @@ impl<'a> Builder<'a> {
             monitor,
             target: target_url,
         })
+    }
+
+    /// The phases (chosen and scaled) and flows of a file without `scenarios:`.
+    fn unnamed_scenario(
+        &mut self,
+        doc: &ScenarioDoc,
+        root_span: &Span,
+    ) -> (Option<String>, Vec<Profile>, Vec<Phase>, Vec<Flow>) {
+        let phases = match &doc.phases {
+            // Phases from the command line need none in the file.
+            None if doc.profiles.is_none() && self.overrides.load.is_none() => {
+                self.missing(
+                    root_span,
+                    &["phases", "profiles"],
+                    "missing key `phases`: expected a list of phases, e.g. `phases: [{ duration: 30s, vus: 10 }]` (or named lists of phases under `profiles:`)",
+                );
+                None
+            }
+            None => None,
+            Some(list) => Some(
+                list.get()
+                    .map(|l| self.phases(l, "`phases`"))
+                    .unwrap_or_default(),
+            ),
+        };
+        let profiles = self.profiles(doc);
+        let (profile, phases) = self.choose_phases(doc, root_span, phases, &profiles);
+
+        let flows = match &doc.flows {
+            None => {
+                self.missing(
+                    root_span,
+                    &["flows"],
+                    "missing key `flows`: expected a list of flows, each with `steps`",
+                );
+                Vec::new()
+            }
+            Some(list) => list
+                .get()
+                .map(|l| self.flows(l))
+                .unwrap_or_default(),
+        };
+
+        (profile, profiles, phases, flows)
     }
 
     /// The constants and data files templates can refer to.
@@ -842,6 +869,7 @@ impl<'a> Builder<'a> {
         entries: &Entries<Conditions>,
         phases: &[Phase],
         profiles: &[Profile],
+        scenarios: &[ScenarioPlan],
     ) -> Vec<Threshold> {
         let mut out = Vec::new();
         for (key, list) in &entries.0 {
@@ -852,36 +880,45 @@ impl<'a> Builder<'a> {
                     continue;
                 }
             };
-            let phase = match &selector.phase {
-                None => None,
-                Some(name) => match phases.iter().position(|p| p.name == *name) {
-                    Some(i) => Some(i),
-                    None => {
-                        let elsewhere = profiles
-                            .iter()
-                            .find(|pr| pr.phases.iter().any(|p| p.name == *name));
-                        if let Some(profile) = elsewhere {
-                            self.warn(
-                                &key.span,
-                                format!(
-                                    "phase `{name}` is in profile `{}`, not in the phases this run uses: the threshold is not judged",
-                                    profile.name
-                                ),
-                            );
-                        } else {
-                            let known: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
-                            let mut msg = format!(
-                                "no phase has the name `{name}`: expected one of {}",
-                                quoted_list(&known)
-                            );
-                            if let Some(s) = did_you_mean(name, known.iter().copied()) {
-                                msg.push_str(&format!("; did you mean `{s}`?"));
+            let (phase, scenario) = if scenarios.is_empty() && selector.scenario.is_none() {
+                let phase = match &selector.phase {
+                    None => None,
+                    Some(name) => match phases.iter().position(|p| p.name == *name) {
+                        Some(i) => Some(i),
+                        None => {
+                            let elsewhere = profiles
+                                .iter()
+                                .find(|pr| pr.phases.iter().any(|p| p.name == *name));
+                            if let Some(profile) = elsewhere {
+                                self.warn(
+                                    &key.span,
+                                    format!(
+                                        "phase `{name}` is in profile `{}`, not in the phases this run uses: the threshold is not judged",
+                                        profile.name
+                                    ),
+                                );
+                            } else {
+                                let known: Vec<&str> =
+                                    phases.iter().map(|p| p.name.as_str()).collect();
+                                let mut msg = format!(
+                                    "no phase has the name `{name}`: expected one of {}",
+                                    quoted_list(&known)
+                                );
+                                if let Some(s) = did_you_mean(name, known.iter().copied()) {
+                                    msg.push_str(&format!("; did you mean `{s}`?"));
+                                }
+                                self.error(&key.span, msg);
                             }
-                            self.error(&key.span, msg);
+                            continue;
                         }
-                        continue;
-                    }
-                },
+                    },
+                };
+                (phase, None)
+            } else {
+                match self.scenario_scope(key, &selector, phases, scenarios) {
+                    Some(scope) => scope,
+                    None => continue,
+                }
             };
             let group = match selector.step {
                 None => None,
@@ -935,6 +972,7 @@ impl<'a> Builder<'a> {
                         metric,
                         group,
                         phase,
+                        scenario: scenario.clone(),
                         expr: expr.clone(),
                         condition,
                         abort_on_fail,

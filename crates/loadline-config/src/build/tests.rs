@@ -1162,3 +1162,101 @@ fn threshold_flags_join_the_scenario_thresholds() {
         "{found:#?}"
     );
 }
+
+const SCENARIOS: &str = r#"
+target: http://127.0.0.1:8080
+scenarios:
+  browse:
+    phases:
+      - { name: steady, duration: 10s, arrival_rate: 20 }
+    flows:
+      - { name: look, steps: [ { get: /products, name: list } ] }
+  buy:
+    start_after: 2s
+    phases:
+      - { name: steady, duration: 4s, arrival_rate: 5 }
+      - { name: spike, duration: 2s, vus: 3 }
+    flows:
+      - { name: pay, weight: 2, steps: [ { post: /orders, name: order } ] }
+      - { name: peek, steps: [ { get: /products, name: list } ] }
+thresholds:
+  latency{scenario:buy}: [ p95 < 1s ]
+  errors{scenario:buy, phase:spike, step:order}: [ rate < 1% ]
+  requests{phase:spike}: [ count > 0 ]
+"#;
+
+#[test]
+fn scenarios_lay_out_their_phases_and_flows_and_resolve_thresholds() {
+    let d = draft(SCENARIOS, Path::new("."));
+    let names: Vec<_> = d.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["browse", "buy"]);
+    assert_eq!(d.scenarios[0].phases, 0..1);
+    assert_eq!(d.scenarios[0].flows, 0..1);
+    assert_eq!(d.scenarios[1].phases, 1..3);
+    assert_eq!(d.scenarios[1].flows, 1..3);
+    assert_eq!(d.scenarios[1].start_after, Duration::from_secs(2));
+    assert_eq!(d.flows[1].weight, 2);
+    let t = &d.thresholds;
+    assert_eq!(t[0].scenario.as_ref().map(|s| s.phases.clone()), Some(1..3));
+    assert_eq!(t[0].phase, None);
+    assert_eq!(t[1].phase, Some(2));
+    assert_eq!(t[1].scenario.as_ref().map(|s| s.name.as_str()), Some("buy"));
+    // `spike` is buy's only: unambiguous without the scenario.
+    assert_eq!((t[2].phase, t[2].scenario.is_none()), (Some(2), true));
+    let plan = d.into_plan("s.yaml".into());
+    assert_eq!(plan.planned_duration(), Some(Duration::from_secs(10)));
+    assert_eq!(plan.shape().scenarios, 2);
+}
+
+#[test]
+fn scale_to_scales_every_scenario_by_one_factor() {
+    let built = with(
+        SCENARIOS,
+        Overrides {
+            scale_to: Some(Duration::from_secs(5)),
+            ..Overrides::default()
+        },
+    );
+    assert!(built.problems.is_empty(), "{:?}", built.problems);
+    let d = built.draft.unwrap();
+    let secs: Vec<_> = d.phases.iter().map(|p| p.planned_duration()).collect();
+    let s = |ms| Some(Duration::from_millis(ms));
+    // browse (10 s) is the longest: everything is halved.
+    assert_eq!(secs, [s(5000), s(2000), s(1000)]);
+    assert_eq!(d.scenarios[1].start_after, Duration::from_secs(1));
+}
+
+#[test]
+fn scenarios_refuse_the_flags_that_replace_phases() {
+    use crate::LoadOverride;
+    let flags = with(
+        SCENARIOS,
+        Overrides {
+            load: Some(LoadOverride {
+                vus: Some(2),
+                duration: Some(Duration::from_secs(1)),
+                ..LoadOverride::default()
+            }),
+            profile: Some("peak".into()),
+            ..Overrides::default()
+        },
+    );
+    let messages: Vec<_> = flags.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("drop the flags")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("--profile peak")),
+        "{messages:?}"
+    );
+    // A scenario threshold in a file without scenarios.
+    let plain = build(
+        "target: http://127.0.0.1:8080\nphases: [ { duration: 1s, vus: 1 } ]\nflows: [ { steps: [ { get: / } ] } ]\nthresholds:\n  latency{scenario:buy}: [ p95 < 1s ]\n",
+        Path::new("."),
+    );
+    assert_eq!(plain.problems.len(), 1, "{:?}", plain.problems);
+    assert!(plain.problems[0].message.contains("has no `scenarios:`"));
+    assert_eq!(plain.problems[0].mark.line, 5);
+}

@@ -70,7 +70,7 @@ pub(crate) async fn run(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
     for _ in 0..share.vus {
         let sh2 = sh.clone();
         let remaining = remaining.clone();
-        handles.push(sh.tracker.spawn(async move {
+        handles.push(sh.spawn(phase_idx, async move {
             let mut vu = sh2.new_vu();
             sh2.hub.active_vus.fetch_add(1, Ordering::Relaxed);
             loop {

@@ -8,14 +8,15 @@ pub(crate) mod closed;
 pub(crate) mod open;
 pub mod segment;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::{IterationEnd, MetricsHub};
+use crate::metrics::{IterationEnd, MetricsHub, SCENARIO};
 use crate::plan::{Pacing, Phase, Plan, Step};
 use crate::protocol::{BoxFuture, StepOutcome};
 use crate::runner::{EndReason, RunOptions};
@@ -36,25 +37,48 @@ pub(crate) struct Shared {
     next_vu: AtomicU64,
     seed: u64,
     end: Mutex<Option<EndReason>>,
-    /// The index of the phase now running.
+    /// The index of the phase that started last (in any scenario).
     pub(crate) phase: AtomicU64,
+    /// Whether each phase has started: scenarios run at once, so a phase's
+    /// index says nothing of whether another scenario's phase has.
+    started: Box<[AtomicBool]>,
     /// Idle VUs of open-model phases.
     pub(crate) pool: Mutex<Vec<Vu>>,
-    /// Cumulative flow weights, for picking a flow.
-    flow_weights: Vec<u32>,
+    /// Per scenario, the cumulative weights of its flows, for picking one.
+    flow_weights: Vec<Vec<u32>>,
+    /// The scenario (index into [`Plan::scenario_list`]) of each phase.
+    scenario_of: Vec<usize>,
+    /// Each scenario's flows, as a range of `plan.flows`.
+    flows_of: Vec<std::ops::Range<usize>>,
+    /// Whether the plan has several scenarios: then each iteration's task runs
+    /// inside [`SCENARIO`], so its records count in its scenario's phase.
+    multi: bool,
 }
 
 impl Shared {
     pub(crate) fn new(plan: Arc<Plan>, hub: Arc<MetricsHub>, opts: &RunOptions, seed: u64) -> Self {
-        let mut acc = 0u32;
-        let flow_weights = plan
-            .flows
+        let scenarios = plan.scenario_list();
+        let flow_weights = scenarios
             .iter()
-            .map(|f| {
-                acc = acc.saturating_add(f.weight);
-                acc
+            .map(|s| {
+                let mut acc = 0u32;
+                plan.flows
+                    .get(s.flows.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| {
+                        acc = acc.saturating_add(f.weight);
+                        acc
+                    })
+                    .collect()
             })
             .collect();
+        let scenario_of = (0..plan.phases.len())
+            .map(|i| plan.scenario_of_phase(i))
+            .collect();
+        let flows_of = scenarios.iter().map(|s| s.flows.clone()).collect();
+        let multi = scenarios.len() > 1;
+        let started = plan.phases.iter().map(|_| AtomicBool::new(false)).collect();
         // Segments number their VUs from their own start in the whole plan's id
         // space, so ids stay distinct across agents (unless a tiny segment rounds
         // its share of VUs up past its room).
@@ -69,8 +93,12 @@ impl Shared {
             seed,
             end: Mutex::new(None),
             phase: AtomicU64::new(0),
+            started,
             pool: Mutex::new(Vec::new()),
             flow_weights,
+            scenario_of,
+            flows_of,
+            multi,
             plan,
         }
     }
@@ -88,6 +116,32 @@ impl Shared {
             *end = Some(reason);
         }
         self.soft.cancel();
+    }
+
+    /// Whether phase `phase` has started.
+    pub(crate) fn has_started(&self, phase: usize) -> bool {
+        self.started
+            .get(phase)
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// The scenario phase `phase` belongs to.
+    pub(crate) fn scenario_of(&self, phase: usize) -> usize {
+        self.scenario_of.get(phase).copied().unwrap_or(0)
+    }
+
+    /// Spawns an iteration task of phase `phase` on the tracker: with several
+    /// scenarios inside its scenario's [`SCENARIO`], with one as it is.
+    pub(crate) fn spawn<F>(&self, phase: usize, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if self.multi {
+            self.tracker
+                .spawn(SCENARIO.scope(self.scenario_of(phase), task))
+        } else {
+            self.tracker.spawn(task)
+        }
     }
 
     /// The reason recorded by [`Self::set_end`], if any.
@@ -111,7 +165,10 @@ fn vu_id_space(plan: &Plan) -> u64 {
 /// Runs this run's segment of phase `phase_idx` to its end (or until stopped).
 pub(crate) async fn run_phase(sh: &Arc<Shared>, phase_idx: usize, phase: &Phase) {
     sh.phase.store(phase_idx as u64, Ordering::Relaxed);
-    sh.hub.set_phase(phase_idx);
+    if let Some(flag) = sh.started.get(phase_idx) {
+        flag.store(true, Ordering::Relaxed);
+    }
+    sh.hub.set_phase(sh.scenario_of(phase_idx), phase_idx);
     let model = match phase.pacing {
         Pacing::Open { .. } => "open",
         Pacing::Closed { .. } => "closed",
@@ -151,14 +208,23 @@ pub(crate) async fn run_iteration(sh: &Shared, vu: &mut Vu, phase_idx: usize) ->
     for (p, state) in plan.protocols.iter().zip(vu.states.iter_mut()) {
         p.start_iteration(state.as_mut());
     }
-    let flow = match plan.flows.len() {
+    let scenario = sh.scenario_of(phase_idx);
+    let (Some(flows), Some(weights)) = (
+        sh.flows_of
+            .get(scenario)
+            .and_then(|r| plan.flows.get(r.clone())),
+        sh.flow_weights.get(scenario),
+    ) else {
+        return false;
+    };
+    let flow = match flows.len() {
         0 => return false,
-        1 => &plan.flows[0],
+        1 => &flows[0],
         _ => {
-            let total = sh.flow_weights.last().copied().unwrap_or(1).max(1);
+            let total = weights.last().copied().unwrap_or(1).max(1);
             let pick = vu.vars.rng.u32(0..total);
-            let idx = sh.flow_weights.partition_point(|&w| w <= pick);
-            &plan.flows[idx.min(plan.flows.len() - 1)]
+            let idx = weights.partition_point(|&w| w <= pick);
+            &flows[idx.min(flows.len() - 1)]
         }
     };
     let started = Instant::now();

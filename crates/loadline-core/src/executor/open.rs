@@ -204,7 +204,7 @@ async fn drive(
         in_flight.fetch_add(1, Ordering::Relaxed);
         let sh2 = sh.clone();
         let in_flight2 = in_flight.clone();
-        sh.tracker.spawn(async move {
+        sh.spawn(phase_idx, async move {
             let lag = Instant::now().saturating_duration_since(due);
             if lag > MAX_LATENESS {
                 // Spawned in time but not run in time (the runtime is flooded):

@@ -284,6 +284,7 @@ impl Harness {
             source: "test".into(),
             phases: vec![],
             flows: vec![],
+            scenarios: vec![],
             feeders: Arc::new(vec![]),
             thresholds: vec![],
             groups: vec![
