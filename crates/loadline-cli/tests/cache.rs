@@ -136,7 +136,9 @@ fn cache_yaml_counts_what_redis_counts_and_a_flush_shows_as_a_dip() {
     );
 
     // The flush: the hit ratio of some second after the cache had warmed up
-    // falls well below the best second before it, with more misses.
+    // falls well below the best second before it, with at least twice the
+    // misses of the quietest one (at 50 lookups a second a warm second's
+    // ratio varies by about 0.05, its misses by about 3).
     let ticks: Vec<(f64, u64)> = points(&series)
         .iter()
         .filter_map(|p| {
@@ -148,7 +150,7 @@ fn cache_yaml_counts_what_redis_counts_and_a_flush_shows_as_a_dip() {
         let (best, misses) = ticks[1..i]
             .iter()
             .fold((0.0f64, u64::MAX), |(r, m), t| (r.max(t.0), m.min(t.1)));
-        ticks[i].0 <= best - 0.25 && ticks[i].1 > misses
+        ticks[i].0 <= best - 0.15 && ticks[i].1 >= 2 * misses
     });
     assert!(dip.is_some(), "no dip in {ticks:?}");
     eprintln!(
