@@ -27,7 +27,8 @@ type Sender = SendRequest<Full<Bytes>>;
 /// learnt of each TLS origin.
 #[derive(Debug, Default)]
 pub(crate) struct H2Pool {
-    conns: Mutex<HashMap<(String, usize), Sender>>,
+    /// Origin prefix → its connections, by number (VU index / max_streams).
+    conns: Mutex<HashMap<String, Vec<Option<Sender>>>>,
     /// Origin prefix → the server chose h2 by ALPN.
     negotiated: Mutex<HashMap<String, bool>>,
 }
@@ -74,7 +75,14 @@ pub(crate) async fn exchange(
     progress: &mut Progress,
 ) -> Result<bool, ErrorKind> {
     let request = to_request(raw, origin)?;
-    let Some(mut sender) = sender(state, origin, version).await? else {
+    // The connection is looked up in place; opening one (TCP, TLS, the
+    // HTTP/2 preface) is boxed, so that its large future is not part of, and
+    // copied with, every request's.
+    let sender = match open_sender(state, origin) {
+        Some(s) => Some(s),
+        None => Box::pin(sender(state, origin, version)).await?,
+    };
+    let Some(mut sender) = sender else {
         return Ok(false);
     };
     sender.ready().await.map_err(|e| failure(&e))?;
@@ -98,22 +106,28 @@ pub(crate) async fn exchange(
     Ok(true)
 }
 
-/// The VU's sender to `origin`: its shared connection, opened when there is
-/// none (or it closed). `None`: `auto` and the server chose HTTP/1.1 — the
-/// TLS connection then goes to the VU's HTTP/1.1 pool.
+/// The number of the connection the VU shares (VU index / max_streams).
+fn connection_number(state: &VuState) -> usize {
+    state.index / state.shared.settings.max_streams.max(1)
+}
+
+/// The VU's sender to `origin` when its shared connection is open.
+fn open_sender(state: &VuState, origin: &Origin) -> Option<Sender> {
+    let conns = lock(&state.shared.h2.conns);
+    let s = conns.get(origin.prefix.as_str())?.get(connection_number(state))?.as_ref()?;
+    (!s.is_closed()).then(|| s.clone())
+}
+
+/// Opens the VU's shared connection to `origin` (another VU of it may have
+/// just done so). `None`: `auto` and the server chose HTTP/1.1 — the TLS
+/// connection then goes to the VU's HTTP/1.1 pool.
 async fn sender(
     state: &mut VuState,
     origin: &Origin,
     version: HttpVersion,
 ) -> Result<Option<Sender>, ErrorKind> {
-    let key = (
-        origin.prefix.clone(),
-        state.index / state.shared.settings.max_streams.max(1),
-    );
-    if let Some(s) = lock(&state.shared.h2.conns).get(&key) {
-        if !s.is_closed() {
-            return Ok(Some(s.clone()));
-        }
+    if let Some(s) = open_sender(state, origin) {
+        return Ok(Some(s));
     }
     let sender = match conn::connect_for(state, origin, version).await? {
         conn::Opened::Tcp(tcp) => handshake(tcp).await?,
@@ -127,7 +141,13 @@ async fn sender(
             return Ok(None);
         }
     };
-    lock(&state.shared.h2.conns).insert(key, sender.clone());
+    let number = connection_number(state);
+    let mut conns = lock(&state.shared.h2.conns);
+    let slots = conns.entry(origin.prefix.clone()).or_default();
+    if slots.len() <= number {
+        slots.resize(number + 1, None);
+    }
+    slots[number] = Some(sender.clone());
     Ok(Some(sender))
 }
 
