@@ -22,13 +22,14 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use loadline_core::monitor::MonitorValue;
+use loadline_core::protocol::BoxFuture;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::board::{series_key, value, Slot};
+use crate::connected::{self, ConnectedSampler};
 
 /// How long connecting, and then one sample, may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -393,84 +394,58 @@ impl Rates {
 
 /// Samples `target` every `every` until `stop`.
 pub(crate) async fn run(target: Target, slot: Slot, every: Duration, stop: CancellationToken) {
-    let what = format!("database monitor `{}` ({})", target.name, target.redacted);
-    let mut rates = Rates::new(&target.name, target.flavor);
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut conn: Option<Conn> = None;
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        let mut current = match conn.take() {
-            Some(c) => c,
-            None => {
-                let opened = tokio::select! {
-                    biased;
-                    () = stop.cancelled() => break,
-                    opened = tokio::time::timeout(TIMEOUT, target.connect()) => opened,
-                };
-                match opened {
-                    Ok(Ok(c)) => c,
-                    Ok(Err(e)) => {
-                        let problem = format!("cannot connect: {}", target.scrub(&e.to_string()));
-                        fail(&slot, &mut failing, &what, &problem);
-                        continue;
-                    }
-                    Err(_) => {
-                        let problem = format!("no connection within {TIMEOUT:?}");
-                        fail(&slot, &mut failing, &what, &problem);
-                        continue;
-                    }
-                }
-            }
-        };
-        let sampled = tokio::select! {
-            biased;
-            () = stop.cancelled() => {
-                current.close().await;
-                break;
-            }
-            sampled = tokio::time::timeout(TIMEOUT, sample(&mut current)) => sampled,
-        };
-        match sampled {
-            Ok(Ok(raw)) => {
-                if failing {
-                    failing = false;
-                    tracing::info!(monitor = %what, "the database answers again");
-                }
-                slot.publish(rates.values(Instant::now(), raw));
-                conn = Some(current);
-            }
-            Ok(Err(e)) => {
-                let problem = format!("sample failed: {}", target.scrub(&e.to_string()));
-                fail(&slot, &mut failing, &what, &problem);
-                // Start again on a fresh connection (and fresh rates).
-                rates = Rates::new(&target.name, target.flavor);
-            }
-            Err(_) => {
-                let problem = format!("no answer within {TIMEOUT:?}");
-                fail(&slot, &mut failing, &what, &problem);
-                rates = Rates::new(&target.name, target.flavor);
-            }
-        }
-    }
-    if let Some(c) = conn {
-        c.close().await;
-    }
+    let rates = Rates::new(&target.name, target.flavor);
+    let sampler = Sampler { target, rates };
+    connected::drive_connected(sampler, slot, every, TIMEOUT, stop).await;
 }
 
-fn fail(slot: &Slot, failing: &mut bool, what: &str, problem: &str) {
-    tracing::trace!(monitor = %what, %problem, "monitor sample failed");
-    slot.publish(Vec::new());
-    if !*failing {
-        *failing = true;
-        slot.warn(format!(
-            "{what}: {problem} (will keep trying each interval; the load goes on)"
-        ));
+/// A database server's statistics, read over a connection of the monitor's own.
+struct Sampler {
+    target: Target,
+    rates: Rates,
+}
+
+impl ConnectedSampler for Sampler {
+    type Conn = Conn;
+
+    fn what(&self) -> String {
+        format!(
+            "database monitor `{}` ({})",
+            self.target.name, self.target.redacted
+        )
+    }
+
+    fn answers_again(&self) -> &'static str {
+        "the database answers again"
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Self::Conn, String>> {
+        Box::pin(async {
+            self.target
+                .connect()
+                .await
+                .map_err(|e| self.target.scrub(&e.to_string()))
+        })
+    }
+
+    fn sample<'a>(
+        &'a mut self,
+        conn: &'a mut Self::Conn,
+    ) -> BoxFuture<'a, Result<Vec<MonitorValue>, String>> {
+        Box::pin(async move {
+            let raw = sample(conn)
+                .await
+                .map_err(|e| self.target.scrub(&e.to_string()))?;
+            Ok(self.rates.values(Instant::now(), raw))
+        })
+    }
+
+    fn reset(&mut self) {
+        self.rates = Rates::new(&self.target.name, self.target.flavor);
+    }
+
+    fn close(conn: Self::Conn) -> BoxFuture<'static, ()> {
+        Box::pin(conn.close())
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod board;
 mod config;
+mod connected;
 mod database;
 #[cfg(target_os = "linux")]
 mod host;

@@ -23,12 +23,13 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use loadline_core::monitor::MonitorValue;
+use loadline_core::protocol::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::board::{series_key, value, Slot};
+use crate::connected::{self, ConnectedSampler};
 use crate::database::redact;
 
 /// How long connecting, and then one sample, may take.
@@ -237,76 +238,50 @@ impl Rates {
 
 /// Samples `target` every `every` until `stop`.
 pub(crate) async fn run(target: Target, slot: Slot, every: Duration, stop: CancellationToken) {
-    let what = format!("redis monitor `{}` ({})", target.name, target.redacted);
-    let mut rates = Rates::new(&target.name);
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut conn: Option<MultiplexedConnection> = None;
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        let mut current = match conn.take() {
-            Some(c) => c,
-            None => {
-                let opened = tokio::select! {
-                    biased;
-                    () = stop.cancelled() => break,
-                    opened = tokio::time::timeout(TIMEOUT, target.connect()) => opened,
-                };
-                match opened {
-                    Ok(Ok(c)) => c,
-                    Ok(Err(e)) => {
-                        fail(&slot, &mut failing, &what, &format!("cannot connect: {e}"));
-                        continue;
-                    }
-                    Err(_) => {
-                        let problem = format!("no connection within {TIMEOUT:?}");
-                        fail(&slot, &mut failing, &what, &problem);
-                        continue;
-                    }
-                }
-            }
-        };
-        let info = redis::cmd("INFO");
-        let sampled = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            sampled = tokio::time::timeout(TIMEOUT, info.query_async::<String>(&mut current)) => sampled,
-        };
-        match sampled {
-            Ok(Ok(text)) => {
-                if failing {
-                    failing = false;
-                    tracing::info!(monitor = %what, "the Redis server answers again");
-                }
-                slot.publish(rates.values(Instant::now(), parse_info(&text)));
-                conn = Some(current);
-            }
-            Ok(Err(e)) => {
-                fail(&slot, &mut failing, &what, &format!("INFO failed: {e}"));
-                rates = Rates::new(&target.name);
-            }
-            Err(_) => {
-                let problem = format!("no answer within {TIMEOUT:?}");
-                fail(&slot, &mut failing, &what, &problem);
-                rates = Rates::new(&target.name);
-            }
-        }
-    }
+    let rates = Rates::new(&target.name);
+    let sampler = Sampler { target, rates };
+    connected::drive_connected(sampler, slot, every, TIMEOUT, stop).await;
 }
 
-fn fail(slot: &Slot, failing: &mut bool, what: &str, problem: &str) {
-    tracing::trace!(monitor = %what, %problem, "monitor sample failed");
-    slot.publish(Vec::new());
-    if !*failing {
-        *failing = true;
-        slot.warn(format!(
-            "{what}: {problem} (will keep trying each interval; the load goes on)"
-        ));
+/// A Redis server's `INFO`, read over a connection of the monitor's own.
+struct Sampler {
+    target: Target,
+    rates: Rates,
+}
+
+impl ConnectedSampler for Sampler {
+    type Conn = MultiplexedConnection;
+
+    fn what(&self) -> String {
+        format!(
+            "redis monitor `{}` ({})",
+            self.target.name, self.target.redacted
+        )
+    }
+
+    fn answers_again(&self) -> &'static str {
+        "the Redis server answers again"
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Self::Conn, String>> {
+        Box::pin(async { self.target.connect().await.map_err(|e| e.to_string()) })
+    }
+
+    fn sample<'a>(
+        &'a mut self,
+        conn: &'a mut Self::Conn,
+    ) -> BoxFuture<'a, Result<Vec<MonitorValue>, String>> {
+        Box::pin(async move {
+            let text: String = redis::cmd("INFO")
+                .query_async(conn)
+                .await
+                .map_err(|e| format!("INFO failed: {e}"))?;
+            Ok(self.rates.values(Instant::now(), parse_info(&text)))
+        })
+    }
+
+    fn reset(&mut self) {
+        self.rates = Rates::new(&self.target.name);
     }
 }
 

@@ -576,10 +576,7 @@ impl<'a> Builder<'a> {
                 );
                 Vec::new()
             }
-            Some(list) => list
-                .get()
-                .map(|l| self.flows(l))
-                .unwrap_or_default(),
+            Some(list) => list.get().map(|l| self.flows(l)).unwrap_or_default(),
         };
 
         (profile, profiles, phases, flows)

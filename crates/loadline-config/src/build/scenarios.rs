@@ -31,11 +31,7 @@ pub(super) type Scope = (Option<usize>, Option<ScenarioScope>);
 impl Builder<'_> {
     /// Reads `scenarios:`: refuses the top-level keys it replaces and the
     /// command-line flags that cannot apply, then builds each scenario.
-    pub(super) fn named_scenarios(
-        &mut self,
-        doc: &ScenarioDoc,
-        entries: &NamedScenarios,
-    ) -> Laid {
+    pub(super) fn named_scenarios(&mut self, doc: &ScenarioDoc, entries: &NamedScenarios) -> Laid {
         let replaced = [
             (
                 "phases",
@@ -146,10 +142,7 @@ impl Builder<'_> {
                     );
                     Vec::new()
                 }
-                Some(list) => list
-                    .get()
-                    .map(|l| self.flows(l))
-                    .unwrap_or_default(),
+                Some(list) => list.get().map(|l| self.flows(l)).unwrap_or_default(),
             };
             let start_after = match &sc.value.start_after {
                 Some(d) => self.duration(d, true).unwrap_or_default(),

@@ -114,7 +114,10 @@ fn connection_number(state: &VuState) -> usize {
 /// The VU's sender to `origin` when its shared connection is open.
 fn open_sender(state: &VuState, origin: &Origin) -> Option<Sender> {
     let conns = lock(&state.shared.h2.conns);
-    let s = conns.get(origin.prefix.as_str())?.get(connection_number(state))?.as_ref()?;
+    let s = conns
+        .get(origin.prefix.as_str())?
+        .get(connection_number(state))?
+        .as_ref()?;
     (!s.is_closed()).then(|| s.clone())
 }
 
