@@ -80,6 +80,7 @@ pub(crate) fn summary() -> Summary {
             counters: Default::default(),
             cache: Some(cache()),
         }],
+        events: Vec::new(),
         thresholds: vec![
             ThresholdResult {
                 metric: "errors".into(),
