@@ -538,7 +538,7 @@ impl Stats {
     /// one, in `phase` or over the whole span.
     pub fn all_events(&self, phase: Option<usize>, infos: &[crate::plan::GroupInfo]) -> GroupStats {
         let mut all = GroupStats::new(&self.shape());
-        for (i, info) in infos.iter().enumerate().filter(|(_, g)| g.is_events()) {
+        for (i, _) in infos.iter().enumerate().filter(|(_, g)| g.is_events()) {
             let g = match phase {
                 Some(p) => self.in_phase(p, i),
                 None => self.groups.get(i),
