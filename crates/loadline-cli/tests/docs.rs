@@ -489,14 +489,11 @@ fn every_example_and_load_file_runs_against_the_shop() {
                 .url
                 .clone()
         });
-        let target = text
-            .lines()
-            .any(|l| l.starts_with("target:"))
-            .then_some(
-                nats_shop
-                    .as_deref()
-                    .unwrap_or(front.as_ref().map_or(shop.url.as_str(), |f| f.url.as_str())),
-            );
+        let target = text.lines().any(|l| l.starts_with("target:")).then_some(
+            nats_shop
+                .as_deref()
+                .unwrap_or(front.as_ref().map_or(shop.url.as_str(), |f| f.url.as_str())),
+        );
         let out = dir.path().join("summary.json");
         let _tables = text
             .contains("ll_oltp")

@@ -27,10 +27,10 @@ mod database;
 mod host;
 #[cfg(target_os = "linux")]
 mod linux_proc;
+mod nats;
 #[cfg(target_os = "linux")]
 mod process;
 mod prometheus;
-mod nats;
 mod redis;
 #[cfg(target_os = "linux")]
 mod sampling;

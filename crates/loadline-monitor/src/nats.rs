@@ -78,8 +78,7 @@ const JETSTREAM: [(&str, &str); 3] = [
 
 /// Reads a `/varz` page and, when there is one, a `/jsz` page.
 pub(crate) fn parse(varz: &str, jsz: Option<&str>) -> Result<Raw, String> {
-    let varz: Value =
-        serde_json::from_str(varz).map_err(|e| format!("/varz is not JSON: {e}"))?;
+    let varz: Value = serde_json::from_str(varz).map_err(|e| format!("/varz is not JSON: {e}"))?;
     let number = |doc: &Value, key: &str| doc.get(key).and_then(Value::as_f64);
     let mut raw = Raw {
         connections: number(&varz, "connections"),
@@ -135,10 +134,11 @@ impl Rates {
         }
         if let Some((then, before)) = &self.last {
             let secs = at.duration_since(*then).as_secs_f64();
-            for i in 0..4 {
-                if let (Some(now), Some(was)) = (raw.counters[i], before.counters[i]) {
+            let pairs = raw.counters.iter().zip(&before.counters).zip(COUNTERS);
+            for ((now, was), (_, series)) in pairs.take(4) {
+                if let (Some(now), Some(was)) = (now, was) {
                     if secs > 0.0 && now >= was {
-                        out.extend(value(self.key(COUNTERS[i].1), (now - was) / secs));
+                        out.extend(value(self.key(series), (now - was) / secs));
                     }
                 }
             }
@@ -222,7 +222,11 @@ mod tests {
         assert_eq!(get(&first, "nats.slow_consumers"), Some(0.0));
         assert_eq!(get(&first, "nats.jetstream_messages"), Some(450.0));
         assert_eq!(get(&first, "nats.jetstream_consumers"), Some(3.0));
-        assert_eq!(get(&first, "nats.in_msgs_per_s"), None, "a rate needs two samples");
+        assert_eq!(
+            get(&first, "nats.in_msgs_per_s"),
+            None,
+            "a rate needs two samples"
+        );
         let later = VARZ
             .replace(r#""in_msgs":1000"#, r#""in_msgs":1500"#)
             .replace(r#""out_msgs":2000"#, r#""out_msgs":3000"#)

@@ -157,7 +157,10 @@ async fn core_counts_equal_an_independent_subscriber() {
         }
     });
     let stop = tokio_util::sync::CancellationToken::new();
-    let independent = count_on(nc.subscribe(format!("{p}.orders")).await.unwrap(), stop.clone());
+    let independent = count_on(
+        nc.subscribe(format!("{p}.orders")).await.unwrap(),
+        stop.clone(),
+    );
     nc.flush().await.unwrap();
     let plan = plan(CORE, &p);
     let st = run(&plan).await;

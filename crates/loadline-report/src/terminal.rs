@@ -591,7 +591,8 @@ loadline · shop smoke · FAILED after 12.3s
             latency_ms,
         };
         let text = events_table(&[e("orders", lat), e("audit", LatencyMs::default())]);
-        let expected = "  events  sent  received  lost  dup  ooo  recv/s     p50     p95      p99      max
+        let expected =
+            "  events  sent  received  lost  dup  ooo  recv/s     p50     p95      p99      max
   orders   100        99     2    1    0     9.9  3.00ms  9.00ms  12.00ms  20.00ms
   audit    100        99     2    1    0     9.9       -       -        -        -
 ";

@@ -127,7 +127,11 @@ impl ProtocolBuilder for NatsBuilder {
 }
 
 /// A positive duration written at `t`, or `default`.
-fn duration_or(ctx: &mut dyn BuildCtx, t: Option<&Spanned<String>>, default: Duration) -> Option<Duration> {
+fn duration_or(
+    ctx: &mut dyn BuildCtx,
+    t: Option<&Spanned<String>>,
+    default: Duration,
+) -> Option<Duration> {
     match t {
         Some(t) => ctx.duration(&t.value, &t.span, false),
         None => Some(default),
@@ -183,7 +187,12 @@ impl NatsBuilder {
             let Some(group) = ctx.group(name.value.clone(), EVENTS_KIND, &name.span) else {
                 continue;
             };
-            dests.push(Arc::new(Destination::new(name.value.clone(), group, specs.len(), run)));
+            dests.push(Arc::new(Destination::new(
+                name.value.clone(),
+                group,
+                specs.len(),
+                run,
+            )));
             specs.push(spec);
         }
         self.no_responders = ctx.error_classes(&["no_responders"]).first().copied();
@@ -221,7 +230,10 @@ impl NatsBuilder {
         };
         let mut headers = Vec::new();
         for (name, value) in d.headers.iter().flat_map(|h| h.0.iter()) {
-            if name.value.eq_ignore_ascii_case(crate::events::envelope::HEADER) {
+            if name
+                .value
+                .eq_ignore_ascii_case(crate::events::envelope::HEADER)
+            {
                 ctx.error(&name.span, "`Loadline-Envelope` is loadline's own header");
             }
             if let Some(t) = ctx.template(&value.value, &value.span) {
@@ -240,10 +252,22 @@ impl NatsBuilder {
 
     fn not_for(&self, ctx: &mut dyn BuildCtx, d: &NatsActionDoc, action: &str, keys: &[&str]) {
         let given: [(&str, bool, Option<&Span>); 4] = [
-            ("jetstream", d.jetstream.is_some(), d.jetstream.as_ref().map(|s| &s.span)),
-            ("match", d.matching.is_some(), d.matching.as_ref().map(|s| &s.span)),
+            (
+                "jetstream",
+                d.jetstream.is_some(),
+                d.jetstream.as_ref().map(|s| &s.span),
+            ),
+            (
+                "match",
+                d.matching.is_some(),
+                d.matching.as_ref().map(|s| &s.span),
+            ),
             ("capture", d.capture.is_some(), None),
-            ("payload", d.payload.is_some(), d.payload.as_ref().map(|s| &s.span)),
+            (
+                "payload",
+                d.payload.is_some(),
+                d.payload.as_ref().map(|s| &s.span),
+            ),
         ];
         for (key, present, span) in given {
             if present && keys.contains(&key) {
@@ -262,7 +286,11 @@ impl NatsBuilder {
         self.not_for(ctx, d, "publish", &["match", "capture"]);
         let message = self.message(ctx, d, subject);
         let protocol = self.protocol.clone();
-        let timeout = duration_or(ctx, d.timeout.as_ref(), protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout));
+        let timeout = duration_or(
+            ctx,
+            d.timeout.as_ref(),
+            protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout),
+        );
         let (name, name_span) = match &d.name {
             Some(n) => (n.value.clone(), n.span.clone()),
             None => (format!("publish {}", subject.value), subject.span.clone()),
@@ -290,7 +318,11 @@ impl NatsBuilder {
         self.not_for(ctx, d, "request", &["match", "jetstream"]);
         let message = self.message(ctx, d, subject);
         let protocol = self.protocol.clone();
-        let timeout = duration_or(ctx, d.timeout.as_ref(), protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout));
+        let timeout = duration_or(
+            ctx,
+            d.timeout.as_ref(),
+            protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout),
+        );
         let (name, name_span) = match &d.name {
             Some(n) => (n.value.clone(), n.span.clone()),
             None => (format!("request {}", subject.value), subject.span.clone()),
@@ -327,10 +359,18 @@ impl NatsBuilder {
         dest_name: &Spanned<String>,
         at: &Span,
     ) -> Option<Arc<dyn StepExec>> {
-        self.not_for(ctx, d, "wait_for_event", &["jetstream", "capture", "payload"]);
+        self.not_for(
+            ctx,
+            d,
+            "wait_for_event",
+            &["jetstream", "capture", "payload"],
+        );
         let protocol = self.protocol.clone();
         let dest = protocol.as_ref().and_then(|p| {
-            p.dests.iter().find(|dest| dest.name == dest_name.value).cloned()
+            p.dests
+                .iter()
+                .find(|dest| dest.name == dest_name.value)
+                .cloned()
         });
         if dest.is_none() {
             if let Some(p) = &protocol {
@@ -371,7 +411,12 @@ impl NatsBuilder {
 }
 
 /// What a `match:` waits for; declares its JSONPath on the destination.
-fn wanted(ctx: &mut dyn BuildCtx, m: &MatchDoc, at: &Span, dest: Option<&Destination>) -> Option<Wanted> {
+fn wanted(
+    ctx: &mut dyn BuildCtx,
+    m: &MatchDoc,
+    at: &Span,
+    dest: Option<&Destination>,
+) -> Option<Wanted> {
     match (&m.json, &m.equals, &m.envelope) {
         (None, None, Some(e)) if e.value => {
             if let Some(dest) = dest {
@@ -392,14 +437,22 @@ fn wanted(ctx: &mut dyn BuildCtx, m: &MatchDoc, at: &Span, dest: Option<&Destina
             })
         }
         _ => {
-            ctx.error(at, "`match` takes `json` and `equals` together, or `envelope: true`");
+            ctx.error(
+                at,
+                "`match` takes `json` and `equals` together, or `envelope: true`",
+            );
             None
         }
     }
 }
 
 /// A consumer's spec from its document.
-fn consumer(ctx: &mut dyn BuildCtx, name: &str, c: &ConsumerDoc, at: &Span) -> Option<ConsumerSpec> {
+fn consumer(
+    ctx: &mut dyn BuildCtx,
+    name: &str,
+    c: &ConsumerDoc,
+    at: &Span,
+) -> Option<ConsumerSpec> {
     let text = |s: &Option<Spanned<String>>| s.as_ref().map(|s| s.value.clone());
     let source = match (&c.subject, &c.stream) {
         (_, Some(stream)) => ConsumerSource::JetStream {
@@ -409,7 +462,10 @@ fn consumer(ctx: &mut dyn BuildCtx, name: &str, c: &ConsumerDoc, at: &Span) -> O
         },
         (Some(subject), None) => {
             if let Some(d) = &c.durable {
-                ctx.error(&d.span, "`durable` is for a JetStream consumer: give `stream` too");
+                ctx.error(
+                    &d.span,
+                    "`durable` is for a JetStream consumer: give `stream` too",
+                );
             }
             ConsumerSource::Core {
                 subject: subject.value.clone(),
@@ -435,6 +491,12 @@ fn consumer(ctx: &mut dyn BuildCtx, name: &str, c: &ConsumerDoc, at: &Span) -> O
 /// replaced by `_`.
 fn durable_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

@@ -46,11 +46,7 @@ pub(crate) struct Message {
 
 impl Message {
     /// Renders the subject, the headers and the payload (into `text`).
-    fn render(
-        &self,
-        vars: &mut Vars,
-        text: &mut String,
-    ) -> (String, async_nats::HeaderMap, Bytes) {
+    fn render(&self, vars: &mut Vars, text: &mut String) -> (String, async_nats::HeaderMap, Bytes) {
         let subject = self.subject.render(vars);
         let mut headers = async_nats::HeaderMap::new();
         for (name, value) in &self.headers {
@@ -61,7 +57,13 @@ impl Message {
     }
 }
 
-fn sample(group: GroupId, started: Instant, error: Option<ErrorClass>, sent: u64, got: u64) -> RequestSample {
+fn sample(
+    group: GroupId,
+    started: Instant,
+    error: Option<ErrorClass>,
+    sent: u64,
+    got: u64,
+) -> RequestSample {
     RequestSample {
         group,
         latency: started.elapsed(),
@@ -209,7 +211,13 @@ impl StepExec for RequestStep {
                     return StepOutcome::AbortIteration;
                 }
             };
-            hub.record_request(&sample(self.group, started, None, size, reply.payload.len() as u64));
+            hub.record_request(&sample(
+                self.group,
+                started,
+                None,
+                size,
+                reply.payload.len() as u64,
+            ));
             capture(hub, self.group, vars, &self.captures, &reply.payload)
         })
     }

@@ -72,7 +72,7 @@ pub struct ConsumerSpec {
 /// An opened consumer, waiting for the load.
 enum Opened {
     Core(async_nats::Subscriber),
-    Pull(async_nats::jetstream::consumer::PullConsumer),
+    Pull(Box<async_nats::jetstream::consumer::PullConsumer>),
 }
 
 /// The consumers being read, and how to stop them.
@@ -234,7 +234,7 @@ impl NatsProtocol {
                     };
                     s.get_or_create_consumer(durable, config)
                         .await
-                        .map(Opened::Pull)
+                        .map(|c| Opened::Pull(Box::new(c)))
                         .map_err(|e| {
                             what(format!("cannot open durable consumer `{durable}`: {e}"))
                         })?
@@ -256,9 +256,7 @@ impl NatsProtocol {
 
 /// The envelope header's value of a message, when it has one.
 fn envelope_of(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
-    headers
-        .and_then(|h| h.get(HEADER))
-        .map(|v| v.as_str())
+    headers.and_then(|h| h.get(HEADER)).map(|v| v.as_str())
 }
 
 async fn read_core(
@@ -355,7 +353,7 @@ impl Protocol for NatsProtocol {
             let (hub, stop) = (hub.clone(), stop.clone());
             tasks.push(match consumer {
                 Opened::Core(sub) => tokio::spawn(read_core(sub, dest, hub, stop)),
-                Opened::Pull(c) => tokio::spawn(read_pull(c, dest, hub, stop)),
+                Opened::Pull(c) => tokio::spawn(read_pull(*c, dest, hub, stop)),
             });
         }
         *lock(&self.running) = Some(Running {
@@ -376,10 +374,7 @@ impl Protocol for NatsProtocol {
             }
             let start = Instant::now();
             while start.elapsed() < self.grace
-                && self
-                    .dests
-                    .iter()
-                    .any(|d| d.missing(&self.producers) > 0)
+                && self.dests.iter().any(|d| d.missing(&self.producers) > 0)
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -415,10 +410,9 @@ impl Protocol for NatsProtocol {
                     stream, durable, ..
                 } => format!("JetStream stream {stream}, durable {durable}"),
             };
-            let expects = c
-                .expects
-                .as_deref()
-                .map_or(String::new(), |e| format!(", expecting what is published to {e}"));
+            let expects = c.expects.as_deref().map_or(String::new(), |e| {
+                format!(", expecting what is published to {e}")
+            });
             lines.push(format!("nats consumer {}: {from}{expects}", c.name));
         }
         lines
@@ -434,7 +428,10 @@ mod tests {
         assert!(subject_matches("orders.created", "orders.created"));
         assert!(subject_matches("orders.*", "orders.created"));
         assert!(subject_matches("orders.>", "orders.eu.created"));
-        assert!(subject_matches("demo_shop.*.order.confirmed", "demo_shop.ab12.order.confirmed"));
+        assert!(subject_matches(
+            "demo_shop.*.order.confirmed",
+            "demo_shop.ab12.order.confirmed"
+        ));
         assert!(!subject_matches("orders.*", "orders.eu.created"));
         assert!(!subject_matches("orders.created", "orders"));
         assert!(!subject_matches("orders.>", "orders"));
@@ -442,8 +439,14 @@ mod tests {
 
     #[test]
     fn credentials_are_redacted() {
-        assert_eq!(redact_url("nats://u:pw@127.0.0.1:4222"), "nats://u:***@127.0.0.1:4222");
-        assert_eq!(redact_url("nats://tok@127.0.0.1:4222"), "nats://***@127.0.0.1:4222");
+        assert_eq!(
+            redact_url("nats://u:pw@127.0.0.1:4222"),
+            "nats://u:***@127.0.0.1:4222"
+        );
+        assert_eq!(
+            redact_url("nats://tok@127.0.0.1:4222"),
+            "nats://***@127.0.0.1:4222"
+        );
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 }
