@@ -442,9 +442,8 @@ async fn a_process_found_by_name_is_found_again_after_a_restart() {
 /// A free port on 127.0.0.1 (bound, then released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
         .port()
 }
 
