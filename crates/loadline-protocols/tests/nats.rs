@@ -200,7 +200,7 @@ flows:
 "#;
 
 #[tokio::test]
-async fn jetstream_acked_publishes_equal_the_stream_and_the_durable_consumer() {
+async fn jetstream_acks_equal_the_stream_and_a_stored_retry_is_a_duplicate() {
     if !reachable().await {
         return;
     }
@@ -216,8 +216,29 @@ async fn jetstream_acked_publishes_equal_the_stream_and_the_durable_consumer() {
         })
         .await
         .unwrap();
+    // A producer's retry: the first message loadline publishes is stored
+    // twice more, with its envelope.
+    let mut first = nc.subscribe(format!("{p}.js.>")).await.unwrap();
+    nc.flush().await.unwrap();
+    let retry = js.clone();
+    let retried = tokio::spawn(async move {
+        let m = first.next().await.unwrap();
+        for _ in 0..2 {
+            retry
+                .publish_with_headers(
+                    m.subject.clone(),
+                    m.headers.clone().unwrap(),
+                    m.payload.clone(),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
     let plan = plan(JETSTREAM, &p);
     let st = run(&plan).await;
+    retried.await.unwrap();
     let stored = stream.info().await.unwrap().state.messages;
     js.delete_stream(&p).await.unwrap();
     let e = group(&plan, &st, "acked").events;
@@ -225,9 +246,9 @@ async fn jetstream_acked_publishes_equal_the_stream_and_the_durable_consumer() {
     println!("jetstream: {e:?}, stream holds {stored}");
     assert!(published.requests >= 150, "{}", published.requests);
     assert_eq!(published.failed, 0);
-    assert_eq!(e.sent, stored);
+    assert_eq!(e.sent + 2, stored);
     assert_eq!(e.received, stored);
-    assert_eq!((e.lost, e.duplicated, e.out_of_order), (0, 0, 0));
+    assert_eq!((e.lost, e.duplicated, e.out_of_order), (0, 2, 0));
     assert!(e.lag_max.is_some(), "the consumer's pending count was read");
 }
 
