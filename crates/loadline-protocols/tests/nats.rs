@@ -345,3 +345,49 @@ async fn a_relay_that_stops_replays_and_swaps_is_measured_exactly() {
         }
     );
 }
+
+/// Scenario mistakes are reported where they are written, before anything
+/// connects (no server needed).
+#[test]
+fn mistakes_are_reported_at_their_line() {
+    let text = r#"target: http://127.0.0.1:9
+nats:
+  url: http://127.0.0.1:4222
+  consumers:
+    orders: { subject: orders.created }
+    js: { durable: x }
+phases: [{ duration: 1s, arrival_rate: 1 }]
+thresholds:
+  "events_lost{dest:ordres}": ["count == 0"]
+  "events_latency{step:orders}": ["p99 < 1s"]
+flows:
+  - steps:
+      - nats: { wait_for_event: order, match: { json: "$.id" } }
+      - nats: { publish: a, request: b }
+      - nats: { publish: a, headers: { Loadline-Envelope: x }, match: { envelope: true } }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_str_in(
+        &Registry::builtin(),
+        "bad.yaml",
+        text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    for expected in [
+        "bad.yaml:3:8: nats.url: expected a nats:// or tls:// URL",
+        "bad.yaml:6:9: nats.consumers.js: consumer `js` needs `subject` (core NATS) or `stream` (JetStream)",
+        "bad.yaml:9:3: thresholds[\"events_lost{dest:ordres}\"]: no event destination has the name `ordres`",
+        "`events_latency` is counted per destination: write `{dest:NAME}`",
+        "bad.yaml:13:33: flows[0].steps[0].nats.wait_for_event: no NATS consumer is called `order`",
+        "`match` takes `json` and `equals` together, or `envelope: true`",
+        "bad.yaml:14:15: flows[0].steps[1].nats: a `nats:` step needs exactly one of",
+        "`Loadline-Envelope` is loadline's own header",
+        "`match` is not a setting of `publish`",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}

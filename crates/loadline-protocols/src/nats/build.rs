@@ -81,6 +81,8 @@ struct NatsBuilder {
     /// Whether the scenario has a `nats:` section at all.
     declared: bool,
     publishes: usize,
+    /// The consumers' names, valid or not.
+    dest_names: Vec<String>,
     no_responders: Option<loadline_core::metrics::ErrorClass>,
 }
 
@@ -178,6 +180,7 @@ impl NatsBuilder {
         let mut specs = Vec::new();
         let mut dests = Vec::new();
         for (name, entry) in doc.consumers.iter().flat_map(|c| c.0.iter()) {
+            self.dest_names.push(name.value.clone());
             let Some(c) = entry.get() else {
                 continue;
             };
@@ -372,20 +375,18 @@ impl NatsBuilder {
                 .find(|dest| dest.name == dest_name.value)
                 .cloned()
         });
-        if dest.is_none() {
-            if let Some(p) = &protocol {
-                let known: Vec<&str> = p.dests.iter().map(|d| d.name.as_str()).collect();
-                let mut msg = format!("no NATS consumer is called `{}`", dest_name.value);
-                if known.is_empty() {
-                    msg.push_str(": declare one under `nats: { consumers: … }`");
-                } else {
-                    msg.push_str(&format!(": expected one of {}", quoted_list(&known)));
-                }
-                if let Some(s) = did_you_mean(&dest_name.value, known.iter().copied()) {
-                    msg.push_str(&format!("; did you mean `{s}`?"));
-                }
-                ctx.error(&dest_name.span, msg);
+        if dest.is_none() && !self.dest_names.contains(&dest_name.value) {
+            let known: Vec<&str> = self.dest_names.iter().map(String::as_str).collect();
+            let mut msg = format!("no NATS consumer is called `{}`", dest_name.value);
+            if known.is_empty() {
+                msg.push_str(": declare one under `nats: { consumers: … }`");
+            } else {
+                msg.push_str(&format!(": expected one of {}", quoted_list(&known)));
             }
+            if let Some(s) = did_you_mean(&dest_name.value, known.iter().copied()) {
+                msg.push_str(&format!("; did you mean `{s}`?"));
+            }
+            ctx.error(&dest_name.span, msg);
         }
         let wanted = match &d.matching {
             None => {
