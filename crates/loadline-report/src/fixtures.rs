@@ -180,6 +180,7 @@ pub(crate) fn series() -> Vec<SeriesPoint> {
                     cache: Some(cache_point(i)),
                 },
             )]),
+            events: BTreeMap::new(),
             monitors: BTreeMap::from([
                 (
                     "process.cpu_percent{name=shop,pid=42}".to_string(),
