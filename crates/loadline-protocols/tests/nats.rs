@@ -184,6 +184,43 @@ async fn core_counts_equal_an_independent_subscriber() {
     assert_eq!((price.requests, price.failed), (published.requests, 0));
 }
 
+const TWICE: &str = r#"
+nats:
+  url: "nats://127.0.0.1:4222"
+  grace: 500ms
+  consumers:
+    orders: { subject: "PREFIX.orders" }
+phases: [{ duration: 1s, arrival_rate: 100 }]
+flows:
+  - steps:
+      - nats: { publish: "PREFIX.orders", payload: "x", name: publish }
+"#;
+
+/// A plan run several times (a capacity search's steps) keeps its consumers
+/// and counts each run on its own.
+#[tokio::test]
+async fn each_run_of_a_plan_is_counted_on_its_own() {
+    if !reachable().await {
+        return;
+    }
+    let p = prefix("twice");
+    let plan = plan(TWICE, &p);
+    for protocol in &plan.protocols {
+        protocol.prepare(&plan).await.unwrap();
+    }
+    for round in 0..2 {
+        let result = runner::run(plan.clone(), RunOptions::default(), Box::new(NoObserver)).await;
+        let e = group(&plan, &result.total, "orders").events;
+        let sent = group(&plan, &result.total, "publish").requests;
+        println!("run {round}: {e:?}");
+        assert!(sent >= 90, "{sent}");
+        assert_eq!((e.sent, e.received, e.lost), (sent, sent, 0), "run {round}");
+    }
+    for protocol in &plan.protocols {
+        protocol.finish().await.unwrap();
+    }
+}
+
 const JETSTREAM: &str = r#"
 nats:
   url: "nats://127.0.0.1:4222"

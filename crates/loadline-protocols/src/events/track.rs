@@ -148,6 +148,8 @@ pub struct Destination {
     matchers: Mutex<Vec<JsonPath>>,
     by_envelope: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
+    /// The messages already counted as lost (by earlier runs of the plan).
+    settled: AtomicU64,
 }
 
 impl Destination {
@@ -160,6 +162,7 @@ impl Destination {
             matchers: Mutex::new(Vec::new()),
             by_envelope: Default::default(),
             state: Mutex::new(State::default()),
+            settled: AtomicU64::new(0),
         }
     }
 
@@ -262,9 +265,12 @@ impl Destination {
             .sum()
     }
 
-    /// Records what never arrived as lost.
+    /// Records what never arrived as lost (what an earlier run of the plan
+    /// counted already, left out).
     pub fn settle(&self, hub: &MetricsHub, producers: &Producers) -> u64 {
-        let lost = self.missing(producers);
+        let missing = self.missing(producers);
+        let before = self.settled.swap(missing, Ordering::Relaxed);
+        let lost = missing.saturating_sub(before);
         if lost > 0 {
             hub.record_event(self.group, EventCount::Lost, lost);
         }
@@ -341,10 +347,14 @@ mod tests {
         dest.received(&hub, None, b"{}");
         assert_eq!(dest.missing(&producers), 1);
         assert_eq!(dest.settle(&hub, &producers), 1);
+        // A later run of the plan counts only its own losses.
+        a.sent(0);
+        assert_eq!(dest.settle(&hub, &producers), 1);
+        assert_eq!(dest.settle(&hub, &producers), 0);
         let e = hub.collect().groups[0].events;
         assert_eq!(
             (e.received, e.duplicated, e.out_of_order, e.lost),
-            (11, 1, 1, 1)
+            (11, 1, 1, 2)
         );
     }
 

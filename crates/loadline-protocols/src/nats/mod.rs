@@ -7,9 +7,11 @@
 //! VU shares one client connection (NATS multiplexes; a VU is not a
 //! connection). [`Protocol::prepare`] connects and opens every consumer's
 //! subscription before any load, so that no message of the run is missed;
-//! [`Protocol::load_starting`] starts reading them; [`Protocol::load_ended`]
-//! waits the grace period for late messages (less, once everything sent has
-//! arrived) and counts the rest as lost.
+//! [`Protocol::load_starting`] starts reading them (into the run's hub; a
+//! plan run several times, as a capacity search does, keeps reading);
+//! [`Protocol::load_ended`] waits the grace period for late messages (less,
+//! once everything sent has arrived) and counts the rest as lost; `finish`
+//! stops the consumers.
 //!
 //! # Metrics
 //!
@@ -75,9 +77,12 @@ enum Opened {
     Pull(Box<async_nats::jetstream::consumer::PullConsumer>),
 }
 
+/// Where consumers record: the hub of the run under way (none between runs:
+/// a capacity search runs a plan several times).
+type HubCell = Mutex<Option<Arc<MetricsHub>>>;
+
 /// The consumers being read, and how to stop them.
-struct Running {
-    hub: Arc<MetricsHub>,
+struct Readers {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -96,7 +101,8 @@ pub struct NatsProtocol {
     client: OnceLock<async_nats::Client>,
     jetstream: OnceLock<async_nats::jetstream::Context>,
     opened: Mutex<Vec<(usize, Opened)>>,
-    running: Mutex<Option<Running>>,
+    hub: Arc<HubCell>,
+    readers: Mutex<Option<Readers>>,
 }
 
 impl fmt::Debug for NatsProtocol {
@@ -175,7 +181,8 @@ impl NatsProtocol {
             client: OnceLock::new(),
             jetstream: OnceLock::new(),
             opened: Mutex::new(Vec::new()),
-            running: Mutex::new(None),
+            hub: Arc::new(Mutex::new(None)),
+            readers: Mutex::new(None),
         }
     }
 
@@ -259,17 +266,26 @@ fn envelope_of(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
     headers.and_then(|h| h.get(HEADER)).map(|v| v.as_str())
 }
 
+/// The hub of the run under way, if any.
+fn current(hub: &HubCell) -> Option<Arc<MetricsHub>> {
+    lock(hub).clone()
+}
+
 async fn read_core(
     mut sub: async_nats::Subscriber,
     dest: Arc<Destination>,
-    hub: Arc<MetricsHub>,
+    hub: Arc<HubCell>,
     stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             m = sub.next() => match m {
-                Some(m) => dest.received(&hub, envelope_of(m.headers.as_ref()), &m.payload),
+                Some(m) => {
+                    if let Some(hub) = current(&hub) {
+                        dest.received(&hub, envelope_of(m.headers.as_ref()), &m.payload);
+                    }
+                }
                 None => break,
             },
         }
@@ -280,7 +296,7 @@ async fn read_core(
 async fn read_pull(
     mut consumer: async_nats::jetstream::consumer::PullConsumer,
     dest: Arc<Destination>,
-    hub: Arc<MetricsHub>,
+    hub: Arc<HubCell>,
     stop: CancellationToken,
 ) {
     let mut messages = match consumer.messages().await {
@@ -295,13 +311,15 @@ async fn read_pull(
         tokio::select! {
             () = stop.cancelled() => break,
             _ = lag.tick() => {
-                if let Ok(info) = consumer.info().await {
+                if let (Some(hub), Ok(info)) = (current(&hub), consumer.info().await) {
                     hub.record_event(dest.group, EventCount::Lag, info.num_pending);
                 }
             }
             m = messages.next() => match m {
                 Some(Ok(m)) => {
-                    dest.received(&hub, envelope_of(m.headers.as_ref()), &m.payload);
+                    if let Some(hub) = current(&hub) {
+                        dest.received(&hub, envelope_of(m.headers.as_ref()), &m.payload);
+                    }
                     if let Err(error) = m.ack().await {
                         tracing::debug!(dest = %dest.name, %error, "nats: an ack failed");
                     }
@@ -343,6 +361,12 @@ impl Protocol for NatsProtocol {
     }
 
     fn load_starting(&self, hub: &Arc<MetricsHub>) {
+        *lock(&self.hub) = Some(hub.clone());
+        let mut readers = lock(&self.readers);
+        if readers.is_some() {
+            // A later run of the plan: the consumers are being read already.
+            return;
+        }
         let opened = std::mem::take(&mut *lock(&self.opened));
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -350,22 +374,18 @@ impl Protocol for NatsProtocol {
             let Some(dest) = self.dests.get(i).cloned() else {
                 continue;
             };
-            let (hub, stop) = (hub.clone(), stop.clone());
+            let (hub, stop) = (self.hub.clone(), stop.clone());
             tasks.push(match consumer {
                 Opened::Core(sub) => tokio::spawn(read_core(sub, dest, hub, stop)),
                 Opened::Pull(c) => tokio::spawn(read_pull(*c, dest, hub, stop)),
             });
         }
-        *lock(&self.running) = Some(Running {
-            hub: hub.clone(),
-            stop,
-            tasks,
-        });
+        *readers = Some(Readers { stop, tasks });
     }
 
     fn load_ended(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(running) = lock(&self.running).take() else {
+            let Some(hub) = current(&self.hub) else {
                 return;
             };
             // Everything published is on its way once the client flushed.
@@ -378,12 +398,9 @@ impl Protocol for NatsProtocol {
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            running.stop.cancel();
-            for task in running.tasks {
-                let _ = tokio::time::timeout(CONNECT_TIMEOUT, task).await;
-            }
+            *lock(&self.hub) = None;
             for dest in &self.dests {
-                let lost = dest.settle(&running.hub, &self.producers);
+                let lost = dest.settle(&hub, &self.producers);
                 tracing::debug!(dest = %dest.name, lost, "nats: destination settled");
             }
         })
@@ -391,6 +408,13 @@ impl Protocol for NatsProtocol {
 
     fn finish(&self) -> BoxFuture<'_, HookResult> {
         Box::pin(async move {
+            let readers = lock(&self.readers).take();
+            if let Some(readers) = readers {
+                readers.stop.cancel();
+                for task in readers.tasks {
+                    let _ = tokio::time::timeout(CONNECT_TIMEOUT, task).await;
+                }
+            }
             if let Some(client) = self.client() {
                 let _ = tokio::time::timeout(CONNECT_TIMEOUT, client.flush()).await;
             }
