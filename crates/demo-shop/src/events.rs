@@ -1,6 +1,9 @@
 //! The order pipeline: placing an order publishes an `order.placed` event carrying the
 //! order id; a consumer receives it, takes `confirm_delay` to "process" it and marks
-//! the order `confirmed`.
+//! the order `confirmed`. Over NATS, each confirmation is then published in turn, on
+//! `demo_shop.<instance>.order.confirmed` as `{"order_id": ID}`: the pipeline's output,
+//! which a load test can consume (`demo_shop.*.order.confirmed`) to time orders end
+//! to end.
 //!
 //! The transport is an in-process tokio channel by default, or core NATS pub/sub on a
 //! subject unique to the instance (`demo_shop.<instance>.order.placed`) when a URL is
@@ -40,7 +43,12 @@ pub(crate) enum Publisher {
 /// The receiving side, owned by the consumer task.
 pub(crate) enum Source {
     Local(mpsc::UnboundedReceiver<i64>),
-    Nats(async_nats::Subscriber),
+    Nats {
+        subscriber: async_nats::Subscriber,
+        /// Where confirmations are published.
+        client: async_nats::Client,
+        confirmed: String,
+    },
 }
 
 /// A publish that did not go out.
@@ -72,14 +80,22 @@ pub(crate) async fn connect(
         .await
         .map_err(|e| nats_error(e.into()))?;
     let subject = format!("demo_shop.{instance}.order.placed");
+    let confirmed = format!("demo_shop.{instance}.order.confirmed");
     let subscriber = client
         .subscribe(subject.clone())
         .await
         .map_err(|e| nats_error(e.into()))?;
     client.flush().await.map_err(|e| nats_error(e.into()))?;
     Ok((
-        Publisher::Nats { client, subject },
-        Source::Nats(subscriber),
+        Publisher::Nats {
+            client: client.clone(),
+            subject,
+        },
+        Source::Nats {
+            subscriber,
+            client,
+            confirmed,
+        },
     ))
 }
 
@@ -107,12 +123,22 @@ impl Publisher {
 }
 
 impl Source {
+    /// Where confirmations are published (NATS only).
+    fn confirmations(&self) -> Option<(async_nats::Client, String)> {
+        match self {
+            Source::Local(_) => None,
+            Source::Nats {
+                client, confirmed, ..
+            } => Some((client.clone(), confirmed.clone())),
+        }
+    }
+
     /// The next event's order id; `None` when the transport has closed. NATS messages
     /// that are not an order id are skipped.
     async fn next(&mut self) -> Option<i64> {
         match self {
             Source::Local(receiver) => receiver.recv().await,
-            Source::Nats(subscriber) => loop {
+            Source::Nats { subscriber, .. } => loop {
                 let message = subscriber.next().await?;
                 match std::str::from_utf8(&message.payload)
                     .ok()
@@ -141,6 +167,7 @@ pub(crate) fn spawn_consumer(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(CONSUMER_CONCURRENCY));
+        let confirmations_out = source.confirmations();
         let mut confirmations = JoinSet::new();
         loop {
             let order = tokio::select! {
@@ -161,10 +188,17 @@ pub(crate) fn spawn_consumer(
             while confirmations.try_join_next().is_some() {}
             let db = db.clone();
             let metrics = Arc::clone(&metrics);
+            let out = confirmations_out.clone();
             confirmations.spawn(async move {
                 tokio::time::sleep(confirm_delay).await;
                 let confirmed = confirm(&db, order).await;
                 metrics.event_handled(confirmed);
+                if let (true, Some((client, subject))) = (confirmed, out) {
+                    let body = Bytes::from(format!("{{\"order_id\":{order}}}"));
+                    if let Err(error) = client.publish(subject, body).await {
+                        tracing::warn!(order, %error, "could not publish the confirmation");
+                    }
+                }
                 drop(slot);
             });
         }

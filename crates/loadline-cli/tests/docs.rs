@@ -380,6 +380,9 @@ fn services_needed(text: &str) -> Vec<(&'static str, u16)> {
     if text.contains("redis://") {
         needed.push(("Redis", 6379));
     }
+    if text.contains("nats://") {
+        needed.push(("NATS", 4222));
+    }
     needed
 }
 
@@ -461,6 +464,7 @@ fn run_briefly(file: &Path, target: Option<&str>, out: &Path) -> serde_json::Val
 #[test]
 fn every_example_and_load_file_runs_against_the_shop() {
     let shop = ShopProcess::start(&[]);
+    let mut nats_shop: Option<ShopProcess> = None;
     let mut files = yaml_files("examples");
     files.extend(yaml_files("tests/load"));
     assert!(files.len() >= 3, "{files:?}");
@@ -478,10 +482,18 @@ fn every_example_and_load_file_runs_against_the_shop() {
             .lines()
             .any(|l| l.starts_with("target: https://"))
             .then(|| TlsFront::start(&shop.url));
-        let target = text
-            .lines()
-            .any(|l| l.starts_with("target:"))
-            .then_some(front.as_ref().map_or(shop.url.as_str(), |f| f.url.as_str()));
+        // A file that reads the shop's events needs the shop in NATS mode.
+        let nats_shop = text.contains("nats://").then(|| {
+            nats_shop
+                .get_or_insert_with(|| ShopProcess::start(&["--nats-url", "nats://127.0.0.1:4222"]))
+                .url
+                .clone()
+        });
+        let target = text.lines().any(|l| l.starts_with("target:")).then_some(
+            nats_shop
+                .as_deref()
+                .unwrap_or(front.as_ref().map_or(shop.url.as_str(), |f| f.url.as_str())),
+        );
         let out = dir.path().join("summary.json");
         let _tables = text
             .contains("ll_oltp")
@@ -518,6 +530,9 @@ fn every_example_and_load_file_runs_against_the_shop() {
     }
     assert!(ran >= 2, "only {ran} files ran");
     assert_eq!(shop.stop(), Some(0));
+    if let Some(nats_shop) = nats_shop {
+        assert_eq!(nats_shop.stop(), Some(0));
+    }
 }
 
 /// The benchmark scenarios (run against nginx by bench/run.py and by hand, as

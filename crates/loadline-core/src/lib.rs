@@ -12,6 +12,7 @@ pub mod build;
 pub mod cache;
 pub mod capacity;
 pub mod duration;
+pub mod events;
 pub mod executor;
 pub mod metrics;
 pub mod monitor;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::cache::{CacheCounts, CacheOutcome, Warmup};
+use crate::events::{EventCount, EventCounts};
 
 /// Index of a metric group in [`crate::plan::Plan::groups`].
 pub type GroupId = usize;
@@ -290,6 +291,8 @@ pub struct GroupStats {
     pub counters: Vec<u64>,
     /// How caches answered (see [`crate::cache`]).
     pub cache: CacheCounts,
+    /// The counts of an event destination (see [`crate::events`]).
+    pub events: EventCounts,
 }
 
 impl GroupStats {
@@ -307,6 +310,7 @@ impl GroupStats {
             check_failures: Vec::new(),
             counters: vec![0; shape.counters],
             cache: CacheCounts::default(),
+            events: EventCounts::default(),
         }
     }
 
@@ -401,6 +405,7 @@ impl GroupStats {
             }
         }
         self.cache.merge(&o.cache);
+        self.events.merge(&o.events);
     }
 
     /// Error counts by class, leaving out zeros.
@@ -527,6 +532,22 @@ impl Stats {
         let mut all = GroupStats::new(&self.shape());
         for (i, g) in self.groups.iter().enumerate() {
             if infos.get(i).is_none_or(|info| info.is_request()) {
+                all.merge(g);
+            }
+        }
+        all
+    }
+
+    /// The event destinations' groups (see [`crate::events`]) merged into
+    /// one, in `phase` or over the whole span.
+    pub fn all_events(&self, phase: Option<usize>, infos: &[crate::plan::GroupInfo]) -> GroupStats {
+        let mut all = GroupStats::new(&self.shape());
+        for (i, _) in infos.iter().enumerate().filter(|(_, g)| g.is_events()) {
+            let g = match phase {
+                Some(p) => self.in_phase(p, i),
+                None => self.groups.get(i),
+            };
+            if let Some(g) = g {
                 all.merge(g);
             }
         }
@@ -790,6 +811,25 @@ impl MetricsHub {
     /// Adds `n` to a protocol's extra counter of `group` (rows returned by a query).
     pub fn record_count(&self, group: GroupId, counter: CounterId, n: u64) {
         self.on_group(group, |g| g.add_counter(counter, n));
+    }
+
+    /// Counts a received message of an event destination's `group`: its size,
+    /// and its latency end to end when it carried an envelope (see
+    /// [`crate::events`]).
+    pub fn record_received(&self, group: GroupId, latency: Option<Duration>, bytes: u64) {
+        self.on_group(group, |g| {
+            g.events.received += 1;
+            g.bytes_received += bytes;
+            if let Some(latency) = latency {
+                g.latency.saturating_record(micros(latency));
+            }
+        });
+    }
+
+    /// Adds `n` to one of an event destination's counts (`lag` keeps the
+    /// highest value instead).
+    pub fn record_event(&self, group: GroupId, count: EventCount, n: u64) {
+        self.on_group(group, |g| g.events.add(count, n));
     }
 
     /// Marks a request of `group` started at `started` as on its way (see

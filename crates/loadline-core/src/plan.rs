@@ -174,10 +174,22 @@ pub struct GroupInfo {
 /// The `kind` of a metric group of outcomes rather than requests.
 pub const OUTCOME_KIND: &str = "outcome";
 
+/// The `kind` of a metric group of an event destination (a subject or queue
+/// that consumers read for the whole run): its samples are received messages,
+/// their latency end to end (see [`crate::events`]); request totals leave it
+/// out.
+pub const EVENTS_KIND: &str = "events";
+
 impl GroupInfo {
-    /// Whether the group's samples are single requests (counted in the totals).
+    /// Whether the group's samples are single requests (counted in the totals):
+    /// neither outcomes nor received events.
     pub fn is_request(&self) -> bool {
-        self.kind != OUTCOME_KIND
+        self.kind != OUTCOME_KIND && self.kind != EVENTS_KIND
+    }
+
+    /// Whether the group is an event destination's ([`EVENTS_KIND`]).
+    pub fn is_events(&self) -> bool {
+        self.kind == EVENTS_KIND
     }
 }
 

@@ -1,8 +1,10 @@
 //! The seam between the engine and the protocols. A protocol gives each VU a state
 //! of its own (its connections, its cookie jar), builds step executors, and gets
-//! two lifecycle hooks around the load: [`Protocol::prepare`] before any load
+//! lifecycle hooks around the load: [`Protocol::prepare`] before any load
 //! (connect, run setup, check statements) and [`Protocol::finish`] after it (run
-//! teardown, close). The engine runs the executors in order and never looks
+//! teardown, close), and [`Protocol::load_starting`] / [`Protocol::load_ended`]
+//! at the edges of the load itself, for work that records figures outside
+//! any VU (a broker's consumers). The engine runs the executors in order and never looks
 //! inside them; the run drives the hooks for every protocol of the plan.
 //!
 //! Steps reach their protocol's per-VU state through a typed [`Slot`], handed out
@@ -14,7 +16,9 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use crate::metrics::MetricsHub;
 use crate::plan::Plan;
 use crate::vu::Vu;
 
@@ -39,6 +43,19 @@ pub trait Protocol: Send + Sync + Debug + Any {
     /// still calls [`Protocol::finish`] on every protocol whose `prepare` ran.
     fn prepare<'a>(&'a self, _plan: &'a Plan) -> BoxFuture<'a, HookResult> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+    /// The load is about to start and records go to `hub`: the place for work
+    /// that is not a VU's step but records figures for the whole run (a
+    /// broker's consumers, reading a destination from start to end). Called
+    /// once per run, after [`Protocol::prepare`] succeeded.
+    fn load_starting(&self, _hub: &Arc<MetricsHub>) {}
+    /// The load is over (every iteration has ended, the graceful stop
+    /// included) and the run waits for this before its final figures are
+    /// taken: the place to let late messages arrive for a grace period, then
+    /// count what never did. Called once after each
+    /// [`Protocol::load_starting`].
+    fn load_ended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
     /// After the load, also after a failed `prepare` or an interrupted run: run
     /// teardown, close connections. An `Err` fails a run that had passed.

@@ -129,6 +129,10 @@ pub struct RunResult {
 /// or until stopped, and returns the merged results.
 pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>) -> RunResult {
     let hub = crate::metrics::MetricsHub::new(plan.shape());
+    // Protocols that record outside the VUs (a broker's consumers) start now.
+    for protocol in &plan.protocols {
+        protocol.load_starting(&hub);
+    }
     let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
     let sh = Arc::new(Shared::new(plan.clone(), hub.clone(), &opts, seed));
     let start = Instant::now();
@@ -185,6 +189,11 @@ pub async fn run(plan: Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>)
     }
     tracing::debug!("graceful stop over: every iteration has ended");
     let elapsed = start.elapsed();
+    // Late records (a destination's grace period, its lost messages) join the
+    // run's figures; the run's duration leaves the wait out.
+    for protocol in &plan.protocols {
+        protocol.load_ended().await;
+    }
     let phase_elapsed = phase_elapsed(&plan, &scenarios, &driven, elapsed);
     done.cancel();
     let mut total = match aggregator.await {

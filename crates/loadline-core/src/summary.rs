@@ -311,6 +311,32 @@ pub struct ScenarioSummary {
     pub duration_s: f64,
 }
 
+/// One event destination over the run (see [`crate::events`]): what the
+/// producers sent towards it, what its consumers received, and the latency
+/// end to end of the messages that carried loadline's envelope.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventSummary {
+    /// The destination's name (a `{dest:NAME}` selector's).
+    pub dest: String,
+    pub sent: u64,
+    /// Every message received, duplicates included.
+    pub received: u64,
+    /// Sent and not received by the end of the grace period.
+    pub lost: u64,
+    /// Received again (same producer and sequence number).
+    pub duplicated: u64,
+    /// Received after a later message of the same producer.
+    pub out_of_order: u64,
+    /// Sent and received per second over the run.
+    pub sent_rate: f64,
+    pub received_rate: f64,
+    /// The highest consumer lag the broker reported, when it reports one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_max: Option<u64>,
+    /// Send to receipt, over the messages that carried an envelope.
+    pub latency_ms: LatencyMs,
+}
+
 /// One monitor series over the run.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MonitorSummary {
@@ -341,6 +367,9 @@ pub struct Summary {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub steps: Vec<StepSummary>,
+    /// Each event destination consumers read, when the scenario has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventSummary>,
     pub thresholds: Vec<ThresholdResult>,
     pub phases: Vec<PhaseSummary>,
     /// Each named scenario's figures (left out for a run without `scenarios:`).
@@ -519,9 +548,28 @@ impl Summary {
                 .iter()
                 .zip(&total.groups)
                 .enumerate()
+                .filter(|(_, (info, _))| !info.is_events())
                 .map(|(i, (info, g))| {
                     let warm = total.cache_warm.groups.get(i).copied().flatten();
                     StepSummary::new(plan, &info.name, g, warm)
+                })
+                .collect(),
+            events: plan
+                .groups
+                .iter()
+                .zip(&total.groups)
+                .filter(|(info, _)| info.is_events())
+                .map(|(info, g)| EventSummary {
+                    dest: info.name.clone(),
+                    sent: g.events.sent,
+                    received: g.events.received,
+                    lost: g.events.lost,
+                    duplicated: g.events.duplicated,
+                    out_of_order: g.events.out_of_order,
+                    sent_rate: round2(g.events.sent as f64 / secs),
+                    received_rate: round2(g.events.received as f64 / secs),
+                    lag_max: g.events.lag_max,
+                    latency_ms: LatencyMs::from_micros(&g.latency),
                 })
                 .collect(),
             thresholds,

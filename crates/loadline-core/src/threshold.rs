@@ -34,6 +34,19 @@ pub enum MetricName {
     CacheHitLatency,
     /// Latency of cache misses (a trend, in ms).
     CacheMissLatency,
+    /// End-to-end latency of received events (a trend, in ms); `{dest:NAME}`
+    /// narrows it to one destination.
+    EventsLatency,
+    /// Events sent towards the destinations (a counter).
+    EventsSent,
+    /// Events received, duplicates included (a counter).
+    EventsReceived,
+    /// Events sent and never received (a counter).
+    EventsLost,
+    /// Events received more than once (a counter).
+    EventsDuplicated,
+    /// Events received after a later one of their producer (a counter).
+    EventsOutOfOrder,
     /// A monitor series of the system under test (a value a tick), named by the
     /// threshold's key: `process.cpu_percent{name=nginx}`.
     Monitor,
@@ -48,7 +61,7 @@ enum MetricType {
 }
 
 impl MetricName {
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 17] = [
         "latency",
         "errors",
         "checks",
@@ -60,6 +73,12 @@ impl MetricName {
         "cache_hit_ratio",
         "cache_hit_latency",
         "cache_miss_latency",
+        "events_latency",
+        "events_sent",
+        "events_received",
+        "events_lost",
+        "events_duplicated",
+        "events_out_of_order",
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -75,6 +94,12 @@ impl MetricName {
             "cache_hit_ratio" => Self::CacheHitRatio,
             "cache_hit_latency" => Self::CacheHitLatency,
             "cache_miss_latency" => Self::CacheMissLatency,
+            "events_latency" => Self::EventsLatency,
+            "events_sent" => Self::EventsSent,
+            "events_received" => Self::EventsReceived,
+            "events_lost" => Self::EventsLost,
+            "events_duplicated" => Self::EventsDuplicated,
+            "events_out_of_order" => Self::EventsOutOfOrder,
             _ => return None,
         })
     }
@@ -85,9 +110,17 @@ impl MetricName {
             | Self::ScheduleLag
             | Self::IterationDuration
             | Self::CacheHitLatency
-            | Self::CacheMissLatency => MetricType::Trend,
+            | Self::CacheMissLatency
+            | Self::EventsLatency => MetricType::Trend,
             Self::Errors | Self::Checks | Self::CacheHitRatio => MetricType::Rate,
-            Self::Requests | Self::Iterations | Self::DroppedIterations => MetricType::Counter,
+            Self::Requests
+            | Self::Iterations
+            | Self::DroppedIterations
+            | Self::EventsSent
+            | Self::EventsReceived
+            | Self::EventsLost
+            | Self::EventsDuplicated
+            | Self::EventsOutOfOrder => MetricType::Counter,
             Self::Monitor => MetricType::Gauge,
         }
     }
@@ -96,6 +129,21 @@ impl MetricName {
     /// ones): the phase's iterations and drops.
     pub fn per_phase(self) -> bool {
         matches!(self, Self::Iterations | Self::DroppedIterations)
+    }
+
+    /// Whether this is an event destination's metric, which `{dest:NAME}`
+    /// narrows to one destination (and which, without it, adds every
+    /// destination up).
+    pub fn per_dest(self) -> bool {
+        matches!(
+            self,
+            Self::EventsLatency
+                | Self::EventsSent
+                | Self::EventsReceived
+                | Self::EventsLost
+                | Self::EventsDuplicated
+                | Self::EventsOutOfOrder
+        )
     }
 
     /// Whether `{step:NAME}` may narrow this metric to one group.
@@ -114,12 +162,14 @@ impl MetricName {
 }
 
 /// What a threshold's key narrows its metric to: `{step:NAME}`, `{phase:NAME}`,
-/// `{scenario:NAME}` or several (`{scenario:buy, phase:spike, step:checkout}`).
+/// `{scenario:NAME}` or several (`{scenario:buy, phase:spike, step:checkout}`);
+/// an event metric's `{dest:NAME}`, an event destination.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
     pub step: Option<String>,
     pub phase: Option<String>,
     pub scenario: Option<String>,
+    pub dest: Option<String>,
 }
 
 /// Splits `latency{step:product detail}` into `latency` and its selector.
@@ -137,16 +187,17 @@ pub fn parse_selector(key: &str) -> Result<(MetricName, Selector), String> {
                 .ok_or_else(|| format!("`{key}`: expected `}}` at the end"))?;
             for part in inner.split(',') {
                 let (k, v) = part.split_once(':').ok_or_else(|| {
-                    format!("`{key}`: expected `{{step:NAME}}`, `{{phase:NAME}}`, `{{scenario:NAME}}` or several, comma-separated")
+                    format!("`{key}`: expected `{{step:NAME}}`, `{{phase:NAME}}`, `{{scenario:NAME}}`, `{{dest:NAME}}` or several, comma-separated")
                 })?;
                 let v = v.trim().to_string();
                 let slot = match k.trim() {
                     "step" => &mut sel.step,
                     "phase" => &mut sel.phase,
                     "scenario" => &mut sel.scenario,
+                    "dest" => &mut sel.dest,
                     other => {
                         return Err(format!(
-                            "`{key}`: the tags are `step`, `phase` and `scenario`, found `{other}`"
+                            "`{key}`: the tags are `step`, `phase`, `scenario` and `dest`, found `{other}`"
                         ))
                     }
                 };
@@ -164,12 +215,22 @@ pub fn parse_selector(key: &str) -> Result<(MetricName, Selector), String> {
             MetricName::NAMES.join(", ")
         )
     })?;
+    if sel.dest.is_some() && !metric.per_dest() {
+        return Err(format!(
+            "`{name}` is not an event metric; `{{dest:…}}` is for events_latency, events_sent, events_received, events_lost, events_duplicated and events_out_of_order"
+        ));
+    }
+    if sel.step.is_some() && metric.per_dest() {
+        return Err(format!(
+            "`{name}` is counted per destination: write `{{dest:NAME}}`, not `{{step:…}}`"
+        ));
+    }
     if sel.step.is_some() && !metric.per_group() {
         return Err(format!(
             "`{name}` has no per-step figures; drop the `{{step:…}}`"
         ));
     }
-    if sel.phase.is_some() && !metric.per_group() && !metric.per_phase() {
+    if sel.phase.is_some() && !metric.per_group() && !metric.per_phase() && !metric.per_dest() {
         return Err(format!(
             "`{name}` has no per-phase figures; drop the `{{phase:…}}`"
         ));
@@ -509,6 +570,10 @@ impl Threshold {
                 &merged
             }
             (None, Some(g)) => stats.groups.get(g)?,
+            (phase, None) if self.metric.per_dest() => {
+                merged = stats.all_events(phase, groups);
+                &merged
+            }
             (None, None) => {
                 merged = stats.all_requests(groups);
                 &merged
@@ -601,6 +666,12 @@ impl Threshold {
             MetricName::CacheHitLatency => cache.split.as_ref().and_then(|s| trend(&s.hit)),
             MetricName::CacheMissLatency => cache.split.as_ref().and_then(|s| trend(&s.miss)),
             MetricName::Requests => counter(group.requests),
+            MetricName::EventsLatency => trend(&group.latency),
+            MetricName::EventsSent => counter(group.events.sent),
+            MetricName::EventsReceived => counter(group.events.received),
+            MetricName::EventsLost => counter(group.events.lost),
+            MetricName::EventsDuplicated => counter(group.events.duplicated),
+            MetricName::EventsOutOfOrder => counter(group.events.out_of_order),
             MetricName::Iterations => counter(iterations),
             MetricName::DroppedIterations => counter(dropped),
             MetricName::Monitor => None,
@@ -786,6 +857,7 @@ mod tests {
                     step: Some("buy".into()),
                     phase: Some("spike".into()),
                     scenario: None,
+                    dest: None,
                 }
             )
         );
@@ -797,6 +869,7 @@ mod tests {
                     step: None,
                     phase: Some("spike".into()),
                     scenario: Some("buy".into()),
+                    dest: None,
                 }
             )
         );
@@ -811,6 +884,80 @@ mod tests {
         assert!(parse_selector("schedule_lag{phase:x}").is_err());
         assert!(parse_selector("latency{method:x}").is_err());
         assert!(parse_selector("latency{step:a,step:b}").is_err());
+        assert_eq!(
+            parse_selector("events_latency{dest:orders.confirmed}").unwrap(),
+            (
+                MetricName::EventsLatency,
+                Selector {
+                    dest: Some("orders.confirmed".into()),
+                    ..Selector::default()
+                }
+            )
+        );
+        assert_eq!(
+            parse_selector("events_lost").unwrap().0,
+            MetricName::EventsLost
+        );
+        assert!(parse_selector("events_lost{phase:p, dest:d}").is_ok());
+        assert!(parse_selector("latency{dest:x}").is_err());
+        assert!(parse_selector("events_lost{step:x}").is_err());
+    }
+
+    #[test]
+    fn event_metrics_judge_one_destination_or_all() {
+        use crate::events::EventCount;
+        use crate::plan::{GroupInfo, EVENTS_KIND};
+        let info = |name: &str, kind: &str| GroupInfo {
+            name: name.into(),
+            kind: kind.into(),
+        };
+        let groups = [
+            info("publish", "nats"),
+            info("a", EVENTS_KIND),
+            info("b", EVENTS_KIND),
+        ];
+        let hub = MetricsHub::new(crate::metrics::Shape::new(3, 1));
+        for ms in 1..=100 {
+            hub.record_received(1, Some(Duration::from_millis(ms)), 1);
+        }
+        hub.record_received(2, Some(Duration::from_millis(500)), 1);
+        hub.record_event(1, EventCount::Sent, 102);
+        hub.record_event(1, EventCount::Lost, 2);
+        hub.record_event(2, EventCount::Duplicated, 1);
+        let st = hub.collect();
+        let mk = |metric, group: Option<usize>, expr: &str| Threshold {
+            metric_key: String::new(),
+            metric,
+            group,
+            phase: None,
+            scenario: None,
+            expr: expr.into(),
+            condition: parse_condition(metric, expr).unwrap(),
+            abort_on_fail: false,
+            delay: Duration::ZERO,
+        };
+        let el = Duration::from_secs(2);
+        let judge = |t: Threshold| t.evaluate(&st, el, &[], &groups);
+        let v = judge(mk(MetricName::EventsLatency, Some(1), "p99 < 200ms"));
+        assert!(v.passed, "{v:?}");
+        assert!(!judge(mk(MetricName::EventsLatency, None, "max < 200ms")).passed);
+        assert_eq!(
+            judge(mk(MetricName::EventsLost, Some(1), "count == 0")).value,
+            Some(2.0)
+        );
+        assert_eq!(
+            judge(mk(MetricName::EventsReceived, None, "count > 0")).value,
+            Some(101.0)
+        );
+        assert_eq!(
+            judge(mk(MetricName::EventsSent, None, "rate > 1/s")).value,
+            Some(51.0)
+        );
+        assert!(judge(mk(MetricName::EventsDuplicated, Some(1), "count == 0")).passed);
+        assert!(!judge(mk(MetricName::EventsDuplicated, None, "count == 0")).passed);
+        assert!(judge(mk(MetricName::EventsOutOfOrder, None, "count == 0")).passed);
+        // Request totals leave the destinations out.
+        assert_eq!(st.all_requests(&groups).requests, 0);
     }
 
     #[test]

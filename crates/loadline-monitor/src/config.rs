@@ -86,6 +86,17 @@ pub struct MonitorConfig {
     #[serde(skip)]
     #[schemars(skip)]
     pub redis_servers: Vec<RedisMonitorSpec>,
+    /// NATS servers to watch (one, or a list), by their monitoring port's
+    /// URL (`http://127.0.0.1:8222`, the server started with `-m 8222`):
+    /// `/varz` and `/jsz` (messages and bytes per second, connections, slow
+    /// consumers, JetStream messages).
+    #[serde(
+        default,
+        deserialize_with = "database_names",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(with = "Option<DatabaseNames>")]
+    pub nats: Vec<String>,
 }
 
 /// Reads `redis: cache` or `redis: [cache, "redis://127.0.0.1:6380"]`.
@@ -197,6 +208,7 @@ pub(crate) struct Settings {
     pub prometheus: Vec<Endpoint>,
     pub databases: Vec<database::Target>,
     pub redis: Vec<redis_monitor::Target>,
+    pub nats: Vec<crate::nats::Target>,
     /// Things to tell the user when the monitors start.
     pub notes: Vec<String>,
 }
@@ -405,6 +417,14 @@ impl MonitorConfig {
             }
         }
 
+        let mut nats = Vec::new();
+        for url in &self.nats {
+            match crate::nats::Target::new(url) {
+                Ok(target) => nats.push(target),
+                Err(message) => problem("nats".into(), message),
+            }
+        }
+
         if !problems.is_empty() {
             return Err(MonitorError::Invalid(problems));
         }
@@ -417,6 +437,7 @@ impl MonitorConfig {
             prometheus,
             databases,
             redis,
+            nats,
             notes,
         })
     }

@@ -10,6 +10,7 @@
 //! | Prometheus endpoints | `prom.<name>{labels}` as scraped; counters as `prom.<name>:rate{labels}` per second |
 //! | loadline itself | `loadline.cpu_percent`, `loadline.rss_bytes`, `loadline.cores`, `loadline.saturated` |
 //! | Redis servers (`INFO`) | `redis.keyspace_hits_per_s`, `redis.keyspace_misses_per_s`, `redis.hit_ratio`, `redis.evicted_keys_per_s`, `redis.expired_keys_per_s`, `redis.ops_per_s`, `redis.used_memory_bytes`, `redis.connected_clients`, labelled `{server=NAME}` |
+//! | NATS servers (`/varz`, `/jsz` of the monitoring port) | `nats.in_msgs_per_s`, `nats.out_msgs_per_s`, `nats.in_bytes_per_s`, `nats.out_bytes_per_s`, `nats.connections`, `nats.slow_consumers`, `nats.jetstream_messages`, `nats.jetstream_bytes`, `nats.jetstream_consumers`, labelled `{server=HOST:PORT}` |
 //! | databases (PostgreSQL, MySQL/MariaDB) | `db.xact_commit_per_s`, `db.cache_hit_ratio`, `db.connections{state=…}`, `db.queries_per_s`, `db.threads_running`, … labelled `{db=NAME}`; a database that cannot be reached is a warning |
 //!
 //! CPU percentages of a process are of one core (200 = two full cores); the
@@ -27,6 +28,7 @@ mod database;
 mod host;
 #[cfg(target_os = "linux")]
 mod linux_proc;
+mod nats;
 #[cfg(target_os = "linux")]
 mod process;
 mod prometheus;
@@ -171,6 +173,10 @@ impl Monitors {
         for target in settings.redis {
             tracing::debug!(?every, server = %target.name, "monitor started: redis");
             runtime.spawn(redis::run(target, board.slot(), every, stop.clone()));
+        }
+        for target in settings.nats {
+            tracing::debug!(?every, server = %target.name, "monitor started: nats");
+            runtime.spawn(nats::run(target, board.slot(), every, stop.clone()));
         }
         Ok(Arc::new(Monitors {
             board,

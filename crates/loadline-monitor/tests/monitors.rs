@@ -1,6 +1,8 @@
 //! The monitors against real things on this machine: a TCP listener and a busy
-//! thread of the test's own process, the host's /proc, and Prometheus endpoints
-//! served by the test on 127.0.0.1. Every wait is bounded.
+//! thread of the test's own process, the host's /proc, Prometheus endpoints
+//! served by the test on 127.0.0.1, and a private `nats-server` (with its
+//! monitoring port) the test starts on free loopback ports. Every wait is
+//! bounded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -435,4 +437,112 @@ async fn a_process_found_by_name_is_found_again_after_a_restart() {
         "the restarted process: {key} not in {values:?}"
     );
     cancel.cancel();
+}
+
+/// A free port on 127.0.0.1 (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A private `nats-server` with its monitoring port and JetStream on (this
+/// machine's shared server has no monitoring port); stopped when dropped.
+struct PrivateNats {
+    child: std::process::Child,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_a_nats_servers_varz_and_jsz() {
+    let (port, http) = (free_port(), free_port());
+    let store = tempfile::tempdir().unwrap();
+    let spawned = std::process::Command::new("nats-server")
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &http.to_string(),
+            "-js",
+            "-sd",
+        ])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(child) = spawned else {
+        let message = "skipped: no nats-server binary to start a server with its monitoring port";
+        if std::env::var("LOADLINE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("{message} (LOADLINE_REQUIRE_SERVICES=1)");
+        }
+        println!("{message}");
+        return;
+    };
+    let _server = PrivateNats {
+        child,
+        _store: store,
+    };
+    // A client that publishes 200 messages a second over the plain protocol.
+    let mut client = None;
+    for _ in 0..50 {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = client.expect("the private nats-server did not start");
+    client
+        .write_all(b"CONNECT {\"verbose\":false}\r\n")
+        .await
+        .unwrap();
+    let publisher = tokio::spawn(async move {
+        for _ in 0..400 {
+            if client
+                .write_all(b"PUB ll.monitor 2\r\nhi\r\n")
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client
+    });
+    let config = MonitorConfig {
+        nats: vec![format!("http://127.0.0.1:{http}")],
+        ..quiet()
+    };
+    let cancel = CancellationToken::new();
+    let monitors = Monitors::start(&config, None, cancel.clone()).unwrap();
+    let key = |s: &str| format!("{s}{{server=127.0.0.1:{http}}}");
+    let values = wait_until(&monitors, Duration::from_secs(5), |values| {
+        get(values, &key("nats.in_msgs_per_s")).is_some_and(|r| r > 20.0)
+    })
+    .await;
+    let _client = publisher.await.unwrap();
+    cancel.cancel();
+    let rate = get(&values, &key("nats.in_msgs_per_s"));
+    assert!(rate.is_some_and(|r| r > 20.0), "{values:?}");
+    assert_eq!(
+        get(&values, &key("nats.connections")),
+        Some(1.0),
+        "{values:?}"
+    );
+    assert_eq!(get(&values, &key("nats.slow_consumers")), Some(0.0));
+    assert_eq!(
+        get(&values, &key("nats.jetstream_messages")),
+        Some(0.0),
+        "{values:?}"
+    );
 }

@@ -5,7 +5,10 @@
 
 mod capture;
 pub mod check;
+pub mod events;
 pub mod http;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;

@@ -180,6 +180,8 @@ impl Registry {
         let registry = registry.with(crate::sql::Sql);
         #[cfg(feature = "redis")]
         let registry = registry.with(crate::redis::Redis);
+        #[cfg(feature = "nats")]
+        let registry = registry.with(crate::nats::Nats);
         registry
     }
 

@@ -80,6 +80,7 @@ pub(crate) fn summary() -> Summary {
             counters: Default::default(),
             cache: Some(cache()),
         }],
+        events: Vec::new(),
         thresholds: vec![
             ThresholdResult {
                 metric: "errors".into(),
@@ -181,6 +182,7 @@ pub(crate) fn series() -> Vec<SeriesPoint> {
                     cache: Some(cache_point(i)),
                 },
             )]),
+            events: BTreeMap::new(),
             monitors: BTreeMap::from([
                 (
                     "process.cpu_percent{name=shop,pid=42}".to_string(),

@@ -182,6 +182,35 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
     }
     o.push_str("</section>\n");
 
+    // Event destinations.
+    if !summary.events.is_empty() {
+        o.push_str("<section><h2>Events</h2><table class=\"steps\"><tr><th>destination</th><th>sent</th>\
+<th>received</th><th>lost</th><th>duplicated</th><th>out of order</th><th>received/s</th><th>p50</th>\
+<th>p95</th><th>p99</th><th>max</th></tr>");
+        for e in &summary.events {
+            let l = &e.latency_ms;
+            let lat = |v: f64| if l.max > 0.0 { ms(v) } else { "-".into() };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}</td><td class=\"num\">{}</td>\
+<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&e.dest),
+                e.sent,
+                e.received,
+                e.lost,
+                e.duplicated,
+                e.out_of_order,
+                e.received_rate,
+                lat(l.p50),
+                lat(l.p95),
+                lat(l.p99),
+                lat(l.max),
+            );
+        }
+        o.push_str("</table></section>\n");
+    }
+
     // Caches.
     if let Some(all) = &summary.cache {
         let _ = write!(

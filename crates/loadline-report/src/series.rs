@@ -46,6 +46,22 @@ pub struct GroupPoint {
     pub cache: Option<CachePoint>,
 }
 
+/// An event destination over one interval (see `loadline_core::events`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EventPoint {
+    pub sent: u64,
+    pub received: u64,
+    /// Sent and received per second over the interval.
+    pub sent_rate: f64,
+    pub received_rate: f64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    /// Counted once, after the load's grace period.
+    pub lost: u64,
+    /// Send to receipt, of the messages with an envelope (`None`: none).
+    pub latency_ms: Option<Percentiles>,
+}
+
 /// Cache outcomes over one interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CachePoint {
@@ -93,8 +109,11 @@ pub struct SeriesPoint {
     pub dropped: u64,
     /// Open-model schedule lag p99, ms (absent when nothing was scheduled).
     pub schedule_lag_p99_ms: Option<f64>,
-    /// Metric group → its figures.
+    /// Metric group → its figures (event destinations apart).
     pub groups: BTreeMap<String, GroupPoint>,
+    /// Event destination → its figures, when the scenario has consumers.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub events: BTreeMap<String, EventPoint>,
     /// Monitor series → value.
     pub monitors: BTreeMap<String, f64>,
     /// The run's tags (`--tag`), on every point; left out when none.
@@ -116,10 +135,33 @@ impl SeriesPoint {
         for (kind, n) in all.error_counts() {
             errors.insert(plan.error_class_name(kind).to_string(), n);
         }
+        let events = plan
+            .groups
+            .iter()
+            .zip(&tick.interval.groups)
+            .filter(|(info, _)| info.is_events())
+            .map(|(info, g)| {
+                let e = &g.events;
+                (
+                    info.name.clone(),
+                    EventPoint {
+                        sent: e.sent,
+                        received: e.received,
+                        sent_rate: round3(e.sent as f64 / secs),
+                        received_rate: round3(e.received as f64 / secs),
+                        duplicated: e.duplicated,
+                        out_of_order: e.out_of_order,
+                        lost: e.lost,
+                        latency_ms: Percentiles::of(g),
+                    },
+                )
+            })
+            .collect();
         let groups = plan
             .groups
             .iter()
             .zip(&tick.interval.groups)
+            .filter(|(info, _)| !info.is_events())
             .map(|(info, g)| {
                 (
                     info.name.clone(),
@@ -149,6 +191,7 @@ impl SeriesPoint {
             schedule_lag_p99_ms: (!lag.is_empty())
                 .then(|| round3(lag.value_at_quantile(0.99) as f64 / 1000.0)),
             groups,
+            events,
             monitors: tick
                 .monitors
                 .iter()
@@ -202,6 +245,27 @@ impl SeriesPoint {
                 if let Some(r) = c.hit_ratio {
                     out.push((format!("group.cache_hit_ratio{{step={label}}}"), r));
                 }
+            }
+        }
+        for (dest, e) in &self.events {
+            let label = label_value(dest);
+            out.push((format!("events.sent{{dest={label}}}"), e.sent as f64));
+            out.push((
+                format!("events.received{{dest={label}}}"),
+                e.received as f64,
+            ));
+            out.push((
+                format!("events.duplicated{{dest={label}}}"),
+                e.duplicated as f64,
+            ));
+            out.push((
+                format!("events.out_of_order{{dest={label}}}"),
+                e.out_of_order as f64,
+            ));
+            out.push((format!("events.lost{{dest={label}}}"), e.lost as f64));
+            if let Some(l) = e.latency_ms {
+                out.push((format!("events.latency_p95_ms{{dest={label}}}"), l.p95));
+                out.push((format!("events.latency_p99_ms{{dest={label}}}"), l.p99));
             }
         }
         for (k, v) in &self.monitors {

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use loadline_core::summary::{
-    CacheSummary, LatencyMs, MonitorSummary, PhaseSummary, ScenarioSummary, StepSummary, Summary,
+    CacheSummary, EventSummary, LatencyMs, MonitorSummary, PhaseSummary, ScenarioSummary,
+    StepSummary, Summary,
 };
 
 /// Formats milliseconds for people: `850us`, `12.3ms`, `1.24s`.
@@ -159,6 +160,11 @@ pub fn render(s: &Summary) -> String {
         o.push_str(&caches_table(&s.steps, all));
     }
 
+    if !s.events.is_empty() {
+        let _ = writeln!(o);
+        o.push_str(&events_table(&s.events));
+    }
+
     if !s.phases.is_empty() {
         let _ = writeln!(o);
         o.push_str(&phases_table(&s.phases));
@@ -222,6 +228,35 @@ fn steps_table(steps: &[StepSummary]) -> String {
         .collect();
     // Names and code lists left-aligned, numbers right-aligned.
     table(&header, rows, |i| i == 0 || i >= 8)
+}
+
+/// Each event destination: counts, rates and latency end to end.
+fn events_table(events: &[EventSummary]) -> String {
+    let header = [
+        "events", "sent", "received", "lost", "dup", "ooo", "recv/s", "p50", "p95", "p99", "max",
+    ];
+    let rows = events
+        .iter()
+        .map(|e| {
+            let l = &e.latency_ms;
+            let has = l.max > 0.0;
+            let lat = |v: f64| if has { ms(v) } else { "-".into() };
+            vec![
+                e.dest.clone(),
+                e.sent.to_string(),
+                e.received.to_string(),
+                e.lost.to_string(),
+                e.duplicated.to_string(),
+                e.out_of_order.to_string(),
+                format!("{:.1}", e.received_rate),
+                lat(l.p50),
+                lat(l.p95),
+                lat(l.p99),
+                lat(l.max),
+            ]
+        })
+        .collect();
+    table(&header, rows, |i| i == 0)
 }
 
 /// The steps that met a cache, and all of them together: outcomes, hit ratio,
@@ -508,6 +543,7 @@ mod tests {
                 counters: Default::default(),
                 cache: Some(crate::fixtures::cache()),
             }],
+            events: Vec::new(),
             thresholds: vec![ThresholdResult {
                 metric: "errors".into(),
                 expr: "rate < 1%".into(),
@@ -630,5 +666,37 @@ loadline · shop smoke · FAILED after 12.3s
         assert_eq!(ms(1250.0), "1.25s");
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(1_500_000), "1.5 MB");
+    }
+
+    #[test]
+    fn events_table_lists_each_destination() {
+        let lat = LatencyMs {
+            min: 1.0,
+            mean: 4.0,
+            p50: 3.0,
+            p90: 8.0,
+            p95: 9.0,
+            p99: 12.0,
+            max: 20.0,
+        };
+        let e = |dest: &str, latency_ms| EventSummary {
+            dest: dest.into(),
+            sent: 100,
+            received: 99,
+            lost: 2,
+            duplicated: 1,
+            out_of_order: 0,
+            sent_rate: 10.0,
+            received_rate: 9.9,
+            lag_max: None,
+            latency_ms,
+        };
+        let text = events_table(&[e("orders", lat), e("audit", LatencyMs::default())]);
+        let expected =
+            "  events  sent  received  lost  dup  ooo  recv/s     p50     p95      p99      max
+  orders   100        99     2    1    0     9.9  3.00ms  9.00ms  12.00ms  20.00ms
+  audit    100        99     2    1    0     9.9       -       -        -        -
+";
+        assert_eq!(text, expected, "\n{text}");
     }
 }

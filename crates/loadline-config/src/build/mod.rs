@@ -917,9 +917,35 @@ impl<'a> Builder<'a> {
                     None => continue,
                 }
             };
-            let group = match selector.step {
-                None => None,
-                Some(g) => match self.groups.iter().position(|info| info.name == g) {
+            let group = match (selector.step, selector.dest) {
+                (None, None) => None,
+                (_, Some(d)) => match self
+                    .groups
+                    .iter()
+                    .position(|info| info.name == d && info.is_events())
+                {
+                    Some(id) => Some(id),
+                    None => {
+                        let known: Vec<&str> = self
+                            .groups
+                            .iter()
+                            .filter(|i| i.is_events())
+                            .map(|i| i.name.as_str())
+                            .collect();
+                        let mut msg = format!("no event destination has the name `{d}`");
+                        if known.is_empty() {
+                            msg.push_str(" (no consumer is declared)");
+                        } else {
+                            msg.push_str(&format!(": expected one of {}", quoted_list(&known)));
+                        }
+                        if let Some(s) = did_you_mean(&d, known.iter().copied()) {
+                            msg.push_str(&format!("; did you mean `{s}`?"));
+                        }
+                        self.error(&key.span, msg);
+                        continue;
+                    }
+                },
+                (Some(g), None) => match self.groups.iter().position(|info| info.name == g) {
                     Some(id) => Some(id),
                     None => {
                         let mut msg = format!("no step has the name `{g}`");

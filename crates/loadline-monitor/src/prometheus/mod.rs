@@ -103,7 +103,7 @@ fn fail(slot: &Slot, failing: &mut bool, source: &str, problem: &str) {
 }
 
 /// Fetches the page at `url` (plain HTTP/1.1).
-async fn fetch(url: &Url) -> Result<String, String> {
+pub(crate) async fn fetch(url: &Url) -> Result<String, String> {
     let port = url.port_or_known_default().unwrap_or(80);
     let stream = match url.host() {
         Some(Host::Domain(domain)) => TcpStream::connect((domain, port)).await,
