@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use loadline_core::summary::*;
 
-use crate::series::{CachePoint, GroupPoint, Percentiles, SeriesPoint};
+use crate::series::{CachePoint, EventPoint, GroupPoint, Percentiles, SeriesPoint};
 
 pub(crate) fn lat(base: f64) -> LatencyMs {
     LatencyMs {
@@ -80,7 +80,18 @@ pub(crate) fn summary() -> Summary {
             counters: Default::default(),
             cache: Some(cache()),
         }],
-        events: Vec::new(),
+        events: vec![EventSummary {
+            dest: "orders.confirmed".into(),
+            sent: 240,
+            received: 239,
+            lost: 1,
+            duplicated: 0,
+            out_of_order: 0,
+            sent_rate: 19.44,
+            received_rate: 19.36,
+            lag_max: None,
+            latency_ms: lat(26.0),
+        }],
         thresholds: vec![
             ThresholdResult {
                 metric: "errors".into(),
@@ -182,7 +193,23 @@ pub(crate) fn series() -> Vec<SeriesPoint> {
                     cache: Some(cache_point(i)),
                 },
             )]),
-            events: BTreeMap::new(),
+            events: BTreeMap::from([(
+                "orders.confirmed".to_string(),
+                EventPoint {
+                    sent: 20,
+                    received: 20 - (i == 7) as u64,
+                    sent_rate: 20.0,
+                    received_rate: 20.0 - (i == 7) as u64 as f64,
+                    duplicated: 0,
+                    out_of_order: 0,
+                    lost: 0,
+                    latency_ms: Some(Percentiles {
+                        p50: 52.0,
+                        p95: 55.0,
+                        p99: 60.0 + i as f64,
+                    }),
+                },
+            )]),
             monitors: BTreeMap::from([
                 (
                     "process.cpu_percent{name=shop,pid=42}".to_string(),

@@ -389,6 +389,37 @@ pub fn render(summary: &Summary, series: &[SeriesPoint], meta: &ReportMeta) -> S
         }
         chart(&mut o, "Cache hit ratio", "% of lookups", lines);
     }
+    let dests: Vec<&String> = summary.events.iter().map(|e| &e.dest).collect();
+    if !dests.is_empty() {
+        let mut rates = Vec::new();
+        let mut latency = Vec::new();
+        for dest in &dests {
+            let point = |p: &SeriesPoint| p.events.get(*dest).copied();
+            rates.push((
+                format!("{dest} sent/s"),
+                series
+                    .iter()
+                    .map(|p| point(p).map(|e| e.sent_rate))
+                    .collect(),
+            ));
+            rates.push((
+                format!("{dest} received/s"),
+                series
+                    .iter()
+                    .map(|p| point(p).map(|e| e.received_rate))
+                    .collect(),
+            ));
+            latency.push((
+                format!("{dest} p99"),
+                series
+                    .iter()
+                    .map(|p| point(p).and_then(|e| e.latency_ms).map(|l| l.p99))
+                    .collect(),
+            ));
+        }
+        chart(&mut o, "Events sent and received", "messages/s", rates);
+        chart(&mut o, "Event latency, send to receipt", "ms", latency);
+    }
     let kinds: Vec<String> = {
         let mut k: Vec<String> = series
             .iter()
@@ -810,6 +841,8 @@ mod tests {
             "host.mem_used_bytes",
             "Latency by percentile",
             "Cache hit ratio",
+            "Events sent and received",
+            "Event latency, send to receipt",
         ] {
             assert!(html.contains(&format!(">{title}")), "{title}");
         }
