@@ -47,6 +47,9 @@ pub enum MetricName {
     EventsDuplicated,
     /// Events received after a later one of their producer (a counter).
     EventsOutOfOrder,
+    /// The highest consumer lag a broker reported for a destination (a gauge:
+    /// `max`), e.g. JetStream's pending messages.
+    EventsLag,
     /// A monitor series of the system under test (a value a tick), named by the
     /// threshold's key: `process.cpu_percent{name=nginx}`.
     Monitor,
@@ -61,7 +64,7 @@ enum MetricType {
 }
 
 impl MetricName {
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 18] = [
         "latency",
         "errors",
         "checks",
@@ -79,6 +82,7 @@ impl MetricName {
         "events_lost",
         "events_duplicated",
         "events_out_of_order",
+        "events_lag",
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -100,6 +104,7 @@ impl MetricName {
             "events_lost" => Self::EventsLost,
             "events_duplicated" => Self::EventsDuplicated,
             "events_out_of_order" => Self::EventsOutOfOrder,
+            "events_lag" => Self::EventsLag,
             _ => return None,
         })
     }
@@ -121,7 +126,7 @@ impl MetricName {
             | Self::EventsLost
             | Self::EventsDuplicated
             | Self::EventsOutOfOrder => MetricType::Counter,
-            Self::Monitor => MetricType::Gauge,
+            Self::Monitor | Self::EventsLag => MetricType::Gauge,
         }
     }
 
@@ -143,6 +148,7 @@ impl MetricName {
                 | Self::EventsLost
                 | Self::EventsDuplicated
                 | Self::EventsOutOfOrder
+                | Self::EventsLag
         )
     }
 
@@ -672,6 +678,11 @@ impl Threshold {
             MetricName::EventsLost => counter(group.events.lost),
             MetricName::EventsDuplicated => counter(group.events.duplicated),
             MetricName::EventsOutOfOrder => counter(group.events.out_of_order),
+            // Only the highest lag is kept: `max` is the statistic it answers.
+            MetricName::EventsLag => match self.condition.stat {
+                Stat::Max => group.events.lag_max.map(|l| l as f64),
+                _ => None,
+            },
             MetricName::Iterations => counter(iterations),
             MetricName::DroppedIterations => counter(dropped),
             MetricName::Monitor => None,
@@ -924,6 +935,9 @@ mod tests {
         hub.record_event(1, EventCount::Sent, 102);
         hub.record_event(1, EventCount::Lost, 2);
         hub.record_event(2, EventCount::Duplicated, 1);
+        hub.record_event(1, EventCount::Lag, 40);
+        hub.record_event(1, EventCount::Lag, 7);
+        hub.record_event(2, EventCount::Lag, 12);
         let st = hub.collect();
         let mk = |metric, group: Option<usize>, expr: &str| Threshold {
             metric_key: String::new(),
@@ -956,6 +970,12 @@ mod tests {
         assert!(judge(mk(MetricName::EventsDuplicated, Some(1), "count == 0")).passed);
         assert!(!judge(mk(MetricName::EventsDuplicated, None, "count == 0")).passed);
         assert!(judge(mk(MetricName::EventsOutOfOrder, None, "count == 0")).passed);
+        // The highest lag reported, of one destination or of all.
+        let lag = judge(mk(MetricName::EventsLag, Some(2), "max < 20"));
+        assert_eq!((lag.value, lag.passed), (Some(12.0), true));
+        let lag = judge(mk(MetricName::EventsLag, None, "max < 20"));
+        assert_eq!((lag.value, lag.passed), (Some(40.0), false));
+        assert!(parse_condition(MetricName::EventsLag, "p99 < 3").is_err());
         // Request totals leave the destinations out.
         assert_eq!(st.all_requests(&groups).requests, 0);
     }
