@@ -480,3 +480,126 @@ flows:
     assert_eq!(got, "3");
     cleanup(&prefix).await;
 }
+
+/// A private Redis with TLS only, on a free loopback port, with a fresh
+/// self-signed certificate for 127.0.0.1; stopped when dropped.
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts it; `None` (printed, or a failure when `LOADLINE_REQUIRE_SERVICES=1`)
+/// when this machine has no `redis-server` that speaks TLS.
+async fn tls_redis() -> Option<TlsRedis> {
+    let skip = |why: String| {
+        if std::env::var("LOADLINE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("{why} (LOADLINE_REQUIRE_SERVICES=1)");
+        }
+        println!("skipped: {why}");
+        None
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .current_dir(dir.path())
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--tls-port",
+            &port.to_string(),
+        ])
+        .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return skip(format!("no redis-server to start with TLS: {e}")),
+    };
+    let server = TlsRedis {
+        child,
+        port,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    skip(format!(
+        "redis-server did not listen with TLS on port {port}"
+    ))
+}
+
+/// `rediss://` verifies the server's certificate: a self-signed one is
+/// refused before any load, and accepted with `#insecure` (a test server's).
+#[tokio::test]
+async fn rediss_verifies_the_certificate_unless_insecure() {
+    let Some(server) = tls_redis().await else {
+        return;
+    };
+    let text = |url: String| {
+        format!(
+            r#"
+redis:
+  cache: {{ url: "{url}" }}
+phases: [{{ iterations: 10, vus: 2 }}]
+flows:
+  - steps:
+      - redis: {{ set: "tls:{{{{ $vu }}}}", value: "v", name: set }}
+      - redis: {{ get: "tls:{{{{ $vu }}}}", name: get, check: {{ reply: {{ equals: v }} }} }}
+"#
+        )
+    };
+    let verified = plan(&text(format!("rediss://127.0.0.1:{}", server.port)), "");
+    let refused = verified.protocols[0].prepare(&verified).await;
+    let why = refused
+        .expect_err("a self-signed certificate is refused")
+        .join("\n");
+    assert!(why.contains("certificate"), "{why}");
+
+    let insecure = plan(
+        &text(format!("rediss://127.0.0.1:{}/#insecure", server.port)),
+        "",
+    );
+    let stats = run(
+        &insecure,
+        RunOptions::default(),
+        Box::new(runner::NoObserver),
+    )
+    .await;
+    for name in ["set", "get"] {
+        let g = group(&insecure, &stats, name);
+        assert_eq!((g.requests, g.failed), (10, 0), "{name}: {g:?}");
+    }
+    assert_eq!(group(&insecure, &stats, "get").checks_passed, 10);
+}
