@@ -1,5 +1,4 @@
-//! The figures of event-driven load, shared by every broker protocol (NATS,
-//! and later AMQP, MQTT, Kafka).
+//! The figures of event-driven load, shared by every broker protocol.
 //!
 //! Each destination that consumers read for the whole run (a subject, a
 //! durable consumer, a queue) is a metric group of kind

@@ -48,7 +48,7 @@ pub enum MetricName {
     /// Events received after a later one of their producer (a counter).
     EventsOutOfOrder,
     /// The highest consumer lag a broker reported for a destination (a gauge:
-    /// `max`), e.g. JetStream's pending messages.
+    /// `max`), e.g. the messages still pending for a consumer.
     EventsLag,
     /// A monitor series of the system under test (a value a tick), named by the
     /// threshold's key: `process.cpu_percent{name=nginx}`.
@@ -923,7 +923,7 @@ mod tests {
             kind: kind.into(),
         };
         let groups = [
-            info("publish", "nats"),
+            info("publish", "broker"),
             info("a", EVENTS_KIND),
             info("b", EVENTS_KIND),
         ];

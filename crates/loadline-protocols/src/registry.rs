@@ -95,6 +95,8 @@ pub struct NamedDatabase {
     pub name: String,
     /// Its URL; `None` when its settings are invalid (reported already).
     pub url: Option<String>,
+    /// The key of the `monitor:` block that watches it (`database`, `redis`).
+    pub monitor: &'static str,
     /// Why its server has no statistics to watch (an embedded database).
     pub unwatchable: Option<String>,
 }

@@ -146,6 +146,30 @@ flows:
     }
 
     #[test]
+    fn each_server_is_watched_by_the_monitor_its_protocol_names() {
+        let (b, _dir) = built(
+            "databases: { main: { url: \"postgres://127.0.0.1/test\" } }\nredis: { cache: { url: \"redis://127.0.0.1:6379\" } }\nmonitor: { database: [main, cache], redis: [cache, main] }\nphases: [ { vus: 1, iterations: 1 } ]\nflows: [ { steps: [ { sql: main, query: \"SELECT 1\" } ] } ]\n",
+        );
+        let says = |needle: &str| {
+            b.warnings
+                .iter()
+                .chain(&b.problems)
+                .any(|p| p.message.contains(needle))
+        };
+        assert!(
+            says("`cache` is watched with `monitor: { redis: cache }`"),
+            "{:#?} {:#?}",
+            b.warnings,
+            b.problems
+        );
+        assert!(
+            says("`main` is not a Redis server: watch it with `monitor: { database: main }`"),
+            "{:#?}",
+            b.problems
+        );
+    }
+
+    #[test]
     fn mistakes_are_located_and_passwords_never_shown() {
         let text = r#"databases:
   main: { url: "postgres://app:hunter22@127.0.0.1/test" }

@@ -1193,6 +1193,13 @@ impl<'a> Builder<'a> {
                 }
                 // Its settings are invalid (reported).
                 Some(d) if d.url.is_none() => ok = false,
+                Some(d) if d.monitor != "database" => self.warn(
+                    span,
+                    format!(
+                        "monitor.database: `{name}` is watched with `monitor: {{ {}: {name} }}`; it is not monitored here",
+                        d.monitor
+                    ),
+                ),
                 Some(d) => match (&d.unwatchable, &d.url) {
                     (Some(why), _) => self.warn(
                         span,
@@ -1214,13 +1221,10 @@ impl<'a> Builder<'a> {
             if loadline_monitor::is_redis_url(&name) {
                 continue;
             }
-            let servers: Vec<_> = known
-                .iter()
-                .filter(|d| d.url.as_deref().is_some_and(is_redis_url_text))
-                .collect();
+            let servers: Vec<_> = known.iter().filter(|d| d.monitor == "redis").collect();
             match known.iter().find(|d| d.name == name) {
                 Some(d) => match &d.url {
-                    Some(url) if is_redis_url_text(url) => {
+                    Some(url) if d.monitor == "redis" => {
                         monitor.redis_servers.push(RedisMonitorSpec {
                             name: name.clone(),
                             url: url.clone(),
@@ -1231,7 +1235,10 @@ impl<'a> Builder<'a> {
                     Some(_) => {
                         self.error(
                             span,
-                            format!("monitor.redis: `{name}` is not a Redis server: watch it with `monitor: {{ database: {name} }}`"),
+                            format!(
+                                "monitor.redis: `{name}` is not a Redis server: watch it with `monitor: {{ {}: {name} }}`",
+                                d.monitor
+                            ),
                         );
                         ok = false;
                     }
@@ -1268,12 +1275,6 @@ impl<'a> Builder<'a> {
             }
         }
     }
-}
-
-/// Whether a URL is a Redis server's.
-fn is_redis_url_text(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    lower.starts_with("redis://") || lower.starts_with("rediss://")
 }
 
 #[cfg(test)]

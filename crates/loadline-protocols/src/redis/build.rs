@@ -156,9 +156,8 @@ impl ProtocolBuilder for RedisBuilder {
             .map(|(name, spec)| NamedDatabase {
                 name: name.clone(),
                 url: spec.as_ref().map(|s| s.url.clone()),
-                unwatchable: Some(format!(
-                    "a Redis server, watched with `monitor: {{ redis: {name} }}`"
-                )),
+                monitor: "redis",
+                unwatchable: None,
             })
             .collect()
     }

@@ -146,6 +146,7 @@ impl ProtocolBuilder for SqlBuilder {
             .map(|(name, spec)| NamedDatabase {
                 name: name.clone(),
                 url: spec.as_ref().map(|s| s.url.clone()),
+                monitor: "database",
                 unwatchable: spec
                     .as_ref()
                     .filter(|s| s.url.to_ascii_lowercase().starts_with("sqlite:"))
