@@ -280,13 +280,21 @@ impl NatsBuilder {
         }
     }
 
-    fn publish(
-        &mut self,
+    /// What a step that sends to `subject` needs, whichever it is: the
+    /// protocol, the message, the timeout (the section's by default) and the
+    /// metric group (`name`, or `VERB SUBJECT`).
+    fn sending(
+        &self,
         ctx: &mut dyn BuildCtx,
         d: &NatsActionDoc,
         subject: &Spanned<String>,
-    ) -> Option<Arc<dyn StepExec>> {
-        self.not_for(ctx, d, "publish", &["match", "capture"]);
+        verb: &str,
+    ) -> (
+        Option<Arc<NatsProtocol>>,
+        Option<Message>,
+        Option<Duration>,
+        Option<usize>,
+    ) {
         let message = self.message(ctx, d, subject);
         let protocol = self.protocol.clone();
         let timeout = duration_or(
@@ -296,9 +304,20 @@ impl NatsBuilder {
         );
         let (name, name_span) = match &d.name {
             Some(n) => (n.value.clone(), n.span.clone()),
-            None => (format!("publish {}", subject.value), subject.span.clone()),
+            None => (format!("{verb} {}", subject.value), subject.span.clone()),
         };
         let group = ctx.group(name, NATS_KIND, &name_span);
+        (protocol, message, timeout, group)
+    }
+
+    fn publish(
+        &mut self,
+        ctx: &mut dyn BuildCtx,
+        d: &NatsActionDoc,
+        subject: &Spanned<String>,
+    ) -> Option<Arc<dyn StepExec>> {
+        self.not_for(ctx, d, "publish", &["match", "capture"]);
+        let (protocol, message, timeout, group) = self.sending(ctx, d, subject, "publish");
         let index = self.publishes;
         self.publishes += 1;
         Some(Arc::new(PublishStep {
@@ -319,18 +338,7 @@ impl NatsBuilder {
         subject: &Spanned<String>,
     ) -> Option<Arc<dyn StepExec>> {
         self.not_for(ctx, d, "request", &["match", "jetstream"]);
-        let message = self.message(ctx, d, subject);
-        let protocol = self.protocol.clone();
-        let timeout = duration_or(
-            ctx,
-            d.timeout.as_ref(),
-            protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout),
-        );
-        let (name, name_span) = match &d.name {
-            Some(n) => (n.value.clone(), n.span.clone()),
-            None => (format!("request {}", subject.value), subject.span.clone()),
-        };
-        let group = ctx.group(name, NATS_KIND, &name_span);
+        let (protocol, message, timeout, group) = self.sending(ctx, d, subject, "request");
         let captures = match &d.capture {
             None => Vec::new(),
             Some(entries) => crate::capture::read(ctx, entries, |ctx, src| {
