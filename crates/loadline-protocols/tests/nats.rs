@@ -10,6 +10,9 @@
 // Test set-up failures are bugs in the test; unwrapping keeps them short.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{group, plan, run_with};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use loadline_config::{load_str_in, Overrides};
 use loadline_core::events::EventCounts;
-use loadline_core::metrics::{GroupStats, Stats};
+use loadline_core::metrics::Stats;
 use loadline_core::plan::Plan;
 use loadline_core::runner::{self, NoObserver, RunOptions};
 use loadline_protocols::registry::Registry;
@@ -25,22 +28,8 @@ use loadline_protocols::registry::Registry;
 const ADDR: &str = "127.0.0.1:4222";
 const HEADER: &str = "Loadline-Envelope";
 
-/// Whether NATS answers; when it does not, the test is skipped with a printed
-/// reason, or fails when `LOADLINE_REQUIRE_SERVICES=1`.
 async fn reachable() -> bool {
-    let connect = tokio::net::TcpStream::connect(ADDR);
-    if matches!(
-        tokio::time::timeout(Duration::from_secs(2), connect).await,
-        Ok(Ok(_))
-    ) {
-        return true;
-    }
-    let message = format!("skipped: NATS not reachable at {ADDR}");
-    if std::env::var("LOADLINE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{message} (LOADLINE_REQUIRE_SERVICES=1)");
-    }
-    println!("{message}");
-    false
+    common::reachable("NATS", ADDR).await
 }
 
 /// A subject prefix (and stream name part) of this test run.
@@ -56,44 +45,9 @@ async fn client() -> async_nats::Client {
     async_nats::connect(format!("nats://{ADDR}")).await.unwrap()
 }
 
-/// The plan of a scenario (`PREFIX` in it replaced by `prefix`).
-fn plan(text: &str, prefix: &str) -> Arc<Plan> {
-    let text = text.replace("PREFIX", prefix);
-    let dir = tempfile::tempdir().unwrap();
-    match load_str_in(
-        &Registry::builtin(),
-        "nats.yaml",
-        &text,
-        dir.path(),
-        &Overrides::default(),
-    ) {
-        Ok(loaded) => Arc::new(loaded.plan),
-        Err(e) => panic!("{e}\n{text}"),
-    }
-}
-
 /// Runs a plan with its protocols' hooks; its figures.
 async fn run(plan: &Arc<Plan>) -> Stats {
-    for p in &plan.protocols {
-        p.prepare(plan).await.unwrap();
-    }
-    let result = runner::run(plan.clone(), RunOptions::default(), Box::new(NoObserver)).await;
-    for p in &plan.protocols {
-        p.finish().await.unwrap();
-    }
-    result.total
-}
-
-fn group<'a>(plan: &Plan, stats: &'a Stats, name: &str) -> &'a GroupStats {
-    let i = plan
-        .groups
-        .iter()
-        .position(|g| g.name == name)
-        .unwrap_or_else(|| {
-            let names: Vec<_> = plan.groups.iter().map(|g| &g.name).collect();
-            panic!("no group {name}: {names:?}")
-        });
-    &stats.groups[i]
+    run_with(plan, RunOptions::default(), Box::new(NoObserver)).await
 }
 
 /// Counts the messages with loadline's envelope on `subject` until stopped.

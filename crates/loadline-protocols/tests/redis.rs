@@ -10,34 +10,20 @@
 // Test set-up failures are bugs in the test; unwrapping keeps them short.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{group, plan, run_with};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use loadline_config::{load_str_in, Overrides};
-use loadline_core::metrics::{GroupStats, Stats};
 use loadline_core::plan::Plan;
 use loadline_core::runner::{self, Observer, RunOptions, Tick};
-use loadline_protocols::registry::Registry;
 use redis::AsyncCommands;
 
 const ADDR: &str = "127.0.0.1:6379";
 
-/// Whether Redis answers; when it does not, the test is skipped with a printed
-/// reason, or fails when `LOADLINE_REQUIRE_SERVICES=1`.
 async fn reachable() -> bool {
-    let connect = tokio::net::TcpStream::connect(ADDR);
-    if matches!(
-        tokio::time::timeout(Duration::from_secs(2), connect).await,
-        Ok(Ok(_))
-    ) {
-        return true;
-    }
-    let message = format!("skipped: Redis not reachable at {ADDR}");
-    if std::env::var("LOADLINE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{message} (LOADLINE_REQUIRE_SERVICES=1)");
-    }
-    println!("{message}");
-    false
+    common::reachable("Redis", ADDR).await
 }
 
 /// A key prefix of this test run.
@@ -64,46 +50,6 @@ async fn cleanup(prefix: &str) {
     if !keys.is_empty() {
         let _: () = c.del(keys).await.unwrap();
     }
-}
-
-/// The plan of a scenario (`PREFIX` in it replaced by `prefix`).
-fn plan(text: &str, prefix: &str) -> Arc<Plan> {
-    let text = text.replace("PREFIX", prefix);
-    let dir = tempfile::tempdir().unwrap();
-    match load_str_in(
-        &Registry::builtin(),
-        "redis.yaml",
-        &text,
-        dir.path(),
-        &Overrides::default(),
-    ) {
-        Ok(loaded) => Arc::new(loaded.plan),
-        Err(e) => panic!("{e}\n{text}"),
-    }
-}
-
-/// Runs a plan with its protocols' hooks; its figures.
-async fn run(plan: &Arc<Plan>, opts: RunOptions, observer: Box<dyn Observer>) -> Stats {
-    for p in &plan.protocols {
-        p.prepare(plan).await.unwrap();
-    }
-    let result = runner::run(plan.clone(), opts, observer).await;
-    for p in &plan.protocols {
-        p.finish().await.unwrap();
-    }
-    result.total
-}
-
-fn group<'a>(plan: &Plan, stats: &'a Stats, name: &str) -> &'a GroupStats {
-    let i = plan
-        .groups
-        .iter()
-        .position(|g| g.name == name)
-        .unwrap_or_else(|| {
-            let names: Vec<_> = plan.groups.iter().map(|g| &g.name).collect();
-            panic!("no group {name}: {names:?}")
-        });
-    &stats.groups[i]
 }
 
 fn class(plan: &Plan, name: &str) -> loadline_core::metrics::ErrorClass {
@@ -155,7 +101,7 @@ async fn every_command_form_runs_with_captures_and_checks() {
     }
     let prefix = prefix("commands");
     let plan = plan(COMMANDS, &prefix);
-    let stats = run(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
+    let stats = run_with(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
     for name in [
         "set", "get", "mget", "hset", "hget", "incr", "incrby", "expire", "zadd", "pipeline",
         "del", "nil",
@@ -279,7 +225,7 @@ async fn cache_aside_misses_and_sets_first_then_hits() {
     }
     let prefix = prefix("aside");
     let plan = plan(CACHE_ASIDE, &prefix);
-    let stats = run(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
+    let stats = run_with(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
     // Iteration 0: a miss (the origin runs, the value is SET), then two hits;
     // iteration 1: a new key, the same again.
     let lookup = group(&plan, &stats, "lookup");
@@ -332,7 +278,7 @@ flows:
       - cache_aside: *lookup
 "#;
     let plan = plan(text, &prefix);
-    let stats = run(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
+    let stats = run_with(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
     let lookup = group(&plan, &stats, "lookup");
     assert_eq!((lookup.cache.hit(), lookup.cache.miss()), (1, 2));
     assert_eq!(group(&plan, &stats, "origin").requests, 2);
@@ -398,7 +344,7 @@ flows:
         tick: Duration::from_millis(250),
         ..RunOptions::default()
     };
-    let stats = run(&plan, opts, Box::new(observer)).await;
+    let stats = run_with(&plan, opts, Box::new(observer)).await;
     let flushed_at = flusher.await.unwrap().duration_since(began);
     let ticks = seen.lock().unwrap().clone();
     let lookup = group(&plan, &stats, "lookup");
@@ -467,7 +413,7 @@ flows:
       - redis: { set: "PREFIX:got", value: "{{ got }}", name: after }
 "#;
     let plan = plan(text, &prefix);
-    let stats = run(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
+    let stats = run_with(&plan, RunOptions::default(), Box::new(runner::NoObserver)).await;
     let lookup = group(&plan, &stats, "lookup");
     assert_eq!(lookup.cache.counts, [0, 0, 0, 3, 0]);
     assert_eq!(lookup.failed, 0);
@@ -591,7 +537,7 @@ flows:
         &text(format!("rediss://127.0.0.1:{}/#insecure", server.port)),
         "",
     );
-    let stats = run(
+    let stats = run_with(
         &insecure,
         RunOptions::default(),
         Box::new(runner::NoObserver),
