@@ -10,25 +10,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loadline_core::build::{BuildCtx, Span};
-use loadline_core::plan::{EVENTS_KIND, OUTCOME_KIND};
 use loadline_core::protocol::{Slot, StepExec};
-use loadline_core::template::Template;
 use loadline_doc::de::{self as doc_de, Spanned};
-use loadline_doc::suggest::{did_you_mean, quoted_list};
-use loadline_doc::value::{json_value, JsonDoc};
 use schemars::SchemaGenerator;
 
-use super::doc::{ConsumerDoc, MatchDoc, NatsActionDoc, NatsDoc, NatsStepDoc};
-use super::exec::{CaptureFrom, Message, Payload, PublishStep, RequestStep, WaitStep, Wanted};
-use super::{ConsumerSource, ConsumerSpec, NatsProtocol, VuState};
-use crate::events::track::Destination;
+use super::doc::{ConsumerDoc, NatsActionDoc, NatsDoc, NatsStepDoc};
+use super::exec::{CaptureFrom, PublishStep, RequestStep};
+use super::{ConsumerSource, ConsumerSpec, NatsProtocol};
+use crate::events::build::{
+    destination, duration_or, json_path, message, not_for, wait_step, Server, WaitDoc,
+    DEFAULT_TIMEOUT,
+};
+use crate::events::payload::Message;
+use crate::events::vu::VuEvents;
 use crate::registry::{ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind};
 
 /// The kind of NATS's request groups.
 pub const NATS_KIND: &str = "nats";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_WAIT: Duration = Duration::from_secs(10);
-const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
 const NATS_STEP: StepKind = StepKind {
     key: "nats",
@@ -77,7 +75,7 @@ impl ProtocolEntry for Nats {
 #[derive(Default)]
 struct NatsBuilder {
     protocol: Option<Arc<NatsProtocol>>,
-    slot: Option<Slot<VuState>>,
+    slot: Option<Slot<VuEvents>>,
     /// Whether the scenario has a `nats:` section at all.
     declared: bool,
     publishes: usize,
@@ -128,28 +126,6 @@ impl ProtocolBuilder for NatsBuilder {
     }
 }
 
-/// A positive duration written at `t`, or `default`.
-fn duration_or(
-    ctx: &mut dyn BuildCtx,
-    t: Option<&Spanned<String>>,
-    default: Duration,
-) -> Option<Duration> {
-    match t {
-        Some(t) => ctx.duration(&t.value, &t.span, false),
-        None => Some(default),
-    }
-}
-
-fn json_path(ctx: &mut dyn BuildCtx, text: &str, at: &Span) -> Option<serde_json_path::JsonPath> {
-    match serde_json_path::JsonPath::parse(text) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            ctx.error(at, format!("`{text}` is not a JSONPath: {e}"));
-            None
-        }
-    }
-}
-
 impl NatsBuilder {
     fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<NatsDoc>) {
         self.declared = true;
@@ -157,25 +133,15 @@ impl NatsBuilder {
             return;
         };
         let before = ctx.error_count();
-        let url = ctx
-            .fixed_template(&doc.url.value, &doc.url.span)
-            .and_then(|t| t.static_text().map(str::to_owned));
-        match &url {
-            Some(u) if !(u.starts_with("nats://") || u.starts_with("tls://")) => ctx.error(
-                &doc.url.span,
-                format!("expected a nats:// or tls:// URL, found `{}`", super::redact_url(u)),
-            ),
-            Some(_) => {}
-            None => ctx.error(
-                &doc.url.span,
-                "the NATS URL is read once, before the load: it can use vars and `{{ $env.NAME }}`, not values that change per iteration",
-            ),
-        }
-        let timeout = duration_or(ctx, doc.timeout.as_ref(), DEFAULT_TIMEOUT);
-        let grace = match &doc.grace {
-            Some(g) => ctx.duration(&g.value, &g.span, true),
-            None => Some(DEFAULT_GRACE),
-        };
+        let server = Server::read(
+            ctx,
+            "NATS",
+            &["nats", "tls"],
+            &doc.url,
+            doc.timeout.as_ref(),
+            doc.grace.as_ref(),
+            super::redact_url,
+        );
         let run = fastrand::u64(1..);
         let mut specs = Vec::new();
         let mut dests = Vec::new();
@@ -187,29 +153,25 @@ impl NatsBuilder {
             let Some(spec) = consumer(ctx, &name.value, &c.value, &c.span) else {
                 continue;
             };
-            let Some(group) = ctx.group(name.value.clone(), EVENTS_KIND, &name.span) else {
+            let Some(dest) = destination(ctx, name, specs.len(), run) else {
                 continue;
             };
-            dests.push(Arc::new(Destination::new(
-                name.value.clone(),
-                group,
-                specs.len(),
-                run,
-            )));
+            dests.push(dest);
             specs.push(spec);
         }
         self.no_responders = ctx.error_classes(&["no_responders"]).first().copied();
         if ctx.error_count() > before {
             return;
         }
-        if let (Some(url), Some(timeout), Some(grace)) = (url, timeout, grace) {
+        if let (Some(url), Some(timeout), Some(grace)) = (server.url, server.timeout, server.grace)
+        {
             let protocol = Arc::new(NatsProtocol::new(url, timeout, grace, specs, dests, run));
             self.slot = Some(ctx.add_typed_protocol(protocol.clone()));
             self.protocol = Some(protocol);
         }
     }
 
-    fn slot(&self) -> Slot<VuState> {
+    fn slot(&self) -> Slot<VuEvents> {
         self.slot.unwrap_or(Slot::new(usize::MAX))
     }
 
@@ -219,65 +181,22 @@ impl NatsBuilder {
         d: &NatsActionDoc,
         subject: &Spanned<String>,
     ) -> Option<Message> {
-        let before = ctx.error_count();
-        let subject_t = ctx.template(&subject.value, &subject.span);
-        let payload = match &d.payload {
-            None => Some(Payload::None),
-            Some(p) => match &p.value {
-                JsonDoc::Str(s) => ctx.template(s, &p.span).map(Payload::Text),
-                _ => {
-                    let v = json_value(ctx, p);
-                    ctx.json_template(&v, &p.span).map(Payload::Json)
-                }
-            },
-        };
-        let mut headers = Vec::new();
-        for (name, value) in d.headers.iter().flat_map(|h| h.0.iter()) {
-            if name
-                .value
-                .eq_ignore_ascii_case(crate::events::envelope::HEADER)
-            {
-                ctx.error(&name.span, "`Loadline-Envelope` is loadline's own header");
-            }
-            if let Some(t) = ctx.template(&value.value, &value.span) {
-                headers.push((name.value.clone(), t));
-            }
-        }
-        if ctx.error_count() > before {
-            return None;
-        }
-        Some(Message {
-            subject: subject_t?,
-            payload: payload?,
-            headers,
-        })
+        message(ctx, subject, d.payload.as_ref(), d.headers.as_ref())
     }
 
     fn not_for(&self, ctx: &mut dyn BuildCtx, d: &NatsActionDoc, action: &str, keys: &[&str]) {
-        let given: [(&str, bool, Option<&Span>); 4] = [
-            (
-                "jetstream",
-                d.jetstream.is_some(),
-                d.jetstream.as_ref().map(|s| &s.span),
-            ),
-            (
-                "match",
-                d.matching.is_some(),
-                d.matching.as_ref().map(|s| &s.span),
-            ),
-            ("capture", d.capture.is_some(), None),
-            (
-                "payload",
-                d.payload.is_some(),
-                d.payload.as_ref().map(|s| &s.span),
-            ),
+        let unplaced = Span::default();
+        let given = [
+            ("jetstream", d.jetstream.as_ref().map(|s| &s.span)),
+            ("match", d.matching.as_ref().map(|s| &s.span)),
+            ("capture", d.capture.as_ref().map(|_| &unplaced)),
+            ("payload", d.payload.as_ref().map(|s| &s.span)),
         ];
-        for (key, present, span) in given {
-            if present && keys.contains(&key) {
-                let at = span.cloned().unwrap_or_default();
-                ctx.error(&at, format!("`{key}` is not a setting of `{action}`"));
-            }
-        }
+        let given: Vec<(&str, Option<&Span>)> = given
+            .into_iter()
+            .filter(|(k, _)| keys.contains(k))
+            .collect();
+        not_for(ctx, action, &given);
     }
 
     /// What a step that sends to `subject` needs, whichever it is: the
@@ -367,7 +286,7 @@ impl NatsBuilder {
         &mut self,
         ctx: &mut dyn BuildCtx,
         d: &NatsActionDoc,
-        dest_name: &Spanned<String>,
+        dest: &Spanned<String>,
         at: &Span,
     ) -> Option<Arc<dyn StepExec>> {
         self.not_for(
@@ -376,82 +295,20 @@ impl NatsBuilder {
             "wait_for_event",
             &["jetstream", "capture", "payload"],
         );
-        let protocol = self.protocol.clone();
-        let dest = protocol.as_ref().and_then(|p| {
-            p.dests
-                .iter()
-                .find(|dest| dest.name == dest_name.value)
-                .cloned()
-        });
-        if dest.is_none() && !self.dest_names.contains(&dest_name.value) {
-            let known: Vec<&str> = self.dest_names.iter().map(String::as_str).collect();
-            let mut msg = format!("no NATS consumer is called `{}`", dest_name.value);
-            if known.is_empty() {
-                msg.push_str(": declare one under `nats: { consumers: … }`");
-            } else {
-                msg.push_str(&format!(": expected one of {}", quoted_list(&known)));
-            }
-            if let Some(s) = did_you_mean(&dest_name.value, known.iter().copied()) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            }
-            ctx.error(&dest_name.span, msg);
-        }
-        let wanted = match &d.matching {
-            None => {
-                ctx.missing(at, &["match"], "`wait_for_event` needs `match`: `{ json: \"$.id\", equals: \"{{ id }}\" }` or `{ envelope: true }`");
-                None
-            }
-            Some(m) => wanted(ctx, &m.value, &m.span, dest.as_deref()),
-        };
-        let timeout = duration_or(ctx, d.timeout.as_ref(), DEFAULT_WAIT);
-        let (name, name_span) = match &d.name {
-            Some(n) => (n.value.clone(), n.span.clone()),
-            None => (format!("event {}", dest_name.value), dest_name.span.clone()),
-        };
-        let group = ctx.group(name, OUTCOME_KIND, &name_span);
-        Some(Arc::new(WaitStep {
-            slot: self.slot(),
-            group: group?,
-            dest: dest?,
-            wanted: wanted?,
-            timeout: timeout?,
-        }))
-    }
-}
-
-/// What a `match:` waits for; declares its JSONPath on the destination.
-fn wanted(
-    ctx: &mut dyn BuildCtx,
-    m: &MatchDoc,
-    at: &Span,
-    dest: Option<&Destination>,
-) -> Option<Wanted> {
-    match (&m.json, &m.equals, &m.envelope) {
-        (None, None, Some(e)) if e.value => {
-            if let Some(dest) = dest {
-                dest.match_envelopes();
-            }
-            Some(Wanted::Envelope)
-        }
-        (Some(json), Some(equals), None) => {
-            let path = json_path(ctx, &json.value, &json.span);
-            let equals: Option<Template> = ctx.template(&equals.value, &equals.span);
-            let matcher = match (dest, path) {
-                (Some(dest), Some(path)) => dest.matcher(path),
-                _ => return None,
-            };
-            Some(Wanted::Value {
-                matcher,
-                equals: equals?,
-            })
-        }
-        _ => {
-            ctx.error(
+        wait_step(
+            ctx,
+            self.protocol.as_ref().map(|p| &p.consumers),
+            &self.dest_names,
+            ("NATS", "nats"),
+            self.slot(),
+            WaitDoc {
+                dest,
+                matching: d.matching.as_ref(),
+                timeout: d.timeout.as_ref(),
+                name: d.name.as_ref(),
                 at,
-                "`match` takes `json` and `equals` together, or `envelope: true`",
-            );
-            None
-        }
+            },
+        )
     }
 }
 

@@ -5,6 +5,8 @@
 
 use loadline_doc::de::{Entries, Lenient, Spanned};
 use loadline_doc::value::JsonDoc;
+
+pub use crate::events::build::MatchDoc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -92,20 +94,4 @@ pub struct NatsActionDoc {
     /// JSON payload (e.g. `$.price`) or `payload` for the whole text.
     #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
     pub capture: Option<Entries<Lenient<Spanned<String>>>>,
-}
-
-/// Which message a wait matches: the one whose JSON payload holds `equals`
-/// at `json`, or (`envelope: true`) the one carrying the envelope of this
-/// VU's last publish.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MatchDoc {
-    /// A JSONPath into the message's payload, e.g. `$.order_id`.
-    pub json: Option<Spanned<String>>,
-    /// The value it must hold (a template, e.g. `"{{ order_id }}"`;
-    /// compared as text).
-    pub equals: Option<Spanned<String>>,
-    /// Match the envelope of this VU's last `publish` (a system that passes
-    /// headers on).
-    pub envelope: Option<Spanned<bool>>,
 }

@@ -1,60 +1,35 @@
 //! The executors of `nats:` steps: publish (core, or JetStream to its ack),
-//! request-reply, and the wait for a matching event on a destination.
+//! and request-reply (the wait for an event is [`crate::events::wait`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use loadline_core::cache::CacheOutcome;
-use loadline_core::events::EventCount;
 use loadline_core::metrics::{ErrorClass, ErrorKind, GroupId, MetricsHub, RequestSample};
 use loadline_core::protocol::{BoxFuture, Slot, StepExec, StepOutcome};
-use loadline_core::template::{JsonTemplate, Template, Vars};
+use loadline_core::template::Vars;
 use loadline_core::vu::Vu;
 use serde_json_path::JsonPath;
 
-use super::{NatsProtocol, VuState};
-use crate::events::envelope::{now_micros, Envelope, HEADER};
-use crate::events::track::{value_text, Destination, Waiting};
+use super::NatsProtocol;
+use crate::events::envelope::HEADER;
+use crate::events::payload::Message;
+use crate::events::vu::VuEvents;
 
-/// A message's payload.
-#[derive(Debug)]
-pub(crate) enum Payload {
-    None,
-    Text(Template),
-    Json(JsonTemplate),
-}
-
-impl Payload {
-    fn render(&self, vars: &mut Vars, out: &mut String) {
-        out.clear();
-        match self {
-            Payload::None => {}
-            Payload::Text(t) => t.render_into(vars, out),
-            Payload::Json(t) => t.render_into(vars, out),
-        }
+/// Renders a message's subject, headers and payload (into `text`).
+fn render(
+    message: &Message,
+    vars: &mut Vars,
+    text: &mut String,
+) -> (String, async_nats::HeaderMap, Bytes) {
+    let subject = message.to.render(vars);
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, value) in &message.headers {
+        headers.insert(name.as_str(), value.render(vars).as_str());
     }
-}
-
-/// What a publish or a request sends.
-#[derive(Debug)]
-pub(crate) struct Message {
-    pub(crate) subject: Template,
-    pub(crate) payload: Payload,
-    pub(crate) headers: Vec<(String, Template)>,
-}
-
-impl Message {
-    /// Renders the subject, the headers and the payload (into `text`).
-    fn render(&self, vars: &mut Vars, text: &mut String) -> (String, async_nats::HeaderMap, Bytes) {
-        let subject = self.subject.render(vars);
-        let mut headers = async_nats::HeaderMap::new();
-        for (name, value) in &self.headers {
-            headers.insert(name.as_str(), value.render(vars).as_str());
-        }
-        self.payload.render(vars, text);
-        (subject, headers, Bytes::from(text.clone()))
-    }
+    message.payload.render(vars, text);
+    (subject, headers, Bytes::from(text.clone()))
 }
 
 fn sample(
@@ -80,7 +55,7 @@ fn sample(
 #[derive(Debug)]
 pub(crate) struct PublishStep {
     pub(crate) protocol: Arc<NatsProtocol>,
-    pub(crate) slot: Slot<VuState>,
+    pub(crate) slot: Slot<VuEvents>,
     pub(crate) group: GroupId,
     /// Its index among the plan's publish steps (a VU's producers).
     pub(crate) index: usize,
@@ -100,25 +75,16 @@ impl StepExec for PublishStep {
                 return StepOutcome::AbortIteration;
             };
             let mut text = std::mem::take(&mut state.text);
-            let (subject, mut headers, payload) = self.message.render(vars, &mut text);
+            let (subject, mut headers, payload) = render(&self.message, vars, &mut text);
             state.text = text;
-            if state.producers.len() <= self.index {
-                state.producers.resize_with(self.index + 1, || None);
-            }
-            let dests = self.protocol.dests.len();
-            let (producer, seq) = state.producers[self.index]
-                .get_or_insert_with(|| (self.protocol.producers.add(dests), 0));
-            *seq += 1;
-            let (producer, seq) = (producer.clone(), *seq);
-            Envelope {
-                run: self.protocol.run,
-                producer: producer.id,
-                seq,
-                sent_micros: now_micros(),
-            }
-            .write(&mut state.envelope);
+            let consumers = &self.protocol.consumers;
+            let producer = state.next_message(
+                self.index,
+                consumers.run,
+                &consumers.producers,
+                consumers.dests.len(),
+            );
             headers.insert(HEADER, state.envelope.as_str());
-            state.last_sent = Some((producer.id, seq));
             let size = payload.len() as u64;
             let started = Instant::now();
             let result: Result<(), ErrorClass> = if self.jetstream {
@@ -148,12 +114,7 @@ impl StepExec for PublishStep {
             if result.is_err() {
                 return StepOutcome::AbortIteration;
             }
-            for d in self.protocol.feeds(&subject) {
-                producer.sent(d);
-                if let Some(dest) = self.protocol.dests.get(d) {
-                    hub.record_event(dest.group, EventCount::Sent, 1);
-                }
-            }
+            self.protocol.consumers.sent(hub, &producer, &subject);
             StepOutcome::Continue
         })
     }
@@ -171,7 +132,7 @@ pub(crate) enum CaptureFrom {
 #[derive(Debug)]
 pub(crate) struct RequestStep {
     pub(crate) protocol: Arc<NatsProtocol>,
-    pub(crate) slot: Slot<VuState>,
+    pub(crate) slot: Slot<VuEvents>,
     pub(crate) group: GroupId,
     pub(crate) message: Message,
     pub(crate) timeout: Duration,
@@ -190,7 +151,7 @@ impl StepExec for RequestStep {
                 return StepOutcome::AbortIteration;
             };
             let mut text = std::mem::take(&mut state.text);
-            let (subject, headers, payload) = self.message.render(vars, &mut text);
+            let (subject, headers, payload) = render(&self.message, vars, &mut text);
             state.text = text;
             let size = payload.len() as u64;
             let started = Instant::now();
@@ -252,70 +213,4 @@ fn capture(
         }
     }
     StepOutcome::Continue
-}
-
-/// Which message a wait is for.
-#[derive(Debug)]
-pub(crate) enum Wanted {
-    /// The value at a matcher's JSONPath, rendered.
-    Value { matcher: u32, equals: Template },
-    /// The envelope of the VU's last publish.
-    Envelope,
-}
-
-/// A `nats: { wait_for_event: … }` step.
-#[derive(Debug)]
-pub(crate) struct WaitStep {
-    pub(crate) slot: Slot<VuState>,
-    pub(crate) group: GroupId,
-    pub(crate) dest: Arc<Destination>,
-    pub(crate) wanted: Wanted,
-    pub(crate) timeout: Duration,
-}
-
-impl StepExec for WaitStep {
-    fn run<'a>(&'a self, vu: &'a mut Vu) -> BoxFuture<'a, StepOutcome> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let Some((vars, state, hub)) = vu.parts_for(self.slot, self.group) else {
-                return StepOutcome::AbortIteration;
-            };
-            let key = match &self.wanted {
-                Wanted::Value { matcher, equals } => {
-                    let v = equals.eval(vars);
-                    Destination::key(*matcher, value_text(&v))
-                }
-                Wanted::Envelope => match state.last_sent {
-                    Some((producer, seq)) => Destination::envelope_key(producer, seq),
-                    None => {
-                        hub.record_request(&RequestSample::unsent(self.group, ErrorKind::Other));
-                        return StepOutcome::AbortIteration;
-                    }
-                },
-            };
-            let arrived = match self.dest.wait(key.clone()) {
-                Waiting::Arrived(_) => Some(started),
-                Waiting::Pending(rx) => match tokio::time::timeout(self.timeout, rx).await {
-                    Ok(Ok(at)) => Some(at),
-                    _ => None,
-                },
-            };
-            let Some(at) = arrived else {
-                self.dest.gave_up(&key);
-                hub.record_request(&sample(
-                    self.group,
-                    started,
-                    Some(ErrorKind::Timeout.into()),
-                    0,
-                    0,
-                ));
-                return StepOutcome::AbortIteration;
-            };
-            hub.record_request(&RequestSample {
-                latency: at.saturating_duration_since(started),
-                ..sample(self.group, started, None, 0, 0)
-            });
-            StepOutcome::Continue
-        })
-    }
 }

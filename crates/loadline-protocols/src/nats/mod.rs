@@ -29,18 +29,18 @@ mod exec;
 use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use loadline_core::events::EventCount;
 use loadline_core::metrics::MetricsHub;
 use loadline_core::plan::Plan;
 use loadline_core::protocol::{BoxFuture, HookResult, Protocol};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::envelope::HEADER;
-use crate::events::track::{Destination, Producer, Producers};
+use crate::events::run::{Consumers, Sink};
+use crate::events::track::Destination;
+use crate::events::vu::VuEvents;
 
 pub use build::Nats;
 
@@ -77,52 +77,25 @@ enum Opened {
     Pull(Box<async_nats::jetstream::consumer::PullConsumer>),
 }
 
-/// Where consumers record: the hub of the run under way (none between runs:
-/// a capacity search runs a plan several times).
-type HubCell = Mutex<Option<Arc<MetricsHub>>>;
-
-/// The consumers being read, and how to stop them.
-struct Readers {
-    stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
-}
-
 /// The plan's NATS server, consumers and producers.
 pub struct NatsProtocol {
     url: String,
     redacted: String,
     pub(crate) timeout: Duration,
-    grace: Duration,
-    consumers: Vec<ConsumerSpec>,
-    pub(crate) dests: Vec<Arc<Destination>>,
-    pub(crate) producers: Producers,
-    /// The run's id, in every envelope.
-    pub(crate) run: u64,
+    specs: Vec<ConsumerSpec>,
+    pub(crate) consumers: Consumers,
     client: OnceLock<async_nats::Client>,
     jetstream: OnceLock<async_nats::jetstream::Context>,
     opened: Mutex<Vec<(usize, Opened)>>,
-    hub: Arc<HubCell>,
-    readers: Mutex<Option<Readers>>,
 }
 
 impl fmt::Debug for NatsProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsProtocol")
             .field("url", &self.redacted)
-            .field("consumers", &self.consumers)
+            .field("consumers", &self.specs)
             .finish_non_exhaustive()
     }
-}
-
-/// A VU's NATS state: its producers (one per publish step, made on first
-/// use) with their next sequence numbers, the last envelope it sent, and
-/// reused buffers.
-#[derive(Default)]
-pub(crate) struct VuState {
-    pub(crate) producers: Vec<Option<(Arc<Producer>, u64)>>,
-    pub(crate) last_sent: Option<(u64, u64)>,
-    pub(crate) text: String,
-    pub(crate) envelope: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,24 +138,23 @@ impl NatsProtocol {
         url: String,
         timeout: Duration,
         grace: Duration,
-        consumers: Vec<ConsumerSpec>,
+        specs: Vec<ConsumerSpec>,
         dests: Vec<Arc<Destination>>,
         run: u64,
     ) -> Self {
+        let fed = dests
+            .into_iter()
+            .zip(specs.iter().map(|s| s.expects.clone()))
+            .collect();
         Self {
             redacted: redact_url(&url),
             url,
             timeout,
-            grace,
-            consumers,
-            dests,
-            producers: Producers::default(),
-            run,
+            specs,
+            consumers: Consumers::new(fed, subject_matches, run, grace),
             client: OnceLock::new(),
             jetstream: OnceLock::new(),
             opened: Mutex::new(Vec::new()),
-            hub: Arc::new(Mutex::new(None)),
-            readers: Mutex::new(None),
         }
     }
 
@@ -192,19 +164,6 @@ impl NatsProtocol {
 
     pub(crate) fn jetstream(&self) -> Option<&async_nats::jetstream::Context> {
         self.jetstream.get()
-    }
-
-    /// The destinations a publish to `subject` feeds.
-    pub(crate) fn feeds<'a>(&'a self, subject: &'a str) -> impl Iterator<Item = usize> + 'a {
-        self.consumers
-            .iter()
-            .enumerate()
-            .filter(move |(_, c)| {
-                c.expects
-                    .as_deref()
-                    .is_some_and(|p| subject_matches(p, subject))
-            })
-            .map(|(i, _)| i)
     }
 
     async fn connect(&self) -> Result<(), String> {
@@ -217,7 +176,7 @@ impl NatsProtocol {
             .map_err(|e| unreachable(e.to_string()))?;
         let jetstream = async_nats::jetstream::new(client.clone());
         let mut opened = Vec::new();
-        for (i, spec) in self.consumers.iter().enumerate() {
+        for (i, spec) in self.specs.iter().enumerate() {
             let what = |reason: String| format!("nats consumer `{}`: {reason}", spec.name);
             let one = match &spec.source {
                 ConsumerSource::Core { subject } => client
@@ -266,26 +225,17 @@ fn envelope_of(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
     headers.and_then(|h| h.get(HEADER)).map(|v| v.as_str())
 }
 
-/// The hub of the run under way, if any.
-fn current(hub: &HubCell) -> Option<Arc<MetricsHub>> {
-    lock(hub).clone()
-}
-
 async fn read_core(
     mut sub: async_nats::Subscriber,
     dest: Arc<Destination>,
-    hub: Arc<HubCell>,
+    sink: Sink,
     stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             m = sub.next() => match m {
-                Some(m) => {
-                    if let Some(hub) = current(&hub) {
-                        dest.received(&hub, envelope_of(m.headers.as_ref()), &m.payload);
-                    }
-                }
+                Some(m) => sink.received(&dest, envelope_of(m.headers.as_ref()), &m.payload),
                 None => break,
             },
         }
@@ -296,7 +246,7 @@ async fn read_core(
 async fn read_pull(
     mut consumer: async_nats::jetstream::consumer::PullConsumer,
     dest: Arc<Destination>,
-    hub: Arc<HubCell>,
+    sink: Sink,
     stop: CancellationToken,
 ) {
     let mut messages = match consumer.messages().await {
@@ -311,15 +261,13 @@ async fn read_pull(
         tokio::select! {
             () = stop.cancelled() => break,
             _ = lag.tick() => {
-                if let (Some(hub), Ok(info)) = (current(&hub), consumer.info().await) {
-                    hub.record_event(dest.group, EventCount::Lag, info.num_pending);
+                if let Ok(info) = consumer.info().await {
+                    sink.lag(&dest, info.num_pending);
                 }
             }
             m = messages.next() => match m {
                 Some(Ok(m)) => {
-                    if let Some(hub) = current(&hub) {
-                        dest.received(&hub, envelope_of(m.headers.as_ref()), &m.payload);
-                    }
+                    sink.received(&dest, envelope_of(m.headers.as_ref()), &m.payload);
                     if let Err(error) = m.ack().await {
                         tracing::debug!(dest = %dest.name, %error, "nats: an ack failed");
                     }
@@ -339,12 +287,12 @@ impl Protocol for NatsProtocol {
     }
 
     fn new_vu_state(&self) -> Box<dyn Any + Send> {
-        Box::new(VuState::default())
+        Box::new(VuEvents::default())
     }
 
     fn prepare<'a>(&'a self, _plan: &'a Plan) -> BoxFuture<'a, HookResult> {
         Box::pin(async move {
-            tracing::debug!(consumers = self.consumers.len(), "nats: connecting");
+            tracing::debug!(consumers = self.specs.len(), "nats: connecting");
             if let Err(line) = self.connect().await {
                 return Err(vec![
                     line,
@@ -352,8 +300,8 @@ impl Protocol for NatsProtocol {
                 ]);
             }
             let mut lines = vec![format!("nats: ready: {}", self.redacted)];
-            if !self.consumers.is_empty() {
-                let names: Vec<&str> = self.consumers.iter().map(|c| c.name.as_str()).collect();
+            if !self.specs.is_empty() {
+                let names: Vec<&str> = self.specs.iter().map(|c| c.name.as_str()).collect();
                 lines.push(format!("nats: consumers open: {}", names.join(", ")));
             }
             Ok(lines)
@@ -361,60 +309,37 @@ impl Protocol for NatsProtocol {
     }
 
     fn load_starting(&self, hub: &Arc<MetricsHub>) {
-        *lock(&self.hub) = Some(hub.clone());
-        let mut readers = lock(&self.readers);
-        if readers.is_some() {
-            // A later run of the plan: the consumers are being read already.
-            return;
-        }
-        let opened = std::mem::take(&mut *lock(&self.opened));
-        let stop = CancellationToken::new();
-        let mut tasks = Vec::new();
-        for (i, consumer) in opened {
-            let Some(dest) = self.dests.get(i).cloned() else {
-                continue;
-            };
-            let (hub, stop) = (self.hub.clone(), stop.clone());
-            tasks.push(match consumer {
-                Opened::Core(sub) => tokio::spawn(read_core(sub, dest, hub, stop)),
-                Opened::Pull(c) => tokio::spawn(read_pull(*c, dest, hub, stop)),
-            });
-        }
-        *readers = Some(Readers { stop, tasks });
+        self.consumers.start(hub, |stop| {
+            let opened = std::mem::take(&mut *lock(&self.opened));
+            let mut tasks = Vec::new();
+            for (i, consumer) in opened {
+                let Some(dest) = self.consumers.dests.get(i).cloned() else {
+                    continue;
+                };
+                let (sink, stop) = (self.consumers.sink(), stop.clone());
+                tasks.push(match consumer {
+                    Opened::Core(sub) => tokio::spawn(read_core(sub, dest, sink, stop)),
+                    Opened::Pull(c) => tokio::spawn(read_pull(*c, dest, sink, stop)),
+                });
+            }
+            tasks
+        });
     }
 
     fn load_ended(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(hub) = current(&self.hub) else {
-                return;
-            };
             // Everything published is on its way once the client flushed.
             if let Some(client) = self.client() {
                 let _ = tokio::time::timeout(CONNECT_TIMEOUT, client.flush()).await;
             }
-            let start = Instant::now();
-            while start.elapsed() < self.grace
-                && self.dests.iter().any(|d| d.missing(&self.producers) > 0)
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            *lock(&self.hub) = None;
-            for dest in &self.dests {
-                let lost = dest.settle(&hub, &self.producers);
-                tracing::debug!(dest = %dest.name, lost, "nats: destination settled");
-            }
+            let lost = self.consumers.settle().await;
+            tracing::debug!(?lost, "nats: destinations settled");
         })
     }
 
     fn finish(&self) -> BoxFuture<'_, HookResult> {
         Box::pin(async move {
-            let readers = lock(&self.readers).take();
-            if let Some(readers) = readers {
-                readers.stop.cancel();
-                for task in readers.tasks {
-                    let _ = tokio::time::timeout(CONNECT_TIMEOUT, task).await;
-                }
-            }
+            self.consumers.stop().await;
             if let Some(client) = self.client() {
                 let _ = tokio::time::timeout(CONNECT_TIMEOUT, client.flush()).await;
             }
@@ -427,7 +352,7 @@ impl Protocol for NatsProtocol {
             "nats server: {} (not connected: `run` connects first)",
             self.redacted
         )];
-        for c in &self.consumers {
+        for c in &self.specs {
             let from = match &c.source {
                 ConsumerSource::Core { subject } => format!("subject {subject}"),
                 ConsumerSource::JetStream {
