@@ -3,10 +3,14 @@
 //! [`loadline_core::protocol::StepExec`]s from its step specs; scenario formats
 //! fill the specs, the engine runs the executors.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 mod capture;
 pub mod check;
 pub mod events;
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "nats")]
 pub mod nats;
 #[cfg(feature = "redis")]

@@ -184,6 +184,10 @@ impl Registry {
         let registry = registry.with(crate::redis::Redis);
         #[cfg(feature = "nats")]
         let registry = registry.with(crate::nats::Nats);
+        #[cfg(feature = "amqp")]
+        let registry = registry.with(crate::amqp::Amqp);
+        #[cfg(feature = "mqtt")]
+        let registry = registry.with(crate::mqtt::Mqtt);
         registry
     }
 

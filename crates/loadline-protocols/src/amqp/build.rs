@@ -1,0 +1,330 @@
+//! AMQP steps from their documents: the `amqp:` section (the broker's URL,
+//! the exchanges to declare, the consumers, each checked where it is
+//! written) and `amqp:` steps.
+//!
+//! Metric groups: a publish's is its `name` (default `publish ` and the
+//! exchange as written, `publish (default exchange)` for `""`), of kind
+//! `amqp`; a wait's `event DEST` (kind `outcome`); each consumer's is its
+//! name (kind `events`).
+
+use std::sync::Arc;
+
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::ExchangeKind;
+use loadline_core::build::{BuildCtx, Span};
+use loadline_core::metrics::ErrorClass;
+use loadline_core::protocol::{Slot, StepExec};
+use loadline_doc::de::{self as doc_de, Entries, Spanned};
+use loadline_doc::value::JsonDoc;
+use schemars::SchemaGenerator;
+
+use super::doc::{AmqpActionDoc, AmqpDoc, AmqpStepDoc, BindDoc, QueueConsumerDoc};
+use super::exec::PublishStep;
+use super::{AmqpProtocol, QueueSpec};
+use crate::events::build::{
+    destination, duration_or, message, not_for, wait_step, Server, WaitDoc, DEFAULT_TIMEOUT,
+};
+use crate::events::vu::VuEvents;
+use crate::registry::{ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind};
+
+/// The kind of AMQP's publish groups.
+pub const AMQP_KIND: &str = "amqp";
+/// How many messages a consumer may hold unacknowledged, by default.
+const DEFAULT_PREFETCH: u16 = 500;
+
+const AMQP_STEP: StepKind = StepKind {
+    key: "amqp",
+    described: "an `amqp:` step",
+};
+
+/// RabbitMQ (AMQP 0-9-1): step `amqp`, section `amqp`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Amqp;
+
+impl ProtocolEntry for Amqp {
+    fn name(&self) -> &'static str {
+        "amqp"
+    }
+
+    fn docs(&self) -> Option<&'static str> {
+        Some("docs/event_driven.md")
+    }
+
+    fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
+        vec![StepDocument {
+            kinds: vec![AMQP_STEP],
+            schema: generator.subschema_for::<AmqpStepDoc>(),
+        }]
+    }
+
+    fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
+        vec![Section {
+            key: "amqp",
+            description: "The AMQP broker (RabbitMQ) `amqp:` steps use, the exchanges to declare, and the consumers that read queues for the whole run.",
+            schema: generator.subschema_for::<AmqpDoc>(),
+        }]
+    }
+
+    fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder> {
+        let mut b = AmqpBuilder::default();
+        if let Some(raw) = scenario.section("amqp") {
+            let doc = doc_de::read::<AmqpDoc>(raw, ctx);
+            b.section(ctx, doc);
+        }
+        Box::new(b)
+    }
+}
+
+/// One scenario's AMQP broker and steps.
+#[derive(Default)]
+struct AmqpBuilder {
+    protocol: Option<Arc<AmqpProtocol>>,
+    slot: Option<Slot<VuEvents>>,
+    declared: bool,
+    publishes: usize,
+    dest_names: Vec<String>,
+    nacked: Option<ErrorClass>,
+}
+
+impl ProtocolBuilder for AmqpBuilder {
+    fn step(
+        &mut self,
+        _kind: &str,
+        step: &doc_de::Raw,
+        ctx: &mut dyn BuildCtx,
+    ) -> Option<Arc<dyn StepExec>> {
+        let doc = doc_de::read::<AmqpStepDoc>(step, ctx)?;
+        let at = &doc.amqp.span;
+        let d = &doc.amqp.value;
+        if d.publish.is_some() == d.wait_for_event.is_some() {
+            ctx.missing(
+                at,
+                &["publish", "wait_for_event"],
+                "an `amqp:` step needs exactly one of `publish` and `wait_for_event`",
+            );
+            return None;
+        }
+        if !self.declared {
+            ctx.error(
+                at,
+                "an `amqp:` step needs a broker: declare it in the `amqp:` section, e.g. `amqp: { url: \"amqp://guest:guest@127.0.0.1:5672/%2f\" }`",
+            );
+            return None;
+        }
+        match (&d.publish, &d.wait_for_event) {
+            (Some(exchange), _) => self.publish(ctx, d, exchange),
+            (None, Some(dest)) => {
+                let only_publish = [
+                    ("routing_key", d.routing_key.as_ref().map(|s| &s.span)),
+                    ("payload", d.payload.as_ref().map(|s| &s.span)),
+                    ("confirm", d.confirm.as_ref().map(|s| &s.span)),
+                    ("persistent", d.persistent.as_ref().map(|s| &s.span)),
+                ];
+                not_for(ctx, "wait_for_event", &only_publish);
+                wait_step(
+                    ctx,
+                    self.protocol.as_ref().map(|p| &p.consumers),
+                    &self.dest_names,
+                    ("AMQP", "amqp"),
+                    self.slot(),
+                    WaitDoc {
+                        dest,
+                        matching: d.matching.as_ref(),
+                        timeout: d.timeout.as_ref(),
+                        name: d.name.as_ref(),
+                        at,
+                    },
+                )
+            }
+            (None, None) => None,
+        }
+    }
+}
+
+fn exchange_kind(ctx: &mut dyn BuildCtx, t: &Spanned<String>) -> Option<ExchangeKind> {
+    match t.value.as_str() {
+        "direct" => Some(ExchangeKind::Direct),
+        "fanout" => Some(ExchangeKind::Fanout),
+        "topic" => Some(ExchangeKind::Topic),
+        "headers" => Some(ExchangeKind::Headers),
+        other => {
+            ctx.error(
+                &t.span,
+                format!("`{other}` is not an exchange type: expected `direct`, `fanout`, `topic` or `headers`"),
+            );
+            None
+        }
+    }
+}
+
+/// A queue argument's value as AMQP writes it.
+fn argument(ctx: &mut dyn BuildCtx, v: &Spanned<JsonDoc>) -> Option<AMQPValue> {
+    match &v.value {
+        JsonDoc::Bool(b) => Some(AMQPValue::Boolean(*b)),
+        JsonDoc::Int(i) => Some(AMQPValue::LongLongInt(*i)),
+        JsonDoc::UInt(u) => match i64::try_from(*u) {
+            Ok(i) => Some(AMQPValue::LongLongInt(i)),
+            Err(_) => {
+                ctx.error(&v.span, "too large for a queue argument");
+                None
+            }
+        },
+        JsonDoc::Float(f) => Some(AMQPValue::Double(*f)),
+        JsonDoc::Str(s) => Some(AMQPValue::LongString(LongString::from(s.as_str()))),
+        _ => {
+            ctx.error(
+                &v.span,
+                "a queue argument is a number, a string or a boolean",
+            );
+            None
+        }
+    }
+}
+
+fn arguments(ctx: &mut dyn BuildCtx, args: Option<&Entries<Spanned<JsonDoc>>>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in args.iter().flat_map(|a| a.0.iter()) {
+        if let Some(v) = argument(ctx, value) {
+            table.insert(name.value.as_str().into(), v);
+        }
+    }
+    table
+}
+
+fn binding(b: &BindDoc) -> (String, String) {
+    (
+        b.exchange.value.clone(),
+        b.routing_key
+            .as_ref()
+            .map_or_else(|| "#".to_owned(), |k| k.value.clone()),
+    )
+}
+
+/// A consumer's spec from its document.
+fn consumer(ctx: &mut dyn BuildCtx, name: &str, c: &QueueConsumerDoc) -> QueueSpec {
+    let queue = c
+        .queue
+        .as_ref()
+        .map_or_else(|| name.to_owned(), |q| q.value.clone());
+    let bind = c.bind.as_ref().map(|b| binding(&b.value));
+    let expects = match (&c.expects, &bind) {
+        (Some(e), _) => binding(&e.value),
+        (None, Some(b)) => b.clone(),
+        (None, None) => (String::new(), queue.clone()),
+    };
+    QueueSpec {
+        name: name.to_owned(),
+        queue,
+        declare: c.declare.as_ref().is_none_or(|d| d.value),
+        arguments: arguments(ctx, c.arguments.as_ref()),
+        bind,
+        prefetch: c
+            .prefetch
+            .as_ref()
+            .map_or(DEFAULT_PREFETCH, |p| p.value.max(1)),
+        expects,
+    }
+}
+
+impl AmqpBuilder {
+    fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<AmqpDoc>) {
+        self.declared = true;
+        let Some(doc) = doc else {
+            return;
+        };
+        let before = ctx.error_count();
+        let server = Server::read(
+            ctx,
+            "AMQP",
+            &["amqp", "amqps"],
+            &doc.url,
+            doc.timeout.as_ref(),
+            doc.grace.as_ref(),
+            super::redact_url,
+        );
+        let mut exchanges = Vec::new();
+        for (name, kind) in doc.exchanges.iter().flat_map(|e| e.0.iter()) {
+            if let Some(kind) = exchange_kind(ctx, kind) {
+                exchanges.push((name.value.clone(), kind));
+            }
+        }
+        let run = fastrand::u64(1..);
+        let mut specs = Vec::new();
+        let mut dests = Vec::new();
+        for (name, entry) in doc.consumers.iter().flat_map(|c| c.0.iter()) {
+            self.dest_names.push(name.value.clone());
+            let Some(c) = entry.get() else {
+                continue;
+            };
+            let spec = consumer(ctx, &name.value, &c.value);
+            let Some(dest) = destination(ctx, name, specs.len(), run) else {
+                continue;
+            };
+            dests.push(dest);
+            specs.push(spec);
+        }
+        self.nacked = ctx.error_classes(&["nacked"]).first().copied();
+        if ctx.error_count() > before {
+            return;
+        }
+        if let (Some(url), Some(timeout), Some(grace)) = (server.url, server.timeout, server.grace)
+        {
+            let protocol = Arc::new(AmqpProtocol::new(
+                url, timeout, grace, exchanges, specs, dests, run,
+            ));
+            self.slot = Some(ctx.add_typed_protocol(protocol.clone()));
+            self.protocol = Some(protocol);
+        }
+    }
+
+    fn slot(&self) -> Slot<VuEvents> {
+        self.slot.unwrap_or(Slot::new(usize::MAX))
+    }
+
+    fn publish(
+        &mut self,
+        ctx: &mut dyn BuildCtx,
+        d: &AmqpActionDoc,
+        exchange: &Spanned<String>,
+    ) -> Option<Arc<dyn StepExec>> {
+        not_for(
+            ctx,
+            "publish",
+            &[("match", d.matching.as_ref().map(|s| &s.span))],
+        );
+        let message = message(ctx, exchange, d.payload.as_ref(), d.headers.as_ref());
+        let routing_key = match &d.routing_key {
+            Some(k) => ctx.template(&k.value, &k.span),
+            None => ctx.template("", &Span::default()),
+        };
+        let protocol = self.protocol.clone();
+        let timeout = duration_or(
+            ctx,
+            d.timeout.as_ref(),
+            protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout),
+        );
+        let (name, name_span) = match &d.name {
+            Some(n) => (n.value.clone(), n.span.clone()),
+            None if exchange.value.is_empty() => (
+                "publish (default exchange)".to_owned(),
+                exchange.span.clone(),
+            ),
+            None => (format!("publish {}", exchange.value), exchange.span.clone()),
+        };
+        let group = ctx.group(name, AMQP_KIND, &name_span);
+        let index = self.publishes;
+        self.publishes += 1;
+        Some(Arc::new(PublishStep {
+            protocol: protocol?,
+            slot: self.slot(),
+            group: group?,
+            index,
+            message: message?,
+            routing_key: routing_key?,
+            confirm: d.confirm.as_ref().is_none_or(|c| c.value),
+            persistent: d.persistent.as_ref().is_some_and(|p| p.value),
+            timeout: timeout?,
+            nacked: self.nacked?,
+        }))
+    }
+}
