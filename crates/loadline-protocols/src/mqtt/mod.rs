@@ -243,6 +243,7 @@ async fn drive_publisher(
                     lock(&in_flight).finish(rec.pkid, Err(Failure::Refused));
                 }
             }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(Event::Incoming(Packet::PubComp(comp))) => {
                 lock(&in_flight).finish(comp.pkid, Ok(()));
             }
@@ -291,6 +292,8 @@ async fn drive_consumer(
                 });
                 sink.received(&dest, envelope, &p.payload);
             }
+            // Our own disconnect, at the end.
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if let Some(tx) = subscribed.take() {
                     let refused = ack.return_codes.iter().find(|c| {
