@@ -98,10 +98,15 @@ impl Server {
         match &text {
             Some(u) if !schemes.iter().any(|s| u.starts_with(&format!("{s}://"))) => {
                 let schemes: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+                let article = if schemes[0].starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
                 ctx.error(
                     &url.span,
                     format!(
-                        "expected a {} URL, found `{}`",
+                        "expected {article} {} URL, found `{}`",
                         schemes.join(" or "),
                         redact(u)
                     ),
