@@ -285,7 +285,10 @@ async fn a_stopped_consumer_behind_a_length_limit_and_a_redelivery_are_measured_
     assert_eq!(e.lost, e.sent - distinct);
     assert_eq!(e.received, r.forwarded);
     assert_eq!(e.duplicated, r.forwarded - distinct);
-    assert!(r.nacked == 1 && e.duplicated >= 1, "the redelivery is a duplicate");
+    assert!(
+        r.nacked == 1 && e.duplicated >= 1,
+        "the redelivery is a duplicate"
+    );
 }
 
 /// A queue that must exist (`declare: false`) and does not stops the run
