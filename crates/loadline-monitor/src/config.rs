@@ -97,6 +97,32 @@ pub struct MonitorConfig {
     )]
     #[schemars(with = "Option<DatabaseNames>")]
     pub nats: Vec<String>,
+    /// Mosquitto brokers to watch (one, or a list), by their `mqtt://` URL:
+    /// their `$SYS/broker/#` topics (clients, publishes and bytes per second,
+    /// stored and dropped messages), which Mosquitto publishes every
+    /// `sys_interval` (10s by default).
+    #[serde(
+        default,
+        deserialize_with = "database_names",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(with = "Option<DatabaseNames>")]
+    pub mosquitto: Vec<String>,
+    /// RabbitMQ queues to watch: `{ url: "amqp://guest:guest@127.0.0.1:5672/%2f",
+    /// queues: [orders] }`, their depth and consumers (read by passive
+    /// declares: no management plugin needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq: Option<RabbitMqSpec>,
+}
+
+/// The RabbitMQ queues to watch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitMqSpec {
+    /// The broker, `amqp://user:password@host:5672/vhost`.
+    pub url: String,
+    /// The queues whose depth and consumers are read.
+    pub queues: Vec<String>,
 }
 
 /// Reads `redis: cache` or `redis: [cache, "redis://127.0.0.1:6380"]`.
@@ -209,6 +235,8 @@ pub(crate) struct Settings {
     pub databases: Vec<database::Target>,
     pub redis: Vec<redis_monitor::Target>,
     pub nats: Vec<crate::nats::Target>,
+    pub mosquitto: Vec<crate::mosquitto::Target>,
+    pub rabbitmq: Option<crate::rabbitmq::Target>,
     /// Things to tell the user when the monitors start.
     pub notes: Vec<String>,
 }
@@ -425,6 +453,21 @@ impl MonitorConfig {
             }
         }
 
+        let mut mosquitto = Vec::new();
+        for url in &self.mosquitto {
+            match crate::mosquitto::Target::new(url) {
+                Ok(target) => mosquitto.push(target),
+                Err(message) => problem("mosquitto".into(), message),
+            }
+        }
+        let mut rabbitmq = None;
+        if let Some(spec) = &self.rabbitmq {
+            match crate::rabbitmq::Target::new(&spec.url, spec.queues.clone()) {
+                Ok(target) => rabbitmq = Some(target),
+                Err(message) => problem("rabbitmq".into(), message),
+            }
+        }
+
         if !problems.is_empty() {
             return Err(MonitorError::Invalid(problems));
         }
@@ -438,6 +481,8 @@ impl MonitorConfig {
             databases,
             redis,
             nats,
+            mosquitto,
+            rabbitmq,
             notes,
         })
     }

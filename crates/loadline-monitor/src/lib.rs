@@ -11,6 +11,8 @@
 //! | loadline itself | `loadline.cpu_percent`, `loadline.rss_bytes`, `loadline.cores`, `loadline.saturated` |
 //! | Redis servers (`INFO`) | `redis.keyspace_hits_per_s`, `redis.keyspace_misses_per_s`, `redis.hit_ratio`, `redis.evicted_keys_per_s`, `redis.expired_keys_per_s`, `redis.ops_per_s`, `redis.used_memory_bytes`, `redis.connected_clients`, labelled `{server=NAME}` |
 //! | NATS servers (`/varz`, `/jsz` of the monitoring port) | `nats.in_msgs_per_s`, `nats.out_msgs_per_s`, `nats.in_bytes_per_s`, `nats.out_bytes_per_s`, `nats.connections`, `nats.slow_consumers`, `nats.jetstream_messages`, `nats.jetstream_bytes`, `nats.jetstream_consumers`, labelled `{server=HOST:PORT}` |
+//! | Mosquitto brokers (`$SYS/broker/#` over MQTT) | `mosquitto.clients_connected`, `mosquitto.publish_received_per_s`, `mosquitto.publish_sent_per_s`, `mosquitto.bytes_received_per_s`, `mosquitto.bytes_sent_per_s`, `mosquitto.messages_stored`, `mosquitto.publish_dropped`, `mosquitto.heap_bytes`, labelled `{broker=HOST:PORT}` |
+//! | RabbitMQ queues (passive declares over AMQP) | `rabbitmq.queue_messages`, `rabbitmq.queue_consumers`, labelled `{broker=HOST:PORT,queue=NAME}` |
 //! | databases (PostgreSQL, MySQL/MariaDB) | `db.xact_commit_per_s`, `db.cache_hit_ratio`, `db.connections{state=…}`, `db.queries_per_s`, `db.threads_running`, … labelled `{db=NAME}`; a database that cannot be reached is a warning |
 //!
 //! CPU percentages of a process are of one core (200 = two full cores); the
@@ -28,10 +30,12 @@ mod database;
 mod host;
 #[cfg(target_os = "linux")]
 mod linux_proc;
+mod mosquitto;
 mod nats;
 #[cfg(target_os = "linux")]
 mod process;
 mod prometheus;
+mod rabbitmq;
 mod redis;
 #[cfg(target_os = "linux")]
 mod sampling;
@@ -44,7 +48,7 @@ use std::sync::Arc;
 use loadline_core::monitor::{MonitorSource, MonitorValue};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-pub use config::{ConfigProblem, MonitorConfig, ProcessSpec, PrometheusSpec};
+pub use config::{ConfigProblem, MonitorConfig, ProcessSpec, PrometheusSpec, RabbitMqSpec};
 pub use database::DatabaseMonitorSpec;
 pub use redis::RedisMonitorSpec;
 
@@ -177,6 +181,14 @@ impl Monitors {
         for target in settings.nats {
             tracing::debug!(?every, server = %target.name, "monitor started: nats");
             runtime.spawn(nats::run(target, board.slot(), every, stop.clone()));
+        }
+        for target in settings.mosquitto {
+            tracing::debug!(?every, broker = %target.name, "monitor started: mosquitto");
+            runtime.spawn(mosquitto::run(target, board.slot(), every, stop.clone()));
+        }
+        if let Some(target) = settings.rabbitmq {
+            tracing::debug!(?every, broker = %target.name, "monitor started: rabbitmq");
+            runtime.spawn(rabbitmq::run(target, board.slot(), every, stop.clone()));
         }
         Ok(Arc::new(Monitors {
             board,

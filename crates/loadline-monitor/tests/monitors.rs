@@ -1,8 +1,10 @@
 //! The monitors against real things on this machine: a TCP listener and a busy
 //! thread of the test's own process, the host's /proc, Prometheus endpoints
-//! served by the test on 127.0.0.1, and a private `nats-server` (with its
-//! monitoring port) the test starts on free loopback ports. Every wait is
-//! bounded.
+//! served by the test on 127.0.0.1, a private `nats-server` (with its
+//! monitoring port) the test starts on free loopback ports, and this machine's
+//! Mosquitto (:1883) and RabbitMQ (:5672), which a test skips with a printed
+//! reason when they are absent (and fails for, with
+//! `LOADLINE_REQUIRE_SERVICES=1`). Every wait is bounded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -545,4 +547,116 @@ async fn reads_a_nats_servers_varz_and_jsz() {
         Some(0.0),
         "{values:?}"
     );
+}
+
+/// Whether `service` answers at `addr` (else the test is skipped, or fails
+/// with `LOADLINE_REQUIRE_SERVICES=1`).
+async fn reachable(service: &str, addr: &str) -> bool {
+    let connect = tokio::net::TcpStream::connect(addr);
+    if matches!(
+        tokio::time::timeout(Duration::from_secs(2), connect).await,
+        Ok(Ok(_))
+    ) {
+        return true;
+    }
+    let message = format!("skipped: {service} not reachable at {addr}");
+    if std::env::var("LOADLINE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{message} (LOADLINE_REQUIRE_SERVICES=1)");
+    }
+    println!("{message}");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_mosquittos_sys_topics() {
+    if !reachable("Mosquitto", "127.0.0.1:1883").await {
+        return;
+    }
+    let config = MonitorConfig {
+        mosquitto: vec!["mqtt://127.0.0.1:1883".into()],
+        ..quiet()
+    };
+    let cancel = CancellationToken::new();
+    let monitors = Monitors::start(&config, None, cancel.clone()).unwrap();
+    let key = "mosquitto.clients_connected{broker=127.0.0.1:1883}";
+    // Mosquitto publishes $SYS every sys_interval (10s by default).
+    let values = wait_until(&monitors, Duration::from_secs(12), |values| {
+        get(values, key).is_some()
+    })
+    .await;
+    cancel.cancel();
+    // The monitor's own connection is one of them.
+    assert!(get(&values, key).is_some_and(|c| c >= 1.0), "{values:?}");
+    assert!(
+        get(&values, "mosquitto.heap_bytes{broker=127.0.0.1:1883}").is_some_and(|h| h > 0.0),
+        "{values:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_rabbitmq_queue_depths() {
+    use lapin::options::{
+        BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    };
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    if !reachable("RabbitMQ", "127.0.0.1:5672").await {
+        return;
+    }
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let queue = format!(
+        "lltest_{}_{:06x}_monitor",
+        std::process::id(),
+        fastrand::u32(..0xff_ffff)
+    );
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..7 {
+        ch.basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let config = MonitorConfig {
+        rabbitmq: Some(loadline_monitor::RabbitMqSpec {
+            url: url.into(),
+            queues: vec![queue.clone()],
+        }),
+        ..quiet()
+    };
+    let cancel = CancellationToken::new();
+    let monitors = Monitors::start(&config, None, cancel.clone()).unwrap();
+    let depth = format!("rabbitmq.queue_messages{{broker=127.0.0.1:5672,queue={queue}}}");
+    let values = wait_until(&monitors, Duration::from_secs(5), |values| {
+        get(values, &depth).is_some()
+    })
+    .await;
+    cancel.cancel();
+    let _ = ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "OK".into()).await;
+    assert_eq!(get(&values, &depth), Some(7.0), "{values:?}");
+    let consumers = format!("rabbitmq.queue_consumers{{broker=127.0.0.1:5672,queue={queue}}}");
+    assert_eq!(get(&values, &consumers), Some(0.0), "{values:?}");
 }
