@@ -25,11 +25,9 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use loadline_config::{load_str_in, Overrides};
 use loadline_core::metrics::Stats;
 use loadline_core::plan::Plan;
 use loadline_core::runner::{NoObserver, RunOptions};
-use loadline_protocols::registry::Registry;
 
 const ADDR: &str = "127.0.0.1:5672";
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -41,11 +39,7 @@ async fn reachable() -> bool {
 
 /// A name prefix of this test run.
 fn prefix(test: &str) -> String {
-    format!(
-        "lltest_{}_{:06x}_{test}",
-        std::process::id(),
-        fastrand::u32(..0xff_ffff)
-    )
+    common::unique(test, '_')
 }
 
 async fn channel() -> (Connection, Channel) {
@@ -336,17 +330,7 @@ flows:
       - amqp: { publish: a, wait_for_event: orders }
       - amqp: { publish: a, headers: { Loadline-Envelope: x } }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let err = load_str_in(
-        &Registry::builtin(),
-        "bad.yaml",
-        text,
-        dir.path(),
-        &Overrides::default(),
-    )
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    let err = common::load_errors(text);
     for expected in [
         "bad.yaml:3:8: amqp.url: expected an amqp:// or amqps:// URL",
         "bad.yaml:4:24: amqp.exchanges.orders: `fan` is not an exchange type",

@@ -16,11 +16,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loadline_config::{load_str_in, Overrides};
 use loadline_core::metrics::Stats;
 use loadline_core::plan::Plan;
 use loadline_core::runner::{NoObserver, RunOptions};
-use loadline_protocols::registry::Registry;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -34,11 +32,7 @@ async fn reachable() -> bool {
 
 /// A topic prefix of this test run.
 fn prefix(test: &str) -> String {
-    format!(
-        "lltest_{}_{:06x}_{test}",
-        std::process::id(),
-        fastrand::u32(..0xff_ffff)
-    )
+    common::unique(test, '_')
 }
 
 async fn run(plan: &Arc<Plan>) -> Stats {
@@ -244,17 +238,7 @@ flows:
       - mqtt: { publish: a, qos: 5 }
       - mqtt: { publish: a, match: { envelope: true } }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let err = load_str_in(
-        &Registry::builtin(),
-        "bad.yaml",
-        text,
-        dir.path(),
-        &Overrides::default(),
-    )
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    let err = common::load_errors(text);
     for expected in [
         "bad.yaml:3:8: mqtt.url: expected a mqtt:// URL",
         "bad.yaml:5:33: mqtt.consumers.temps.qos: QoS 3 does not exist: expected 0, 1 or 2",

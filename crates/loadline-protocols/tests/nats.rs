@@ -18,12 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use loadline_config::{load_str_in, Overrides};
 use loadline_core::events::EventCounts;
 use loadline_core::metrics::Stats;
 use loadline_core::plan::Plan;
 use loadline_core::runner::{self, NoObserver, RunOptions};
-use loadline_protocols::registry::Registry;
 
 const ADDR: &str = "127.0.0.1:4222";
 const HEADER: &str = "Loadline-Envelope";
@@ -34,11 +32,7 @@ async fn reachable() -> bool {
 
 /// A subject prefix (and stream name part) of this test run.
 fn prefix(test: &str) -> String {
-    format!(
-        "lltest_{}_{:06x}_{test}",
-        std::process::id(),
-        fastrand::u32(..0xff_ffff)
-    )
+    common::unique(test, '_')
 }
 
 async fn client() -> async_nats::Client {
@@ -357,17 +351,7 @@ flows:
       - nats: { publish: a, request: b }
       - nats: { publish: a, headers: { Loadline-Envelope: x }, match: { envelope: true } }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let err = load_str_in(
-        &Registry::builtin(),
-        "bad.yaml",
-        text,
-        dir.path(),
-        &Overrides::default(),
-    )
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    let err = common::load_errors(text);
     for expected in [
         "bad.yaml:3:8: nats.url: expected a nats:// or tls:// URL",
         "bad.yaml:6:9: nats.consumers.js: consumer `js` needs `subject` (core NATS) or `stream` (JetStream)",

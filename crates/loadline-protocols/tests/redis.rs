@@ -28,11 +28,7 @@ async fn reachable() -> bool {
 
 /// A key prefix of this test run.
 fn prefix(test: &str) -> String {
-    format!(
-        "lltest:{}:{:06x}:{test}",
-        std::process::id(),
-        fastrand::u32(..0xff_ffff)
-    )
+    common::unique(test, ':')
 }
 
 async fn client() -> redis::aio::MultiplexedConnection {

@@ -13,76 +13,39 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::ExchangeKind;
 use loadline_core::build::{BuildCtx, Span};
 use loadline_core::metrics::ErrorClass;
-use loadline_core::protocol::{Slot, StepExec};
+use loadline_core::protocol::StepExec;
 use loadline_doc::de::{self as doc_de, Entries, Spanned};
 use loadline_doc::value::JsonDoc;
-use schemars::SchemaGenerator;
 
 use super::doc::{AmqpActionDoc, AmqpDoc, AmqpStepDoc, BindDoc, QueueConsumerDoc};
 use super::exec::PublishStep;
 use super::{AmqpProtocol, QueueSpec};
-use crate::events::build::{
-    destination, duration_or, message, not_for, wait_step, Server, WaitDoc, DEFAULT_TIMEOUT,
-};
-use crate::events::vu::VuEvents;
-use crate::registry::{ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind};
+use crate::events::build::{not_for, Broker, BrokerBuilder, Common, SendDoc, Server, WaitDoc};
+use crate::registry::ProtocolBuilder;
 
 /// The kind of AMQP's publish groups.
 pub const AMQP_KIND: &str = "amqp";
 /// How many messages a consumer may hold unacknowledged, by default.
 const DEFAULT_PREFETCH: u16 = 500;
 
-const AMQP_STEP: StepKind = StepKind {
-    key: "amqp",
-    described: "an `amqp:` step",
-};
-
 /// RabbitMQ (AMQP 0-9-1): step `amqp`, section `amqp`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Amqp;
 
-impl ProtocolEntry for Amqp {
-    fn name(&self) -> &'static str {
-        "amqp"
-    }
-
-    fn docs(&self) -> Option<&'static str> {
-        Some("docs/event_driven.md")
-    }
-
-    fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
-        vec![StepDocument {
-            kinds: vec![AMQP_STEP],
-            schema: generator.subschema_for::<AmqpStepDoc>(),
-        }]
-    }
-
-    fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
-        vec![Section {
-            key: "amqp",
-            description: "The AMQP broker (RabbitMQ) `amqp:` steps use, the exchanges to declare, and the consumers that read queues for the whole run.",
-            schema: generator.subschema_for::<AmqpDoc>(),
-        }]
-    }
-
-    fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder> {
-        let mut b = AmqpBuilder::default();
-        if let Some(raw) = scenario.section("amqp") {
-            let doc = doc_de::read::<AmqpDoc>(raw, ctx);
-            b.section(ctx, doc);
-        }
-        Box::new(b)
-    }
+impl Broker for Amqp {
+    const KEY: &'static str = "amqp";
+    const DESCRIBED: &'static str = "an `amqp:` step";
+    const SECTION: &'static str = "The AMQP broker (RabbitMQ) `amqp:` steps use, the exchanges to declare, and the consumers that read queues for the whole run.";
+    type StepDoc = AmqpStepDoc;
+    type SectionDoc = AmqpDoc;
+    type Builder = AmqpBuilder;
 }
 
 /// One scenario's AMQP broker and steps.
 #[derive(Default)]
-struct AmqpBuilder {
+pub struct AmqpBuilder {
     protocol: Option<Arc<AmqpProtocol>>,
-    slot: Option<Slot<VuEvents>>,
-    declared: bool,
-    publishes: usize,
-    dest_names: Vec<String>,
+    common: Common,
     nacked: Option<ErrorClass>,
 }
 
@@ -96,48 +59,44 @@ impl ProtocolBuilder for AmqpBuilder {
         let doc = doc_de::read::<AmqpStepDoc>(step, ctx)?;
         let at = &doc.amqp.span;
         let d = &doc.amqp.value;
-        if d.publish.is_some() == d.wait_for_event.is_some() {
-            ctx.missing(
-                at,
-                &["publish", "wait_for_event"],
-                "an `amqp:` step needs exactly one of `publish` and `wait_for_event`",
-            );
+        let actions = [
+            ("publish", d.publish.is_some()),
+            ("wait_for_event", d.wait_for_event.is_some()),
+        ];
+        let needs = ("broker", "amqp://guest:guest@127.0.0.1:5672/%2f");
+        if !self.common.check_step(ctx, at, "amqp", &actions, needs) {
             return None;
         }
-        if !self.declared {
-            ctx.error(
+        if let Some(exchange) = &d.publish {
+            return self.publish(ctx, d, exchange);
+        }
+        let only_publish = [
+            ("routing_key", d.routing_key.as_ref().map(|s| &s.span)),
+            ("payload", d.payload.as_ref().map(|s| &s.span)),
+            ("confirm", d.confirm.as_ref().map(|s| &s.span)),
+            ("persistent", d.persistent.as_ref().map(|s| &s.span)),
+        ];
+        not_for(ctx, "wait_for_event", &only_publish);
+        self.common.wait(
+            ctx,
+            self.protocol.as_ref().map(|p| &p.consumers),
+            ("AMQP", "amqp"),
+            WaitDoc {
+                dest: d.wait_for_event.as_ref()?,
+                matching: d.matching.as_ref(),
+                timeout: d.timeout.as_ref(),
+                name: d.name.as_ref(),
                 at,
-                "an `amqp:` step needs a broker: declare it in the `amqp:` section, e.g. `amqp: { url: \"amqp://guest:guest@127.0.0.1:5672/%2f\" }`",
-            );
-            return None;
-        }
-        match (&d.publish, &d.wait_for_event) {
-            (Some(exchange), _) => self.publish(ctx, d, exchange),
-            (None, Some(dest)) => {
-                let only_publish = [
-                    ("routing_key", d.routing_key.as_ref().map(|s| &s.span)),
-                    ("payload", d.payload.as_ref().map(|s| &s.span)),
-                    ("confirm", d.confirm.as_ref().map(|s| &s.span)),
-                    ("persistent", d.persistent.as_ref().map(|s| &s.span)),
-                ];
-                not_for(ctx, "wait_for_event", &only_publish);
-                wait_step(
-                    ctx,
-                    self.protocol.as_ref().map(|p| &p.consumers),
-                    &self.dest_names,
-                    ("AMQP", "amqp"),
-                    self.slot(),
-                    WaitDoc {
-                        dest,
-                        matching: d.matching.as_ref(),
-                        timeout: d.timeout.as_ref(),
-                        name: d.name.as_ref(),
-                        at,
-                    },
-                )
-            }
-            (None, None) => None,
-        }
+            },
+        )
+    }
+}
+
+impl BrokerBuilder for AmqpBuilder {
+    type Section = AmqpDoc;
+
+    fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<AmqpDoc>) {
+        self.read_section(ctx, doc);
     }
 }
 
@@ -227,8 +186,8 @@ fn consumer(ctx: &mut dyn BuildCtx, name: &str, c: &QueueConsumerDoc) -> QueueSp
 }
 
 impl AmqpBuilder {
-    fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<AmqpDoc>) {
-        self.declared = true;
+    fn read_section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<AmqpDoc>) {
+        self.common.declared = true;
         let Some(doc) = doc else {
             return;
         };
@@ -249,20 +208,11 @@ impl AmqpBuilder {
             }
         }
         let run = fastrand::u64(1..);
-        let mut specs = Vec::new();
-        let mut dests = Vec::new();
-        for (name, entry) in doc.consumers.iter().flat_map(|c| c.0.iter()) {
-            self.dest_names.push(name.value.clone());
-            let Some(c) = entry.get() else {
-                continue;
-            };
-            let spec = consumer(ctx, &name.value, &c.value);
-            let Some(dest) = destination(ctx, name, specs.len(), run) else {
-                continue;
-            };
-            dests.push(dest);
-            specs.push(spec);
-        }
+        let (specs, dests) =
+            self.common
+                .consumers(ctx, doc.consumers.as_ref(), run, |ctx, name, c, _| {
+                    Some(consumer(ctx, name, c))
+                });
         self.nacked = ctx.error_classes(&["nacked"]).first().copied();
         if ctx.error_count() > before {
             return;
@@ -272,13 +222,9 @@ impl AmqpBuilder {
             let protocol = Arc::new(AmqpProtocol::new(
                 url, timeout, grace, exchanges, specs, dests, run,
             ));
-            self.slot = Some(ctx.add_typed_protocol(protocol.clone()));
+            self.common.slot = Some(ctx.add_typed_protocol(protocol.clone()));
             self.protocol = Some(protocol);
         }
-    }
-
-    fn slot(&self) -> Slot<VuEvents> {
-        self.slot.unwrap_or(Slot::new(usize::MAX))
     }
 
     fn publish(
@@ -292,38 +238,38 @@ impl AmqpBuilder {
             "publish",
             &[("match", d.matching.as_ref().map(|s| &s.span))],
         );
-        let message = message(ctx, exchange, d.payload.as_ref(), d.headers.as_ref());
+        let default_name = if exchange.value.is_empty() {
+            "publish (default exchange)".to_owned()
+        } else {
+            format!("publish {}", exchange.value)
+        };
+        let sent = SendDoc {
+            to: exchange,
+            payload: d.payload.as_ref(),
+            headers: d.headers.as_ref(),
+            timeout: d.timeout.as_ref(),
+            name: d.name.as_ref(),
+        }
+        .read(
+            ctx,
+            self.protocol.as_ref().map(|p| p.timeout),
+            default_name,
+            AMQP_KIND,
+        );
         let routing_key = match &d.routing_key {
             Some(k) => ctx.template(&k.value, &k.span),
             None => ctx.template("", &Span::default()),
         };
-        let protocol = self.protocol.clone();
-        let timeout = duration_or(
-            ctx,
-            d.timeout.as_ref(),
-            protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout),
-        );
-        let (name, name_span) = match &d.name {
-            Some(n) => (n.value.clone(), n.span.clone()),
-            None if exchange.value.is_empty() => (
-                "publish (default exchange)".to_owned(),
-                exchange.span.clone(),
-            ),
-            None => (format!("publish {}", exchange.value), exchange.span.clone()),
-        };
-        let group = ctx.group(name, AMQP_KIND, &name_span);
-        let index = self.publishes;
-        self.publishes += 1;
         Some(Arc::new(PublishStep {
-            protocol: protocol?,
-            slot: self.slot(),
-            group: group?,
-            index,
-            message: message?,
+            protocol: self.protocol.clone()?,
+            slot: self.common.slot(),
+            group: sent.group?,
+            index: self.common.next_publish(),
+            message: sent.message?,
             routing_key: routing_key?,
             confirm: d.confirm.as_ref().is_none_or(|c| c.value),
             persistent: d.persistent.as_ref().is_some_and(|p| p.value),
-            timeout: timeout?,
+            timeout: sent.timeout?,
             nacked: self.nacked?,
         }))
     }

@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Confirmation};
-use loadline_core::cache::CacheOutcome;
-use loadline_core::metrics::{ErrorClass, ErrorKind, GroupId, RequestSample};
+use loadline_core::metrics::{ErrorClass, ErrorKind, GroupId};
 use loadline_core::protocol::{BoxFuture, Slot, StepExec, StepOutcome};
 use loadline_core::template::Template;
 use loadline_core::vu::Vu;
 
 use super::{route, AmqpProtocol};
 use crate::events::envelope::HEADER;
-use crate::events::payload::{Message, Payload};
+use crate::events::payload::{sample, Message, Payload};
 use crate::events::vu::VuEvents;
 
 /// An `amqp: { publish: … }` step.
@@ -105,16 +104,7 @@ impl StepExec for PublishStep {
                 Err(_) => Err(ErrorKind::Timeout.into()),
             };
             state.text = text;
-            hub.record_request(&RequestSample {
-                group: self.group,
-                latency: started.elapsed(),
-                status: None,
-                failed: result.is_err(),
-                error: result.err(),
-                bytes_sent: size,
-                bytes_received: 0,
-                cache: CacheOutcome::None,
-            });
+            hub.record_request(&sample(self.group, started, result.err(), size, 0));
             if result.is_err() {
                 return StepOutcome::AbortIteration;
             }

@@ -429,18 +429,9 @@ impl Protocol for AmqpProtocol {
 
     fn prepare<'a>(&'a self, _plan: &'a Plan) -> BoxFuture<'a, HookResult> {
         Box::pin(async move {
-            if let Err(line) = self.connect().await {
-                return Err(vec![
-                    line,
-                    "the AMQP broker is not available: nothing was run".into(),
-                ]);
-            }
-            let mut lines = vec![format!("amqp: ready: {}", self.redacted)];
-            if !self.specs.is_empty() {
-                let names: Vec<&str> = self.specs.iter().map(|c| c.name.as_str()).collect();
-                lines.push(format!("amqp: consumers open: {}", names.join(", ")));
-            }
-            Ok(lines)
+            let connected = self.connect().await;
+            self.consumers
+                .prepared("amqp", "the AMQP broker", &self.redacted, "open", connected)
         })
     }
 
@@ -473,8 +464,7 @@ impl Protocol for AmqpProtocol {
 
     fn load_ended(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let lost = self.consumers.settle().await;
-            tracing::debug!(?lost, "amqp: destinations settled");
+            self.consumers.settle().await;
         })
     }
 

@@ -1,6 +1,7 @@
-//! What every broker's builder shares: the section's server URL, timeout and
-//! grace period; a published message (its destination, payload and headers);
-//! the destinations consumers read; and the `wait_for_event` step.
+//! What every broker's builder shares: its entry in the registry
+//! ([`Broker`]), the section's server URL, timeout and grace period; a
+//! published message (its destination, payload and headers) and its metric
+//! group; the destinations consumers read; and the `wait_for_event` step.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +10,10 @@ use loadline_core::build::{BuildCtx, Span};
 use loadline_core::plan::{EVENTS_KIND, OUTCOME_KIND};
 use loadline_core::protocol::{Slot, StepExec};
 use loadline_core::template::Template;
-use loadline_doc::de::{Entries, Spanned};
+use loadline_doc::de::{self as doc_de, Entries, Lenient, Spanned};
 use loadline_doc::suggest::{did_you_mean, quoted_list};
 use loadline_doc::value::{json_value, JsonDoc};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, SchemaGenerator};
 use serde::Deserialize;
 
 use super::envelope::HEADER;
@@ -21,6 +22,7 @@ use super::run::Consumers;
 use super::track::Destination;
 use super::vu::VuEvents;
 use super::wait::{WaitStep, Wanted};
+use crate::registry::{ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind};
 
 /// How long a publish's acknowledgement may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +45,15 @@ pub struct MatchDoc {
     /// Match the envelope of this VU's last publish (a system that passes
     /// headers on).
     pub envelope: Option<Spanned<bool>>,
+}
+
+/// `a` or `an`, before `word`.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// A positive duration written at `t`, or `default`.
@@ -98,15 +109,11 @@ impl Server {
         match &text {
             Some(u) if !schemes.iter().any(|s| u.starts_with(&format!("{s}://"))) => {
                 let schemes: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
-                let article = if schemes[0].starts_with(['a', 'e', 'i', 'o', 'u']) {
-                    "an"
-                } else {
-                    "a"
-                };
                 ctx.error(
                     &url.span,
                     format!(
-                        "expected {article} {} URL, found `{}`",
+                        "expected {} {} URL, found `{}`",
+                        article(&schemes[0]),
                         schemes.join(" or "),
                         redact(u)
                     ),
@@ -289,6 +296,211 @@ fn wanted(
                 "`match` takes `json` and `equals` together, or `envelope: true`",
             );
             None
+        }
+    }
+}
+
+/// A broker protocol as the scenario format sees it: one step key and one
+/// section, both called [`Broker::KEY`], documented in
+/// docs/event_driven.md. Every broker is a [`ProtocolEntry`] through this.
+pub trait Broker: Send + Sync + 'static {
+    /// The step key and the section key (`nats`).
+    const KEY: &'static str;
+    /// How messages name such a step ("a `nats:` step").
+    const DESCRIBED: &'static str;
+    /// What the section is for, for the schema.
+    const SECTION: &'static str;
+    /// A step's document.
+    type StepDoc: JsonSchema;
+    /// The section's document.
+    type SectionDoc: JsonSchema + for<'de> Deserialize<'de>;
+    /// What builds one scenario's steps, from the section.
+    type Builder: BrokerBuilder<Section = Self::SectionDoc> + Default + 'static;
+}
+
+/// Builds one scenario's steps of a [`Broker`].
+pub trait BrokerBuilder: ProtocolBuilder {
+    type Section;
+    /// Reads the section (`None`: it is there but could not be read, its
+    /// problems reported).
+    fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<Self::Section>);
+}
+
+impl<B: Broker> ProtocolEntry for B {
+    fn name(&self) -> &'static str {
+        B::KEY
+    }
+
+    fn docs(&self) -> Option<&'static str> {
+        Some("docs/event_driven.md")
+    }
+
+    fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
+        vec![StepDocument {
+            kinds: vec![StepKind {
+                key: B::KEY,
+                described: B::DESCRIBED,
+            }],
+            schema: generator.subschema_for::<B::StepDoc>(),
+        }]
+    }
+
+    fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
+        vec![Section {
+            key: B::KEY,
+            description: B::SECTION,
+            schema: generator.subschema_for::<B::SectionDoc>(),
+        }]
+    }
+
+    fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder> {
+        let mut b = B::Builder::default();
+        if let Some(raw) = scenario.section(B::KEY) {
+            let doc = doc_de::read::<B::SectionDoc>(raw, ctx);
+            b.section(ctx, doc);
+        }
+        Box::new(b)
+    }
+}
+
+/// What every broker's builder keeps: whether the scenario has its section,
+/// the protocol's slot, how many publish steps there are (each VU's
+/// producers), and the names of the consumers declared (valid or not).
+#[derive(Debug, Default)]
+pub struct Common {
+    pub declared: bool,
+    pub slot: Option<Slot<VuEvents>>,
+    pub publishes: usize,
+    pub dest_names: Vec<String>,
+}
+
+impl Common {
+    /// The protocol's slot (an unused one when its section is invalid: no
+    /// plan is built then).
+    pub fn slot(&self) -> Slot<VuEvents> {
+        self.slot.unwrap_or(Slot::new(usize::MAX))
+    }
+
+    /// The index of a new publish step among the plan's.
+    pub fn next_publish(&mut self) -> usize {
+        self.publishes += 1;
+        self.publishes - 1
+    }
+
+    /// Checks a step of section `key` that names `actions` (each key, and
+    /// whether it is written): exactly one is, and the section exists
+    /// (`needs`: what it declares, `server` or `broker`, and an example URL).
+    pub fn check_step(
+        &self,
+        ctx: &mut dyn BuildCtx,
+        at: &Span,
+        key: &str,
+        actions: &[(&'static str, bool)],
+        (what, example): (&str, &str),
+    ) -> bool {
+        let step = format!("{} `{key}:` step", article(key));
+        if actions.iter().filter(|(_, given)| *given).count() != 1 {
+            let keys: Vec<&str> = actions.iter().map(|(k, _)| *k).collect();
+            let list: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            let one_of = match list.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+                _ => list.concat(),
+            };
+            ctx.missing(at, &keys, format!("{step} needs exactly one of {one_of}"));
+            return false;
+        }
+        if !self.declared {
+            ctx.error(
+                at,
+                format!("{step} needs a {what}: declare it in the `{key}:` section, e.g. `{key}: {{ url: \"{example}\" }}`"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Reads the section's consumers: each one's spec (by `spec`, which
+    /// reports its problems) and its destination, the `index`-th of the
+    /// protocol's.
+    pub fn consumers<C, S>(
+        &mut self,
+        ctx: &mut dyn BuildCtx,
+        entries: Option<&Entries<Lenient<Spanned<C>>>>,
+        run: u64,
+        mut spec: impl FnMut(&mut dyn BuildCtx, &str, &C, &Span) -> Option<S>,
+    ) -> (Vec<S>, Vec<Arc<Destination>>) {
+        let (mut specs, mut dests) = (Vec::new(), Vec::new());
+        for (name, entry) in entries.iter().flat_map(|c| c.0.iter()) {
+            self.dest_names.push(name.value.clone());
+            let Some(c) = entry.get() else {
+                continue;
+            };
+            let Some(s) = spec(ctx, &name.value, &c.value, &c.span) else {
+                continue;
+            };
+            let Some(dest) = destination(ctx, name, specs.len(), run) else {
+                continue;
+            };
+            dests.push(dest);
+            specs.push(s);
+        }
+        (specs, dests)
+    }
+
+    /// A `wait_for_event` step on one of `consumers`' destinations.
+    pub fn wait(
+        &self,
+        ctx: &mut dyn BuildCtx,
+        consumers: Option<&Consumers>,
+        broker: (&str, &str),
+        w: WaitDoc<'_>,
+    ) -> Option<Arc<dyn StepExec>> {
+        wait_step(ctx, consumers, &self.dest_names, broker, self.slot(), w)
+    }
+}
+
+/// What a step that sends a message has: the message, its timeout and its
+/// metric group (each `None` when it has problems, reported).
+pub struct Sending {
+    pub message: Option<Message>,
+    pub timeout: Option<Duration>,
+    pub group: Option<loadline_core::metrics::GroupId>,
+}
+
+/// A sending step's settings, as any broker's step writes them.
+pub struct SendDoc<'a> {
+    /// Where it sends (a subject, an exchange, a topic), a template.
+    pub to: &'a Spanned<String>,
+    pub payload: Option<&'a Spanned<JsonDoc>>,
+    pub headers: Option<&'a Entries<Spanned<String>>>,
+    pub timeout: Option<&'a Spanned<String>>,
+    pub name: Option<&'a Spanned<String>>,
+}
+
+impl SendDoc<'_> {
+    /// The message, the timeout (`timeout`, or the section's) and the metric
+    /// group (`name`, or `default_name`) of kind `kind`.
+    pub fn read(
+        &self,
+        ctx: &mut dyn BuildCtx,
+        section_timeout: Option<Duration>,
+        default_name: String,
+        kind: &str,
+    ) -> Sending {
+        let message = message(ctx, self.to, self.payload, self.headers);
+        let timeout = duration_or(
+            ctx,
+            self.timeout,
+            section_timeout.unwrap_or(DEFAULT_TIMEOUT),
+        );
+        let group = match self.name {
+            Some(n) => ctx.group(n.value.clone(), kind, &n.span),
+            None => ctx.group(default_name, kind, &self.to.span),
+        };
+        Sending {
+            message,
+            timeout,
+            group,
         }
     }
 }

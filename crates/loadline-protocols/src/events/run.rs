@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use loadline_core::events::EventCount;
 use loadline_core::metrics::MetricsHub;
+use loadline_core::protocol::HookResult;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -160,10 +161,39 @@ impl Consumers {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.sink.set(None);
-        self.dests
+        let lost: Vec<u64> = self
+            .dests
             .iter()
             .map(|d| d.settle(&hub, &self.producers))
-            .collect()
+            .collect();
+        tracing::debug!(?lost, "events: destinations settled");
+        lost
+    }
+
+    /// What `prepare` says for protocol `key` (`nats`): the server (`what`,
+    /// e.g. `the NATS server`) at `redacted` ready and the consumers
+    /// `opened` (`open`, `subscribed`), or, when `connected` failed, why
+    /// nothing was run.
+    pub fn prepared(
+        &self,
+        key: &str,
+        what: &str,
+        redacted: &str,
+        opened: &str,
+        connected: Result<(), String>,
+    ) -> HookResult {
+        if let Err(line) = connected {
+            return Err(vec![
+                line,
+                format!("{what} is not available: nothing was run"),
+            ]);
+        }
+        let mut lines = vec![format!("{key}: ready: {redacted}")];
+        if !self.dests.is_empty() {
+            let names: Vec<&str> = self.dests.iter().map(|d| d.name.as_str()).collect();
+            lines.push(format!("{key}: consumers {opened}: {}", names.join(", ")));
+        }
+        Ok(lines)
     }
 
     /// Stops the reading tasks.

@@ -9,73 +9,36 @@ use std::sync::Arc;
 
 use loadline_core::build::BuildCtx;
 use loadline_core::metrics::ErrorClass;
-use loadline_core::protocol::{Slot, StepExec};
+use loadline_core::protocol::StepExec;
 use loadline_doc::de::{self as doc_de, Spanned};
-use schemars::SchemaGenerator;
 
 use super::doc::{MqttActionDoc, MqttDoc, MqttStepDoc, TopicConsumerDoc};
 use super::exec::PublishStep;
 use super::{MqttProtocol, TopicSpec};
-use crate::events::build::{
-    destination, duration_or, message, not_for, wait_step, Server, WaitDoc, DEFAULT_TIMEOUT,
-};
-use crate::events::vu::VuEvents;
-use crate::registry::{ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind};
+use crate::events::build::{not_for, Broker, BrokerBuilder, Common, SendDoc, Server, WaitDoc};
+use crate::registry::ProtocolBuilder;
 
 /// The kind of MQTT's publish groups.
 pub const MQTT_KIND: &str = "mqtt";
-
-const MQTT_STEP: StepKind = StepKind {
-    key: "mqtt",
-    described: "an `mqtt:` step",
-};
 
 /// MQTT 5: step `mqtt`, section `mqtt`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mqtt;
 
-impl ProtocolEntry for Mqtt {
-    fn name(&self) -> &'static str {
-        "mqtt"
-    }
-
-    fn docs(&self) -> Option<&'static str> {
-        Some("docs/event_driven.md")
-    }
-
-    fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
-        vec![StepDocument {
-            kinds: vec![MQTT_STEP],
-            schema: generator.subschema_for::<MqttStepDoc>(),
-        }]
-    }
-
-    fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
-        vec![Section {
-            key: "mqtt",
-            description: "The MQTT broker `mqtt:` steps use, and the consumers that subscribe to topics for the whole run.",
-            schema: generator.subschema_for::<MqttDoc>(),
-        }]
-    }
-
-    fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder> {
-        let mut b = MqttBuilder::default();
-        if let Some(raw) = scenario.section("mqtt") {
-            let doc = doc_de::read::<MqttDoc>(raw, ctx);
-            b.section(ctx, doc);
-        }
-        Box::new(b)
-    }
+impl Broker for Mqtt {
+    const KEY: &'static str = "mqtt";
+    const DESCRIBED: &'static str = "an `mqtt:` step";
+    const SECTION: &'static str = "The MQTT broker `mqtt:` steps use, and the consumers that subscribe to topics for the whole run.";
+    type StepDoc = MqttStepDoc;
+    type SectionDoc = MqttDoc;
+    type Builder = MqttBuilder;
 }
 
 /// One scenario's MQTT broker and steps.
 #[derive(Default)]
-struct MqttBuilder {
+pub struct MqttBuilder {
     protocol: Option<Arc<MqttProtocol>>,
-    slot: Option<Slot<VuEvents>>,
-    declared: bool,
-    publishes: usize,
-    dest_names: Vec<String>,
+    common: Common,
     refused: Option<ErrorClass>,
 }
 
@@ -119,53 +82,49 @@ impl ProtocolBuilder for MqttBuilder {
         let doc = doc_de::read::<MqttStepDoc>(step, ctx)?;
         let at = &doc.mqtt.span;
         let d = &doc.mqtt.value;
-        if d.publish.is_some() == d.wait_for_event.is_some() {
-            ctx.missing(
-                at,
-                &["publish", "wait_for_event"],
-                "an `mqtt:` step needs exactly one of `publish` and `wait_for_event`",
-            );
+        let actions = [
+            ("publish", d.publish.is_some()),
+            ("wait_for_event", d.wait_for_event.is_some()),
+        ];
+        let needs = ("broker", "mqtt://127.0.0.1:1883");
+        if !self.common.check_step(ctx, at, "mqtt", &actions, needs) {
             return None;
         }
-        if !self.declared {
-            ctx.error(
+        if let Some(topic) = &d.publish {
+            return self.publish(ctx, d, topic);
+        }
+        let only_publish = [
+            ("qos", d.qos.as_ref().map(|s| &s.span)),
+            ("retain", d.retain.as_ref().map(|s| &s.span)),
+            ("payload", d.payload.as_ref().map(|s| &s.span)),
+        ];
+        not_for(ctx, "wait_for_event", &only_publish);
+        self.common.wait(
+            ctx,
+            self.protocol.as_ref().map(|p| &p.consumers),
+            ("MQTT", "mqtt"),
+            WaitDoc {
+                dest: d.wait_for_event.as_ref()?,
+                matching: d.matching.as_ref(),
+                timeout: d.timeout.as_ref(),
+                name: d.name.as_ref(),
                 at,
-                "an `mqtt:` step needs a broker: declare it in the `mqtt:` section, e.g. `mqtt: { url: \"mqtt://127.0.0.1:1883\" }`",
-            );
-            return None;
-        }
-        match (&d.publish, &d.wait_for_event) {
-            (Some(topic), _) => self.publish(ctx, d, topic),
-            (None, Some(dest)) => {
-                let only_publish = [
-                    ("qos", d.qos.as_ref().map(|s| &s.span)),
-                    ("retain", d.retain.as_ref().map(|s| &s.span)),
-                    ("payload", d.payload.as_ref().map(|s| &s.span)),
-                ];
-                not_for(ctx, "wait_for_event", &only_publish);
-                wait_step(
-                    ctx,
-                    self.protocol.as_ref().map(|p| &p.consumers),
-                    &self.dest_names,
-                    ("MQTT", "mqtt"),
-                    self.slot(),
-                    WaitDoc {
-                        dest,
-                        matching: d.matching.as_ref(),
-                        timeout: d.timeout.as_ref(),
-                        name: d.name.as_ref(),
-                        at,
-                    },
-                )
-            }
-            (None, None) => None,
-        }
+            },
+        )
+    }
+}
+
+impl BrokerBuilder for MqttBuilder {
+    type Section = MqttDoc;
+
+    fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<MqttDoc>) {
+        self.read_section(ctx, doc);
     }
 }
 
 impl MqttBuilder {
-    fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<MqttDoc>) {
-        self.declared = true;
+    fn read_section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<MqttDoc>) {
+        self.common.declared = true;
         let Some(doc) = doc else {
             return;
         };
@@ -180,22 +139,11 @@ impl MqttBuilder {
             super::redact_url,
         );
         let run = fastrand::u64(1..);
-        let mut specs = Vec::new();
-        let mut dests = Vec::new();
-        for (name, entry) in doc.consumers.iter().flat_map(|c| c.0.iter()) {
-            self.dest_names.push(name.value.clone());
-            let Some(c) = entry.get() else {
-                continue;
-            };
-            let Some(spec) = consumer(ctx, &name.value, &c.value) else {
-                continue;
-            };
-            let Some(dest) = destination(ctx, name, specs.len(), run) else {
-                continue;
-            };
-            dests.push(dest);
-            specs.push(spec);
-        }
+        let (specs, dests) =
+            self.common
+                .consumers(ctx, doc.consumers.as_ref(), run, |ctx, name, c, _| {
+                    consumer(ctx, name, c)
+                });
         self.refused = ctx.error_classes(&["refused"]).first().copied();
         if ctx.error_count() > before {
             return;
@@ -203,13 +151,9 @@ impl MqttBuilder {
         if let (Some(url), Some(timeout), Some(grace)) = (server.url, server.timeout, server.grace)
         {
             let protocol = Arc::new(MqttProtocol::new(url, timeout, grace, specs, dests, run));
-            self.slot = Some(ctx.add_typed_protocol(protocol.clone()));
+            self.common.slot = Some(ctx.add_typed_protocol(protocol.clone()));
             self.protocol = Some(protocol);
         }
-    }
-
-    fn slot(&self) -> Slot<VuEvents> {
-        self.slot.unwrap_or(Slot::new(usize::MAX))
     }
 
     fn publish(
@@ -223,30 +167,29 @@ impl MqttBuilder {
             "publish",
             &[("match", d.matching.as_ref().map(|s| &s.span))],
         );
-        let message = message(ctx, topic, d.payload.as_ref(), d.headers.as_ref());
         let qos = qos_of(ctx, d.qos.as_ref());
-        let protocol = self.protocol.clone();
-        let timeout = duration_or(
+        let sent = SendDoc {
+            to: topic,
+            payload: d.payload.as_ref(),
+            headers: d.headers.as_ref(),
+            timeout: d.timeout.as_ref(),
+            name: d.name.as_ref(),
+        }
+        .read(
             ctx,
-            d.timeout.as_ref(),
-            protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout),
+            self.protocol.as_ref().map(|p| p.timeout),
+            format!("publish {}", topic.value),
+            MQTT_KIND,
         );
-        let (name, name_span) = match &d.name {
-            Some(n) => (n.value.clone(), n.span.clone()),
-            None => (format!("publish {}", topic.value), topic.span.clone()),
-        };
-        let group = ctx.group(name, MQTT_KIND, &name_span);
-        let index = self.publishes;
-        self.publishes += 1;
         Some(Arc::new(PublishStep {
-            protocol: protocol?,
-            slot: self.slot(),
-            group: group?,
-            index,
-            message: message?,
+            protocol: self.protocol.clone()?,
+            slot: self.common.slot(),
+            group: sent.group?,
+            index: self.common.next_publish(),
+            message: sent.message?,
             qos: qos?,
             retain: d.retain.as_ref().is_some_and(|r| r.value),
-            timeout: timeout?,
+            timeout: sent.timeout?,
             refused: self.refused?,
         }))
     }

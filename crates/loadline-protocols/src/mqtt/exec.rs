@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use loadline_core::cache::CacheOutcome;
 use loadline_core::metrics::{ErrorClass, ErrorKind, GroupId, RequestSample};
 use loadline_core::protocol::{BoxFuture, Slot, StepExec, StepOutcome};
 use loadline_core::vu::Vu;
@@ -14,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::{lock, qos, Failure, MqttProtocol};
 use crate::events::envelope::HEADER;
-use crate::events::payload::{Message, Payload};
+use crate::events::payload::{sample, Message, Payload};
 use crate::events::vu::VuEvents;
 
 /// An `mqtt: { publish: … }` step.
@@ -107,16 +106,7 @@ impl StepExec for PublishStep {
                 Ok(r) => r,
                 Err(_) => Err(ErrorKind::Timeout.into()),
             };
-            hub.record_request(&RequestSample {
-                group: self.group,
-                latency: started.elapsed(),
-                status: None,
-                failed: result.is_err(),
-                error: result.err(),
-                bytes_sent: size,
-                bytes_received: 0,
-                cache: CacheOutcome::None,
-            });
+            hub.record_request(&sample(self.group, started, result.err(), size, 0));
             if result.is_err() {
                 return StepOutcome::AbortIteration;
             }

@@ -429,19 +429,17 @@ impl Protocol for MqttProtocol {
 
     fn prepare<'a>(&'a self, _plan: &'a Plan) -> BoxFuture<'a, HookResult> {
         Box::pin(async move {
-            if let Err(line) = self.connect().await {
+            let connected = self.connect().await;
+            if connected.is_err() {
                 self.disconnect().await;
-                return Err(vec![
-                    line,
-                    "the MQTT broker is not available: nothing was run".into(),
-                ]);
             }
-            let mut lines = vec![format!("mqtt: ready: {}", self.redacted)];
-            if !self.specs.is_empty() {
-                let names: Vec<&str> = self.specs.iter().map(|c| c.name.as_str()).collect();
-                lines.push(format!("mqtt: consumers subscribed: {}", names.join(", ")));
-            }
-            Ok(lines)
+            self.consumers.prepared(
+                "mqtt",
+                "the MQTT broker",
+                &self.redacted,
+                "subscribed",
+                connected,
+            )
         })
     }
 
@@ -453,8 +451,7 @@ impl Protocol for MqttProtocol {
 
     fn load_ended(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let lost = self.consumers.settle().await;
-            tracing::debug!(?lost, "mqtt: destinations settled");
+            self.consumers.settle().await;
         })
     }
 

@@ -7,80 +7,40 @@
 //! `events`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use loadline_core::build::{BuildCtx, Span};
-use loadline_core::protocol::{Slot, StepExec};
+use loadline_core::protocol::StepExec;
 use loadline_doc::de::{self as doc_de, Spanned};
-use schemars::SchemaGenerator;
 
 use super::doc::{ConsumerDoc, NatsActionDoc, NatsDoc, NatsStepDoc};
 use super::exec::{CaptureFrom, PublishStep, RequestStep};
 use super::{ConsumerSource, ConsumerSpec, NatsProtocol};
 use crate::events::build::{
-    destination, duration_or, json_path, message, not_for, wait_step, Server, WaitDoc,
-    DEFAULT_TIMEOUT,
+    json_path, not_for, Broker, BrokerBuilder, Common, SendDoc, Sending, Server, WaitDoc,
 };
-use crate::events::payload::Message;
-use crate::events::vu::VuEvents;
-use crate::registry::{ProtocolBuilder, ProtocolEntry, Scenario, Section, StepDocument, StepKind};
+use crate::registry::ProtocolBuilder;
 
 /// The kind of NATS's request groups.
 pub const NATS_KIND: &str = "nats";
-
-const NATS_STEP: StepKind = StepKind {
-    key: "nats",
-    described: "a `nats:` step",
-};
 
 /// NATS: step `nats`, section `nats`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Nats;
 
-impl ProtocolEntry for Nats {
-    fn name(&self) -> &'static str {
-        "nats"
-    }
-
-    fn docs(&self) -> Option<&'static str> {
-        Some("docs/event_driven.md")
-    }
-
-    fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
-        vec![StepDocument {
-            kinds: vec![NATS_STEP],
-            schema: generator.subschema_for::<NatsStepDoc>(),
-        }]
-    }
-
-    fn sections(&self, generator: &mut SchemaGenerator) -> Vec<Section> {
-        vec![Section {
-            key: "nats",
-            description: "The NATS server `nats:` steps use, and the consumers that read destinations for the whole run.",
-            schema: generator.subschema_for::<NatsDoc>(),
-        }]
-    }
-
-    fn begin(&self, scenario: &Scenario, ctx: &mut dyn BuildCtx) -> Box<dyn ProtocolBuilder> {
-        let mut b = NatsBuilder::default();
-        if let Some(raw) = scenario.section("nats") {
-            let doc = doc_de::read::<NatsDoc>(raw, ctx);
-            b.section(ctx, doc);
-        }
-        Box::new(b)
-    }
+impl Broker for Nats {
+    const KEY: &'static str = "nats";
+    const DESCRIBED: &'static str = "a `nats:` step";
+    const SECTION: &'static str = "The NATS server `nats:` steps use, and the consumers that read destinations for the whole run.";
+    type StepDoc = NatsStepDoc;
+    type SectionDoc = NatsDoc;
+    type Builder = NatsBuilder;
 }
 
 /// One scenario's NATS server and steps.
 #[derive(Default)]
-struct NatsBuilder {
+pub struct NatsBuilder {
     protocol: Option<Arc<NatsProtocol>>,
-    slot: Option<Slot<VuEvents>>,
-    /// Whether the scenario has a `nats:` section at all.
-    declared: bool,
-    publishes: usize,
-    /// The consumers' names, valid or not.
-    dest_names: Vec<String>,
+    common: Common,
     no_responders: Option<loadline_core::metrics::ErrorClass>,
 }
 
@@ -95,24 +55,17 @@ impl ProtocolBuilder for NatsBuilder {
         let at = &doc.nats.span;
         let d = &doc.nats.value;
         let actions = [
-            d.publish.is_some(),
-            d.request.is_some(),
-            d.wait_for_event.is_some(),
+            ("publish", d.publish.is_some()),
+            ("request", d.request.is_some()),
+            ("wait_for_event", d.wait_for_event.is_some()),
         ];
-        let count = actions.iter().filter(|a| **a).count();
-        if count != 1 {
-            ctx.missing(
-                at,
-                &["publish", "request", "wait_for_event"],
-                "a `nats:` step needs exactly one of `publish`, `request` and `wait_for_event`",
-            );
-            return None;
-        }
-        if !self.declared {
-            ctx.error(
-                at,
-                "a `nats:` step needs a server: declare it in the `nats:` section, e.g. `nats: { url: \"nats://127.0.0.1:4222\" }`",
-            );
+        if !self.common.check_step(
+            ctx,
+            at,
+            "nats",
+            &actions,
+            ("server", "nats://127.0.0.1:4222"),
+        ) {
             return None;
         }
         if let Some(subject) = &d.publish {
@@ -126,9 +79,17 @@ impl ProtocolBuilder for NatsBuilder {
     }
 }
 
-impl NatsBuilder {
+impl BrokerBuilder for NatsBuilder {
+    type Section = NatsDoc;
+
     fn section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<NatsDoc>) {
-        self.declared = true;
+        self.read_section(ctx, doc);
+    }
+}
+
+impl NatsBuilder {
+    fn read_section(&mut self, ctx: &mut dyn BuildCtx, doc: Option<NatsDoc>) {
+        self.common.declared = true;
         let Some(doc) = doc else {
             return;
         };
@@ -143,22 +104,11 @@ impl NatsBuilder {
             super::redact_url,
         );
         let run = fastrand::u64(1..);
-        let mut specs = Vec::new();
-        let mut dests = Vec::new();
-        for (name, entry) in doc.consumers.iter().flat_map(|c| c.0.iter()) {
-            self.dest_names.push(name.value.clone());
-            let Some(c) = entry.get() else {
-                continue;
-            };
-            let Some(spec) = consumer(ctx, &name.value, &c.value, &c.span) else {
-                continue;
-            };
-            let Some(dest) = destination(ctx, name, specs.len(), run) else {
-                continue;
-            };
-            dests.push(dest);
-            specs.push(spec);
-        }
+        let (specs, dests) =
+            self.common
+                .consumers(ctx, doc.consumers.as_ref(), run, |ctx, name, c, at| {
+                    consumer(ctx, name, c, at)
+                });
         self.no_responders = ctx.error_classes(&["no_responders"]).first().copied();
         if ctx.error_count() > before {
             return;
@@ -166,22 +116,9 @@ impl NatsBuilder {
         if let (Some(url), Some(timeout), Some(grace)) = (server.url, server.timeout, server.grace)
         {
             let protocol = Arc::new(NatsProtocol::new(url, timeout, grace, specs, dests, run));
-            self.slot = Some(ctx.add_typed_protocol(protocol.clone()));
+            self.common.slot = Some(ctx.add_typed_protocol(protocol.clone()));
             self.protocol = Some(protocol);
         }
-    }
-
-    fn slot(&self) -> Slot<VuEvents> {
-        self.slot.unwrap_or(Slot::new(usize::MAX))
-    }
-
-    fn message(
-        &self,
-        ctx: &mut dyn BuildCtx,
-        d: &NatsActionDoc,
-        subject: &Spanned<String>,
-    ) -> Option<Message> {
-        message(ctx, subject, d.payload.as_ref(), d.headers.as_ref())
     }
 
     fn not_for(&self, ctx: &mut dyn BuildCtx, d: &NatsActionDoc, action: &str, keys: &[&str]) {
@@ -200,33 +137,28 @@ impl NatsBuilder {
     }
 
     /// What a step that sends to `subject` needs, whichever it is: the
-    /// protocol, the message, the timeout (the section's by default) and the
-    /// metric group (`name`, or `VERB SUBJECT`).
+    /// message, the timeout (the section's by default) and the metric group
+    /// (`name`, or `VERB SUBJECT`).
     fn sending(
         &self,
         ctx: &mut dyn BuildCtx,
         d: &NatsActionDoc,
         subject: &Spanned<String>,
         verb: &str,
-    ) -> (
-        Option<Arc<NatsProtocol>>,
-        Option<Message>,
-        Option<Duration>,
-        Option<usize>,
-    ) {
-        let message = self.message(ctx, d, subject);
-        let protocol = self.protocol.clone();
-        let timeout = duration_or(
+    ) -> Sending {
+        SendDoc {
+            to: subject,
+            payload: d.payload.as_ref(),
+            headers: d.headers.as_ref(),
+            timeout: d.timeout.as_ref(),
+            name: d.name.as_ref(),
+        }
+        .read(
             ctx,
-            d.timeout.as_ref(),
-            protocol.as_ref().map_or(DEFAULT_TIMEOUT, |p| p.timeout),
-        );
-        let (name, name_span) = match &d.name {
-            Some(n) => (n.value.clone(), n.span.clone()),
-            None => (format!("{verb} {}", subject.value), subject.span.clone()),
-        };
-        let group = ctx.group(name, NATS_KIND, &name_span);
-        (protocol, message, timeout, group)
+            self.protocol.as_ref().map(|p| p.timeout),
+            format!("{verb} {}", subject.value),
+            NATS_KIND,
+        )
     }
 
     fn publish(
@@ -236,17 +168,16 @@ impl NatsBuilder {
         subject: &Spanned<String>,
     ) -> Option<Arc<dyn StepExec>> {
         self.not_for(ctx, d, "publish", &["match", "capture"]);
-        let (protocol, message, timeout, group) = self.sending(ctx, d, subject, "publish");
-        let index = self.publishes;
-        self.publishes += 1;
+        let sent = self.sending(ctx, d, subject, "publish");
+        let index = self.common.next_publish();
         Some(Arc::new(PublishStep {
-            protocol: protocol?,
-            slot: self.slot(),
-            group: group?,
+            protocol: self.protocol.clone()?,
+            slot: self.common.slot(),
+            group: sent.group?,
             index,
-            message: message?,
+            message: sent.message?,
             jetstream: d.jetstream.as_ref().is_some_and(|j| j.value),
-            timeout: timeout?,
+            timeout: sent.timeout?,
         }))
     }
 
@@ -257,7 +188,7 @@ impl NatsBuilder {
         subject: &Spanned<String>,
     ) -> Option<Arc<dyn StepExec>> {
         self.not_for(ctx, d, "request", &["match", "jetstream"]);
-        let (protocol, message, timeout, group) = self.sending(ctx, d, subject, "request");
+        let sent = self.sending(ctx, d, subject, "request");
         let captures = match &d.capture {
             None => Vec::new(),
             Some(entries) => crate::capture::read(ctx, entries, |ctx, src| {
@@ -272,11 +203,11 @@ impl NatsBuilder {
             .collect(),
         };
         Some(Arc::new(RequestStep {
-            protocol: protocol?,
-            slot: self.slot(),
-            group: group?,
-            message: message?,
-            timeout: timeout?,
+            protocol: self.protocol.clone()?,
+            slot: self.common.slot(),
+            group: sent.group?,
+            message: sent.message?,
+            timeout: sent.timeout?,
             no_responders: self.no_responders?,
             captures,
         }))
@@ -295,12 +226,10 @@ impl NatsBuilder {
             "wait_for_event",
             &["jetstream", "capture", "payload"],
         );
-        wait_step(
+        self.common.wait(
             ctx,
             self.protocol.as_ref().map(|p| &p.consumers),
-            &self.dest_names,
             ("NATS", "nats"),
-            self.slot(),
             WaitDoc {
                 dest,
                 matching: d.matching.as_ref(),

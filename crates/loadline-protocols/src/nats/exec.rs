@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use loadline_core::cache::CacheOutcome;
 use loadline_core::metrics::{ErrorClass, ErrorKind, GroupId, MetricsHub, RequestSample};
 use loadline_core::protocol::{BoxFuture, Slot, StepExec, StepOutcome};
 use loadline_core::template::Vars;
@@ -14,7 +13,7 @@ use serde_json_path::JsonPath;
 
 use super::NatsProtocol;
 use crate::events::envelope::HEADER;
-use crate::events::payload::Message;
+use crate::events::payload::{sample, Message};
 use crate::events::vu::VuEvents;
 
 /// Renders a message's subject, headers and payload (into `text`).
@@ -30,25 +29,6 @@ fn render(
     }
     message.payload.render(vars, text);
     (subject, headers, Bytes::from(text.clone()))
-}
-
-fn sample(
-    group: GroupId,
-    started: Instant,
-    error: Option<ErrorClass>,
-    sent: u64,
-    got: u64,
-) -> RequestSample {
-    RequestSample {
-        group,
-        latency: started.elapsed(),
-        status: None,
-        failed: error.is_some(),
-        error,
-        bytes_sent: sent,
-        bytes_received: got,
-        cache: CacheOutcome::None,
-    }
 }
 
 /// A `nats: { publish: … }` step.

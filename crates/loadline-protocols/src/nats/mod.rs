@@ -292,19 +292,9 @@ impl Protocol for NatsProtocol {
 
     fn prepare<'a>(&'a self, _plan: &'a Plan) -> BoxFuture<'a, HookResult> {
         Box::pin(async move {
-            tracing::debug!(consumers = self.specs.len(), "nats: connecting");
-            if let Err(line) = self.connect().await {
-                return Err(vec![
-                    line,
-                    "the NATS server is not available: nothing was run".into(),
-                ]);
-            }
-            let mut lines = vec![format!("nats: ready: {}", self.redacted)];
-            if !self.specs.is_empty() {
-                let names: Vec<&str> = self.specs.iter().map(|c| c.name.as_str()).collect();
-                lines.push(format!("nats: consumers open: {}", names.join(", ")));
-            }
-            Ok(lines)
+            let connected = self.connect().await;
+            self.consumers
+                .prepared("nats", "the NATS server", &self.redacted, "open", connected)
         })
     }
 
@@ -332,8 +322,7 @@ impl Protocol for NatsProtocol {
             if let Some(client) = self.client() {
                 let _ = tokio::time::timeout(CONNECT_TIMEOUT, client.flush()).await;
             }
-            let lost = self.consumers.settle().await;
-            tracing::debug!(?lost, "nats: destinations settled");
+            self.consumers.settle().await;
         })
     }
 

@@ -31,6 +31,32 @@ pub async fn reachable(service: &str, addr: &str) -> bool {
     false
 }
 
+/// A name prefix of this test run: `lltest`, the process id, a random
+/// part and `test`, joined by `sep` (`_` for subjects, queues and topics,
+/// `:` for Redis keys).
+pub fn unique(test: &str, sep: char) -> String {
+    format!(
+        "lltest{sep}{}{sep}{:06x}{sep}{test}",
+        std::process::id(),
+        fastrand::u32(..0xff_ffff)
+    )
+}
+
+/// The problems loading a scenario reports (empty when it loads).
+pub fn load_errors(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    load_str_in(
+        &Registry::builtin(),
+        "bad.yaml",
+        text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default()
+}
+
 /// The plan of a scenario (`PREFIX` in it replaced by `prefix`).
 pub fn plan(text: &str, prefix: &str) -> Arc<Plan> {
     let text = text.replace("PREFIX", prefix);
