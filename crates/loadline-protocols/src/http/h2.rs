@@ -1,8 +1,11 @@
 //! HTTP/2 through hyper's client: over TLS negotiated by ALPN (`h2`), without TLS
 //! with prior knowledge (h2c). A connection carries the streams of up to
 //! `max_streams` VUs: VU `n` uses connection `n / max_streams` of its origin, as
-//! h2load's clients and streams do. The HTTP/1.1 path ([`super::conn`]) is not
-//! involved; a request is serialised by the same code, then handed to hyper.
+//! h2load's clients and streams do. The
+//! HTTP/1.1 path ([`super::conn`]) is not involved; a request is serialised by
+//! the same code, then rebuilt as an HTTP/2 one for hyper — once per distinct
+//! request: a VU keeps the last few it built, and reuses one while the
+//! serialised bytes are the same.
 //!
 //! `version: auto` offers `h2` and `http/1.1` by ALPN and remembers per origin
 //! what the server chose; plain-text origins stay on HTTP/1.1 then.
@@ -11,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::{self as client, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,6 +25,58 @@ use super::spec::HttpVersion;
 use super::VuState;
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// Requests a VU keeps built, at most.
+const KEPT: usize = 8;
+
+/// A VU's HTTP/2 side: the requests it built last.
+#[derive(Debug, Default)]
+pub(crate) struct H2Vu {
+    built: Vec<Built>,
+    /// The next of `built` to replace.
+    next: usize,
+}
+
+/// A request rebuilt as HTTP/2, and the serialised bytes it came from.
+#[derive(Debug)]
+struct Built {
+    raw: Vec<u8>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Built {
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// The HTTP/2 request of `raw` (an HTTP/1.1 request as [`super::exec`]
+/// serialises it), built again only when the VU has not built it lately.
+fn request_of(
+    h2: &mut H2Vu,
+    raw: &[u8],
+    origin: &Origin,
+) -> Result<Request<Full<Bytes>>, ErrorKind> {
+    if let Some(b) = h2.built.iter().find(|b| b.raw == raw) {
+        return Ok(b.request());
+    }
+    let built = build(raw, origin)?;
+    let out = built.request();
+    if h2.built.len() < KEPT {
+        h2.built.push(built);
+    } else {
+        h2.built[h2.next] = built;
+        h2.next = (h2.next + 1) % KEPT;
+    }
+    Ok(out)
+}
 
 /// The HTTP/2 connections of one protocol, shared by its VUs, and what `auto`
 /// learnt of each TLS origin.
@@ -74,7 +129,8 @@ pub(crate) async fn exchange(
     keep: usize,
     progress: &mut Progress,
 ) -> Result<bool, ErrorKind> {
-    let request = to_request(raw, origin)?;
+    let h2 = state.h2.get_or_insert_with(Default::default);
+    let request = request_of(h2, raw, origin)?;
     // The connection is looked up in place; opening one (TCP, TLS, the
     // HTTP/2 preface) is boxed, so that its large future is not part of, and
     // copied with, every request's.
@@ -174,7 +230,7 @@ where
 /// Rebuilds the serialised HTTP/1.1 request as an HTTP/2 one: the same method,
 /// target, headers and body; `host` becomes the `:authority`, and headers that
 /// HTTP/2 forbids are left out.
-fn to_request(raw: &[u8], origin: &Origin) -> Result<Request<Full<Bytes>>, ErrorKind> {
+fn build(raw: &[u8], origin: &Origin) -> Result<Built, ErrorKind> {
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut parsed = httparse::Request::new(&mut headers);
     let len = match parsed.parse(raw) {
@@ -186,17 +242,22 @@ fn to_request(raw: &[u8], origin: &Origin) -> Result<Request<Full<Bytes>>, Error
     let uri: Uri = format!("{}{}", origin.prefix, parsed.path.unwrap_or("/"))
         .parse()
         .map_err(|_| ErrorKind::Other)?;
-    let mut builder = Request::builder().method(method).uri(uri);
+    let mut map = HeaderMap::with_capacity(parsed.headers.len());
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ErrorKind::Other)?;
         if is_connection_specific(&name) {
             continue;
         }
         let value = HeaderValue::from_bytes(h.value).map_err(|_| ErrorKind::Other)?;
-        builder = builder.header(name, value);
+        map.append(name, value);
     }
-    let body = Bytes::copy_from_slice(&raw[len..]);
-    builder.body(Full::new(body)).map_err(|_| ErrorKind::Other)
+    Ok(Built {
+        raw: raw.to_vec(),
+        method,
+        uri,
+        headers: map,
+        body: Bytes::copy_from_slice(&raw[len..]),
+    })
 }
 
 fn is_connection_specific(name: &HeaderName) -> bool {
@@ -251,7 +312,8 @@ mod tests {
         )
         .unwrap_or_else(|| panic!("origin"));
         let raw = b"POST /orders?x=1 HTTP/1.1\r\nhost: example.test:8443\r\nconnection: keep-alive\r\ncontent-type: application/json\r\ncontent-length: 2\r\nx-key: k\r\n\r\n{}";
-        let req = to_request(raw, &origin).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut vu = H2Vu::default();
+        let req = request_of(&mut vu, raw, &origin).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(req.method(), Method::POST);
         assert_eq!(
             req.uri().to_string(),
@@ -262,5 +324,15 @@ mod tests {
         assert_eq!(req.headers()["x-key"], "k");
         assert_eq!(req.headers()["content-type"], "application/json");
         assert_eq!(hyper::body::Body::size_hint(req.body()).exact(), Some(2));
+        // Built once, then reused while the bytes are the same.
+        let again = request_of(&mut vu, raw, &origin).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(again.headers(), req.headers());
+        assert_eq!(again.uri(), req.uri());
+        assert_eq!(vu.built.len(), 1);
+        for n in 0..KEPT + 2 {
+            let other = format!("GET /{n} HTTP/1.1\r\nhost: example.test\r\n\r\n");
+            let _ = request_of(&mut vu, other.as_bytes(), &origin);
+        }
+        assert_eq!(vu.built.len(), KEPT);
     }
 }

@@ -101,6 +101,7 @@ impl Protocol for HttpProtocol {
             head: wire::Head::default(),
             req: Vec::new(),
             latency: std::time::Duration::ZERO,
+            h2: None,
         })
     }
 
@@ -148,6 +149,8 @@ pub struct VuState {
     req: Vec<u8>,
     /// The latency of the last response.
     latency: std::time::Duration,
+    /// The VU's HTTP/2 side, made on its first HTTP/2 request.
+    h2: Option<Box<h2::H2Vu>>,
 }
 
 impl VuState {

@@ -80,8 +80,10 @@ impl Head {
         self.raw.clear();
         self.fields.clear();
         self.cache_headers = false;
-        self.raw
-            .extend_from_slice(format!("HTTP/2 {status}\r\n").as_bytes());
+        self.raw.extend_from_slice(b"HTTP/2 ");
+        let digits = [status / 100 % 10, status / 10 % 10, status % 10];
+        self.raw.extend(digits.iter().map(|d| b'0' + *d as u8));
+        self.raw.extend_from_slice(b"\r\n");
         for (name, value) in headers {
             self.cache_headers |= crate::http::cache::is_cache_header(name.as_str().as_bytes());
             let n = self.raw.len();
