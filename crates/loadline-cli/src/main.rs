@@ -59,10 +59,12 @@ fn main() -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOADLINE_LOG")
-        // lapin logs as an error the channel that a passive declare of a
-        // missing queue closes (expected: loadline then declares it);
-        // loadline reports itself what fails.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lapin=off"));
+        // Some protocols' client libraries log what loadline reports itself.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                loadline_protocols::registry::Registry::builtin().default_log_filter(),
+            )
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -115,6 +115,12 @@ pub trait ProtocolEntry: Send + Sync {
     fn docs(&self) -> Option<&'static str> {
         None
     }
+    /// Log filter directives (`target=level`) that the command line adds to
+    /// its default filter: a client library's logs that only repeat what
+    /// the protocol reports itself. `LOADLINE_LOG` replaces them.
+    fn quiet_logs(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// The top-level scenario sections it reads.
     fn sections(&self, _generator: &mut SchemaGenerator) -> Vec<Section> {
         Vec::new()
@@ -199,6 +205,16 @@ impl Registry {
 
     pub fn entries(&self) -> &[Arc<dyn ProtocolEntry>] {
         &self.entries
+    }
+
+    /// The default log filter: `warn`, with every protocol's quiet logs.
+    pub fn default_log_filter(&self) -> String {
+        let mut filter = String::from("warn");
+        for d in self.entries.iter().flat_map(|e| e.quiet_logs()) {
+            filter.push(',');
+            filter.push_str(d);
+        }
+        filter
     }
 }
 

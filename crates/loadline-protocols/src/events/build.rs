@@ -314,6 +314,9 @@ pub trait Broker: Send + Sync + 'static {
     type StepDoc: JsonSchema;
     /// The section's document.
     type SectionDoc: JsonSchema + for<'de> Deserialize<'de>;
+    /// Log directives the command line's default filter adds (see
+    /// [`ProtocolEntry::quiet_logs`]).
+    const QUIET_LOGS: &'static [&'static str] = &[];
     /// What builds one scenario's steps, from the section.
     type Builder: BrokerBuilder<Section = Self::SectionDoc> + Default + 'static;
 }
@@ -333,6 +336,10 @@ impl<B: Broker> ProtocolEntry for B {
 
     fn docs(&self) -> Option<&'static str> {
         Some("docs/event_driven.md")
+    }
+
+    fn quiet_logs(&self) -> &'static [&'static str] {
+        B::QUIET_LOGS
     }
 
     fn steps(&self, generator: &mut SchemaGenerator) -> Vec<StepDocument> {
